@@ -1,0 +1,41 @@
+"""Typed errors. Every message names the file, column, object or survey at fault."""
+
+
+class LensfindError(Exception):
+    """Base class of every error lensfind raises on purpose."""
+
+
+class UnknownSurveyError(LensfindError, KeyError):
+    """A survey name that is not in the registry."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+class ConfigError(LensfindError, ValueError):
+    """Invalid configuration (unknown key, bad value)."""
+
+
+class CatalogError(LensfindError):
+    """An object catalogue that cannot be used (missing file or column, bad values)."""
+
+
+class TileReadError(LensfindError):
+    """A survey tile that cannot be read (missing, truncated, wrong shape, no WCS)."""
+
+
+class ModelError(LensfindError):
+    """A model file or card that cannot be used (missing, checksum mismatch, bad shape)."""
+
+
+class ResumeError(LensfindError):
+    """``--resume`` on a run directory whose inputs or model changed."""
+
+
+class MissingExtraError(LensfindError, ImportError):
+    """An optional dependency group is not installed."""
+
+    def __init__(self, extra: str, module: str) -> None:
+        super().__init__(
+            f"{module} is needed for this; install it with: pip install 'lensfind[{extra}]'"
+        )

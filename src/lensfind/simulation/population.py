@@ -1,0 +1,236 @@
+"""Populations of lenses and look-alike non-lenses: parameter distributions.
+
+Kinds
+-----
+``lens``        red elliptical deflector (SIE + shear) with a blue lensed Sersic source
+``elliptical``  the same ellipticals without a source (the hardest negatives)
+``spiral``      blue disc with two logarithmic spiral arms and a red bulge
+``edge_on``     thin edge-on disc with a small bulge
+``star``        point source with stellar colours
+``pair``        elliptical with a close companion (often blue and elongated)
+
+Colours are magnitude offsets from the r band per band name, so the same
+population serves DES griz, KiDS r and Euclid VIS/YJH.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from lensfind.simulation.scene import Scene, SersicComponents
+from lensfind.surveys.spec import SurveySpec
+
+KINDS = ("lens", "elliptical", "spiral", "edge_on", "star", "pair")
+NONLENS_KINDS = KINDS[1:]
+
+# Magnitude offsets m_band - m_r of typical spectral types (observed frame).
+_COLOURS: dict[str, dict[str, float]] = {
+    # red early-type galaxy at z ~ 0.4-0.6
+    "red": {"g": 1.45, "r": 0.0, "i": -0.55, "z": -0.90, "VIS": -0.45,
+            "Y": -1.20, "J": -1.60, "H": -2.00},
+    # blue star-forming galaxy at z ~ 1-2 (lensed sources)
+    "blue": {"g": 0.25, "r": 0.0, "i": -0.15, "z": -0.25, "VIS": -0.15,
+             "Y": -0.35, "J": -0.50, "H": -0.65},
+    # nearby disc galaxy, z ~ 0.1-0.3
+    "disc": {"g": 0.60, "r": 0.0, "i": -0.30, "z": -0.45, "VIS": -0.25,
+             "Y": -0.60, "J": -0.85, "H": -1.10},
+}
+# Stars: offsets scale with the g-r colour.
+_STAR_SLOPE = {"g": 1.0, "r": 0.0, "i": -0.40, "z": -0.60, "VIS": -0.30,
+               "Y": -0.80, "J": -1.00, "H": -1.20}
+
+
+@dataclass(frozen=True)
+class PopulationConfig:
+    """Parameter ranges of the simulated populations (uniform unless stated).
+
+    Magnitudes are AB; ``source_mag_g_range`` is the *unlensed* source magnitude.
+    Lenses fainter than ``min_source_snr`` (matched-filter S/N of the lensed
+    source against sky noise, all bands) are brightened to it, the detectability
+    cut of LensPop-style training sets (Collett 2015); 0 disables it.
+    """
+
+    lens_fraction: float = 0.5
+    theta_e_range_arcsec: tuple[float, float] = (0.8, 3.0)
+    lens_mag_r_range: tuple[float, float] = (17.0, 20.5)
+    lens_r_eff_range_arcsec: tuple[float, float] = (0.6, 2.0)
+    source_mag_g_range: tuple[float, float] = (21.5, 25.0)
+    source_r_eff_range_arcsec: tuple[float, float] = (0.1, 0.6)
+    shear_sigma: float = 0.05
+    min_source_snr: float = 20.0
+    seeing_sigma_ln: float = 0.12
+    center_jitter_px: float = 1.0
+    colour_scatter_mag: float = 0.1
+    psf: str = "gaussian"
+    nonlens_mix: Mapping[str, float] = field(
+        default_factory=lambda: {
+            "elliptical": 0.35, "spiral": 0.2, "edge_on": 0.1, "star": 0.1, "pair": 0.25,
+        }
+    )
+
+    def draw_kinds(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """Draw ``n`` object kinds: lenses with ``lens_fraction``, the rest by ``nonlens_mix``."""
+        names = list(self.nonlens_mix)
+        w = np.array([self.nonlens_mix[k] for k in names], dtype=float)
+        kinds = rng.choice(np.array(names, dtype=object), size=n, p=w / w.sum())
+        kinds[rng.random(n) < self.lens_fraction] = "lens"
+        return kinds.astype(str)
+
+
+def _fluxes(spec: SurveySpec, mag_r: np.ndarray, colour: str, rng: np.random.Generator,
+            scatter: float) -> np.ndarray:
+    """Per-band fluxes (N, bands) in counts for r magnitudes and a colour type."""
+    out = np.empty((mag_r.size, len(spec.bands)))
+    for j, band in enumerate(spec.bands):
+        offset = _COLOURS[colour][band.name] + scatter * rng.standard_normal(mag_r.size)
+        out[:, j] = 10 ** (-0.4 * (mag_r + offset - band.zero_point_mag))
+    return out
+
+
+def _zeros(n: int, bands: int) -> SersicComponents:
+    z = np.zeros(n)
+    return SersicComponents(np.zeros((n, bands)), z + 0.5, z + 1.0, z + 1.0, z, z, z)
+
+
+def sample_scene(
+    spec: SurveySpec,
+    kinds: np.ndarray,
+    rng: np.random.Generator,
+    config: PopulationConfig,
+    seeing_factor: np.ndarray | None = None,
+) -> tuple[Scene, dict[str, np.ndarray]]:
+    """Draw render parameters and truth for objects of the given ``kinds``.
+
+    Parameters
+    ----------
+    spec : SurveySpec
+        Survey (bands on one pixel grid).
+    kinds : ndarray of str (N,)
+        Kind of each object (see module docstring).
+    rng : numpy.random.Generator
+        Source of randomness.
+    config : PopulationConfig
+        Parameter distributions.
+    seeing_factor : ndarray (N,), optional
+        PSF FWHM as a multiple of the survey median; drawn (log-normal) if None.
+
+    Returns
+    -------
+    scene : Scene
+    truth : dict of ndarray
+        ``mag_r_lens``, ``mag_g_source_intrinsic`` and ``seeing_factor`` (the
+        remaining truth needs the rendered images).
+    """
+    n, nb = kinds.size, len(spec.bands)
+    u = rng.uniform
+    is_kind = {k: kinds == k for k in KINDS}
+    unknown = set(np.unique(kinds)) - set(KINDS)
+    if unknown:
+        raise ValueError(f"unknown object kinds {sorted(unknown)} (known: {KINDS})")
+    pix = spec.pixel_scale_arcsec
+    scat = config.colour_scatter_mag
+
+    # Main component: ellipticals by default, discs for spirals / edge-on.
+    mag_r = u(*config.lens_mag_r_range, n)
+    r_eff = u(*config.lens_r_eff_range_arcsec, n)
+    sersic_n = u(3.0, 5.0, n)
+    q = u(0.6, 1.0, n)
+    phi = u(0, np.pi, n)
+    disc = is_kind["spiral"] | is_kind["edge_on"]
+    mag_r[disc] = u(16.5, 20.5, disc.sum())
+    r_eff[disc] = u(1.2, 3.5, disc.sum())
+    sersic_n[disc] = u(0.8, 1.2, disc.sum())
+    q[is_kind["spiral"]] = u(0.35, 1.0, is_kind["spiral"].sum())
+    q[is_kind["edge_on"]] = u(0.08, 0.22, is_kind["edge_on"].sum())
+    main_flux = np.where(
+        disc[:, None], _fluxes(spec, mag_r, "disc", rng, scat), _fluxes(spec, mag_r, "red", rng, scat)
+    )
+    main_flux[is_kind["star"]] = 0.0
+    main = SersicComponents(main_flux, r_eff, sersic_n, q, phi, np.zeros(n), np.zeros(n))
+
+    # Companion: bulge of discs, or a close neighbour for pairs.
+    comp = _zeros(n, nb)
+    c_flux = comp.flux.copy()
+    c_reff, c_n, c_q, c_phi = comp.r_eff_arcsec.copy(), comp.n.copy(), comp.q.copy(), comp.phi.copy()
+    c_dx, c_dy = comp.dx_arcsec.copy(), comp.dy_arcsec.copy()
+    if disc.any():
+        c_flux[disc] = _fluxes(spec, mag_r[disc] + u(1.0, 3.0, disc.sum()), "red", rng, scat)
+        c_reff[disc] = u(0.3, 0.8, disc.sum())
+        c_n[disc] = 4.0
+        c_q[disc] = u(0.7, 1.0, disc.sum())
+        c_phi[disc] = phi[disc]
+    pair = is_kind["pair"]
+    if pair.any():
+        k = pair.sum()
+        blue = rng.random(k) < 0.6
+        cmag = mag_r[pair] + u(0.5, 3.5, k)
+        c_flux[pair] = np.where(
+            blue[:, None], _fluxes(spec, cmag, "blue", rng, scat), _fluxes(spec, cmag, "red", rng, scat)
+        )
+        sep, ang = u(1.5, 4.5, k), u(0, 2 * np.pi, k)
+        c_dx[pair], c_dy[pair] = sep * np.cos(ang), sep * np.sin(ang)
+        c_reff[pair] = u(0.2, 1.0, k)
+        c_n[pair] = u(0.7, 4.0, k)
+        c_q[pair] = u(0.2, 1.0, k)
+        # half the companions are tangentially elongated: arc-like but unlensed
+        tangential = rng.random(k) < 0.5
+        c_phi[pair] = np.where(tangential, ang + np.pi / 2, u(0, np.pi, k))
+    companion = SersicComponents(c_flux, c_reff, c_n, c_q, c_phi, c_dx, c_dy)
+
+    # Spiral arms.
+    spiral = is_kind["spiral"]
+    arm_amp = np.where(spiral, u(0.3, 0.9, n), 0.0)
+    arm_pitch = np.deg2rad(u(10.0, 30.0, n))
+    arm_phase = u(0, 2 * np.pi, n)
+
+    # Lensing (SIE + shear) and the lensed source, for lenses only.
+    lens = is_kind["lens"]
+    theta_e = np.where(lens, u(*config.theta_e_range_arcsec, n), 0.0)
+    mass_q = np.clip(q + 0.1 * rng.standard_normal(n), 0.4, 1.0)
+    mass_phi = phi + np.deg2rad(10.0) * rng.standard_normal(n)
+    g_amp = np.abs(config.shear_sigma * rng.standard_normal(n))
+    g_ang = u(0, np.pi, n)
+    gamma1 = np.where(lens, g_amp * np.cos(2 * g_ang), 0.0)
+    gamma2 = np.where(lens, g_amp * np.sin(2 * g_ang), 0.0)
+    src_mag_g = u(*config.source_mag_g_range, n)
+    src_mag_r = src_mag_g - _COLOURS["blue"]["g"]
+    src_flux = _fluxes(spec, src_mag_r, "blue", rng, scat) * lens[:, None]
+    # Source position: within ~0.6 theta_E of the caustic centre gives arcs / rings.
+    s_rad = 0.6 * theta_e * np.sqrt(u(0, 1, n))
+    s_ang = u(0, 2 * np.pi, n)
+    source = SersicComponents(
+        src_flux, u(*config.source_r_eff_range_arcsec, n), u(0.7, 2.5, n), u(0.4, 1.0, n),
+        u(0, np.pi, n), s_rad * np.cos(s_ang), s_rad * np.sin(s_ang),
+    )
+
+    # Stars.
+    star = is_kind["star"]
+    point_flux = np.zeros((n, nb))
+    if star.any():
+        k = star.sum()
+        smag = u(15.5, 21.0, k)
+        gr = u(0.2, 1.5, k)
+        for j, band in enumerate(spec.bands):
+            point_flux[star, j] = 10 ** (-0.4 * (smag + _STAR_SLOPE[band.name] * gr - band.zero_point_mag))
+        mag_r[star] = smag
+
+    if seeing_factor is None:
+        seeing_factor = np.clip(np.exp(config.seeing_sigma_ln * rng.standard_normal(n)), 0.6, 1.8)
+    fwhm = seeing_factor[:, None] * np.array([b.psf_fwhm_arcsec for b in spec.bands])[None, :]
+
+    jitter = config.center_jitter_px * pix
+    scene = Scene(
+        center_x_arcsec=u(-jitter, jitter, n) if jitter else np.zeros(n),
+        center_y_arcsec=u(-jitter, jitter, n) if jitter else np.zeros(n),
+        main=main, companion=companion, source=source,
+        arm_amplitude=arm_amp, arm_pitch_rad=arm_pitch, arm_phase_rad=arm_phase,
+        theta_e_arcsec=theta_e, mass_q=mass_q, mass_phi=mass_phi, gamma1=gamma1, gamma2=gamma2,
+        point_flux=point_flux, psf_fwhm_arcsec=fwhm,
+    )
+    truth = {
+        "mag_r_lens": mag_r,
+        "mag_g_source_intrinsic": np.where(lens, src_mag_g, np.nan),
+        "seeing_factor": seeing_factor,
+    }
+    return scene, truth

@@ -1,0 +1,85 @@
+"""Parameter containers for a batch of objects to render (arrays, no logic)."""
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class SersicComponents:
+    """A batch of elliptical Sersic components, one per object.
+
+    Attributes
+    ----------
+    flux : ndarray (N, bands)
+        Total flux per band in image counts (0 switches the component off).
+    r_eff_arcsec, n, q, phi : ndarray (N,)
+        Half-light radius (arcsec), Sersic index, axis ratio, position angle (rad).
+    dx_arcsec, dy_arcsec : ndarray (N,)
+        Centre offset from the object centre (image plane; for a lensed source
+        the offset is in the source plane, relative to the lens centre), arcsec.
+    """
+
+    flux: np.ndarray
+    r_eff_arcsec: np.ndarray
+    n: np.ndarray
+    q: np.ndarray
+    phi: np.ndarray
+    dx_arcsec: np.ndarray
+    dy_arcsec: np.ndarray
+
+
+@dataclass(frozen=True)
+class Scene:
+    """Everything needed to render ``N`` stamps.
+
+    Attributes
+    ----------
+    center_x_arcsec, center_y_arcsec : ndarray (N,)
+        Object centre relative to the stamp centre, arcsec (+x = +column).
+    main : SersicComponents
+        The main galaxy (the deflector for lenses, the disc for spirals).
+    companion : SersicComponents
+        A second unlensed component (bulge, close neighbour); flux 0 if none.
+    source : SersicComponents
+        The background source, ray-traced through the SIE when ``theta_e > 0``.
+    arm_amplitude, arm_pitch_rad, arm_phase_rad : ndarray (N,)
+        Spiral-arm modulation of ``main`` (amplitude 0: none).
+    theta_e_arcsec, mass_q, mass_phi, gamma1, gamma2 : ndarray (N,)
+        SIE + external shear; ``theta_e = 0`` means no lensing.
+    point_flux : ndarray (N, bands)
+        Flux of a point source at the object centre (stars), counts.
+    psf_fwhm_arcsec : ndarray (N, bands)
+        PSF FWHM per object and band, arcsec.
+    """
+
+    center_x_arcsec: np.ndarray
+    center_y_arcsec: np.ndarray
+    main: SersicComponents
+    companion: SersicComponents
+    source: SersicComponents
+    arm_amplitude: np.ndarray
+    arm_pitch_rad: np.ndarray
+    arm_phase_rad: np.ndarray
+    theta_e_arcsec: np.ndarray
+    mass_q: np.ndarray
+    mass_phi: np.ndarray
+    gamma1: np.ndarray
+    gamma2: np.ndarray
+    point_flux: np.ndarray
+    psf_fwhm_arcsec: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.center_x_arcsec.shape[0])
+
+    def take(self, index: np.ndarray | slice) -> "Scene":
+        """Return the sub-batch selected by ``index``."""
+        def pick(value: object) -> object:
+            if isinstance(value, SersicComponents):
+                return SersicComponents(
+                    **{f.name: getattr(value, f.name)[index] for f in fields(value)}
+                )
+            assert isinstance(value, np.ndarray)
+            return value[index]
+
+        return Scene(**{f.name: pick(getattr(self, f.name)) for f in fields(self)})  # type: ignore[arg-type]
