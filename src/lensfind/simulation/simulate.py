@@ -95,7 +95,9 @@ def simulate(
     n : int
         Number of objects.
     seed : int
-        Seed; object ``i`` depends only on ``seed`` and ``i // chunk``.
+        Seed: the same ``(seed, n, chunk, config)`` give identical bytes. With
+        ``kinds`` given, object ``i`` depends only on ``seed`` and ``i // chunk``;
+        drawn kinds depend on ``n`` too.
     config : PopulationConfig, optional
         Population parameters (defaults: 50% lenses).
     kinds : ndarray of str, optional

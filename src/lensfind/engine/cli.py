@@ -1,0 +1,221 @@
+"""The ``engine`` (alias ``lensfind``) command line: parse, build a config, call one function."""
+
+import argparse
+import json
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+
+from lensfind import __version__
+from lensfind.errors import LensfindError
+
+EXIT_ERROR = 2
+
+
+def _cmd_surveys(args: argparse.Namespace) -> int:
+    from lensfind.surveys import list_surveys
+
+    for spec in list_surveys():
+        bands = ", ".join(
+            f'{b.name} ({b.pixel_scale_arcsec}"/px, PSF {b.psf_fwhm_arcsec}", '
+            f"10σ {b.depth_10sigma_mag})" for b in spec.bands
+        )
+        print(f"{spec.name:12s} {spec.title}; cutout {spec.cutout_px} px; bands: {bands}")
+    return 0
+
+
+def _cmd_scan(args: argparse.Namespace) -> int:
+    from lensfind.engine.config import build_scan_config
+    from lensfind.engine.scan import run_scan
+
+    config = build_scan_config({
+        "survey": args.survey, "data_dir": args.data, "model": args.model, "out": args.out,
+        "workers": args.workers, "scheduler": args.scheduler, "shard_size": args.shard_size,
+        "batch_size": args.batch_size, "threshold": args.threshold,
+        "resume": args.resume or None, "quiet": args.quiet or None,
+    })
+    result = run_scan(config)
+    s = result.summary
+    skipped = ", ".join(f"{k} {v}" for k, v in s["skip_reasons"].items())
+    failed = ", ".join(f"{k} {v}" for k, v in s["fail_reasons"].items())
+    print(f"run directory: {result.run_dir}")
+    print(f"objects {s['n_objects']}: scored {s['n_scored']}, skipped {s['n_skipped']}"
+          f"{f' ({skipped})' if skipped else ''}, failed {s['n_failed']}"
+          f"{f' ({failed})' if failed else ''}")
+    print(f"candidates (score >= {s['threshold']}): {s['n_candidates']} -> "
+          f"{result.run_dir / 'candidates.parquet'}")
+    rate = f", {s['cutouts_per_s']} cutouts/s" if s["cutouts_per_s"] else ""
+    print(f"time {s['elapsed_s']:.1f} s{rate}; model {s['model']} ({s['model_sha256'][:12]})")
+    if result.exit_code:
+        print(f"warning: {s['n_failed']} object(s) failed; reasons in the scores files",
+              file=sys.stderr)
+    return result.exit_code
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
+    from lensfind.simulation.dataset import write_dataset
+    from lensfind.simulation.population import PopulationConfig
+    from lensfind.surveys import get_survey
+
+    spec = get_survey(args.survey)
+    if args.bands:
+        spec = spec.select(tuple(args.bands.split(",")))
+    config = PopulationConfig(lens_fraction=args.lens_fraction)
+    with tqdm(total=args.n, desc=f"simulate {spec.name}", unit="obj", disable=args.quiet) as bar:
+        write_dataset(args.out, spec, args.n, args.seed, config, progress=bar.update)
+    print(f"wrote {args.n} objects to {args.out}")
+    return 0
+
+
+def _cmd_survey_make(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
+    from lensfind.simulation.region import RegionConfig, make_region
+    from lensfind.surveys import get_survey
+
+    spec = get_survey(args.survey)
+    config = RegionConfig(tiles_ra=args.tiles_ra, tiles_dec=args.tiles_dec, tile_px=args.tile_px,
+                          spacing_px=args.spacing_px, lens_fraction=args.lens_fraction,
+                          seed=args.seed)
+    n = config.tiles_ra * config.tiles_dec * len(range(0, config.tile_px, config.spacing_px)) ** 2
+    with tqdm(total=n, desc=f"region {spec.name}", unit="obj", disable=args.quiet) as bar:
+        make_region(args.out, spec, config, progress=bar.update)
+    print(f"wrote a synthetic {spec.name} region to {args.out}")
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from lensfind.training.loop import TrainConfig, train
+
+    config = TrainConfig(arch=args.arch, epochs=args.epochs, batch_size=args.batch_size,
+                         lr=args.lr, seed=args.seed, threads=args.threads)
+    report = train(args.train_set, args.out, config, test_set=args.test_set, quiet=args.quiet)
+    print(f"checkpoint: {args.out / 'checkpoint.pt'}; best validation AUROC "
+          f"{report['best_val_auroc']:.4f}")
+    if "test_metrics_torch" in report:
+        print("held-out:", json.dumps(report["test_metrics_torch"]))
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from lensfind.export.onnx_export import export_checkpoint
+
+    card = export_checkpoint(args.checkpoint, args.out, name=args.name, test_set=args.test_set,
+                             threshold=args.threshold)
+    print(f"wrote {args.out / 'model.onnx'} (sha256 {card['sha256'][:12]}); parity max |diff| "
+          f"{card['parity']['max_abs_diff']:.2e}")
+    if "test_metrics" in card:
+        print("held-out (ONNX Runtime):", json.dumps(card["test_metrics"]))
+    return 0
+
+
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    import platform
+    from importlib import metadata
+
+    import onnxruntime
+
+    print(f"lensfind {__version__}, Python {platform.python_version()} on {platform.platform()}")
+    for pkg in ("numpy", "astropy", "dask", "distributed", "zarr", "numba", "onnxruntime",
+                "pyarrow", "torch", "tensorrt"):
+        try:
+            print(f"  {pkg:12s} {metadata.version(pkg)}")
+        except metadata.PackageNotFoundError:
+            print(f"  {pkg:12s} not installed")
+    providers = onnxruntime.get_available_providers()
+    print(f"ONNX Runtime providers: {', '.join(providers)}")
+    gpu = any(p in providers for p in ("CUDAExecutionProvider", "TensorrtExecutionProvider"))
+    print(f"GPU scoring path: {'available' if gpu else 'not available (CPU scoring)'}")
+    from lensfind.models import shipped_models
+
+    print(f"shipped models: {', '.join(shipped_models()) or 'none'}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--quiet", action="store_true", help="no progress bars")
+    common.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    p = argparse.ArgumentParser(prog="engine", parents=[common],
+                                description="lensfind: survey-scale strong-lens finder")
+    p.add_argument("--version", action="version", version=f"lensfind {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("surveys", parents=[common], help="list known surveys")
+    s.set_defaults(func=_cmd_surveys)
+
+    s = sub.add_parser("scan", parents=[common], help="scan a survey region for lenses")
+    s.add_argument("--survey", default="des_y3")
+    s.add_argument("--data", type=Path, help="data directory (default: the embedded region)")
+    s.add_argument("--model", help="shipped model name or model directory")
+    s.add_argument("--out", type=Path, help="run directory (default: runs/<survey>-<time>)")
+    s.add_argument("--workers", type=int, help="local Dask worker processes (0: in-process)")
+    s.add_argument("--scheduler", help="address of an existing Dask scheduler")
+    s.add_argument("--shard-size", type=int, help="objects per shard")
+    s.add_argument("--batch-size", type=int, help="cutouts per model call")
+    s.add_argument("--threshold", type=float, help="candidate threshold (default: model card)")
+    s.add_argument("--resume", action="store_true", help="continue a killed run in --out")
+    s.set_defaults(func=_cmd_scan)
+
+    s = sub.add_parser("simulate", parents=[common], help="write a simulated training/test set")
+    s.add_argument("--survey", default="des_y3")
+    s.add_argument("--bands", help="comma-separated subset of bands on one pixel grid")
+    s.add_argument("--n", type=int, required=True)
+    s.add_argument("--out", type=Path, required=True)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--lens-fraction", type=float, default=0.5)
+    s.set_defaults(func=_cmd_simulate)
+
+    s = sub.add_parser("survey", parents=[common], help="synthetic survey regions")
+    ssub = s.add_subparsers(dest="survey_command", required=True)
+    m = ssub.add_parser("make", parents=[common], help="write a synthetic region")
+    m.add_argument("--survey", default="des_y3")
+    m.add_argument("--out", type=Path, required=True)
+    m.add_argument("--tiles-ra", type=int, default=2)
+    m.add_argument("--tiles-dec", type=int, default=2)
+    m.add_argument("--tile-px", type=int, default=2400)
+    m.add_argument("--spacing-px", type=int, default=100)
+    m.add_argument("--lens-fraction", type=float, default=0.05)
+    m.add_argument("--seed", type=int, default=2026)
+    m.set_defaults(func=_cmd_survey_make)
+
+    s = sub.add_parser("train", parents=[common], help="train a model (needs lensfind[train])")
+    s.add_argument("--train-set", type=Path, required=True)
+    s.add_argument("--test-set", type=Path)
+    s.add_argument("--out", type=Path, required=True)
+    s.add_argument("--arch", default="lensfind_des_compact")
+    s.add_argument("--epochs", type=int, default=8)
+    s.add_argument("--batch-size", type=int, default=64)
+    s.add_argument("--lr", type=float, default=2e-3)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--threads", type=int, default=2)
+    s.set_defaults(func=_cmd_train)
+
+    s = sub.add_parser("export", parents=[common], help="export a checkpoint to ONNX + card")
+    s.add_argument("--checkpoint", type=Path, required=True)
+    s.add_argument("--out", type=Path, required=True)
+    s.add_argument("--name")
+    s.add_argument("--test-set", type=Path)
+    s.add_argument("--threshold", type=float, default=0.5)
+    s.set_defaults(func=_cmd_export)
+
+    s = sub.add_parser("doctor", parents=[common], help="versions, providers, GPU")
+    s.set_defaults(func=_cmd_doctor)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except LensfindError as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("interrupted; rerun with --resume to continue", file=sys.stderr)
+        return 130

@@ -1,0 +1,49 @@
+"""Survey data directories and the embedded default region.
+
+A data directory holds::
+
+    catalog.parquet | catalog.fits   objects: object_id, ra, dec (deg) [, tile, ...]
+    <TILE>_<band>.fits               one image per tile and band (DES naming), with WCS
+    truth.parquet                    optional: planted-lens truth (synthetic regions)
+
+With no ``--data``, a scan uses the embedded default: a deterministic synthetic
+region of the survey generated once into ``$LENSFIND_CACHE/regions/``.
+"""
+
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from lensfind.cache import cache_dir
+from lensfind.errors import CatalogError
+from lensfind.simulation.region import CATALOG_NAME, RegionConfig, make_region
+from lensfind.surveys.spec import SurveySpec
+
+DEFAULT_REGION_VERSION = "v1"
+
+
+def catalog_path(data_dir: Path) -> Path:
+    """The catalogue file of a data directory (Parquet preferred, then FITS)."""
+    for name in (CATALOG_NAME, "catalog.fits", "catalog.fit"):
+        if (data_dir / name).is_file():
+            return data_dir / name
+    raise CatalogError(f"{data_dir}: no catalog.parquet or catalog.fits")
+
+
+def tile_path(data_dir: Path, tile: str, band: str) -> Path:
+    """Path of the image of ``tile`` in ``band`` (DES convention ``<TILE>_<band>.fits``)."""
+    return data_dir / f"{tile}_{band}.fits"
+
+
+def default_region(spec: SurveySpec, quiet: bool = False) -> Path:
+    """The embedded default region of ``spec``, generated on first use."""
+    path = cache_dir() / "regions" / f"{spec.name}-default-{DEFAULT_REGION_VERSION}"
+    if (path / CATALOG_NAME).is_file():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    config = RegionConfig()
+    n = config.tiles_ra * config.tiles_dec * (config.tile_px // config.spacing_px) ** 2
+    with tqdm(total=n, desc=f"generating the embedded {spec.name} region (once)",
+              unit="obj", disable=quiet) as bar:
+        make_region(path, spec, config, progress=bar.update)
+    return path

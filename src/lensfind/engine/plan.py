@@ -1,0 +1,124 @@
+"""Scan planning: objects -> tiles -> shards, with an input fingerprint.
+
+The plan is written to ``plan.json`` before any work starts. Objects that lie on
+no tile (or have invalid coordinates) go to a shard of tile ``""`` and end as
+skipped with a reason, so every input object is accounted for.
+"""
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from lensfind.engine.datadir import tile_path
+from lensfind.engine.tiles import tile_footprint_contains
+from lensfind.errors import CatalogError
+from lensfind.surveys.spec import SurveySpec
+
+NO_TILE = ""
+PLAN_NAME = "plan.json"
+
+
+@dataclass(frozen=True)
+class Shard:
+    """A unit of work: objects (row indices into the catalogue) of one tile."""
+
+    shard_id: str
+    tile: str
+    rows: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """All shards of a scan and the fingerprint of its inputs."""
+
+    survey: str
+    bands: tuple[str, ...]
+    cutout_px: int
+    data_dir: str
+    n_objects: int
+    fingerprint: str
+    shards: tuple[Shard, ...]
+
+    def write(self, path: Path) -> None:
+        data = asdict(self)
+        data["shards"] = [
+            {"shard_id": s.shard_id, "tile": s.tile, "n": len(s.rows), "rows": list(s.rows)}
+            for s in self.shards
+        ]
+        path.write_text(json.dumps(data))
+
+    @classmethod
+    def read(cls, path: Path) -> "Plan":
+        data = json.loads(path.read_text())
+        shards = tuple(Shard(s["shard_id"], s["tile"], tuple(s["rows"])) for s in data["shards"])
+        return cls(data["survey"], tuple(data["bands"]), data["cutout_px"], data["data_dir"],
+                   data["n_objects"], data["fingerprint"], shards)
+
+
+def fingerprint(catalog_file: Path, data_dir: Path, spec: SurveySpec, tiles: list[str],
+                shard_size: int) -> str:
+    """sha256 of the catalogue bytes, tile file names and sizes, and plan settings."""
+    h = hashlib.sha256()
+    with open(catalog_file, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    for tile in sorted(tiles):
+        for band in spec.band_names:
+            p = tile_path(data_dir, tile, band)
+            size = p.stat().st_size if p.exists() else -1
+            h.update(f"{p.name}:{size};".encode())
+    h.update(f"{spec.name}|{spec.band_names}|{spec.cutout_px}|{shard_size}".encode())
+    return h.hexdigest()
+
+
+def available_tiles(data_dir: Path, spec: SurveySpec) -> list[str]:
+    """Tiles that have an image in the first band."""
+    suffix = f"_{spec.bands[0].name}.fits"
+    return sorted(p.name[: -len(suffix)] for p in data_dir.glob(f"*{suffix}"))
+
+
+def assign_tiles(catalog: pa.Table, data_dir: Path, spec: SurveySpec) -> np.ndarray:
+    """Tile of each object: the catalogue's ``tile`` column, or the WCS footprints."""
+    if "tile" in catalog.column_names:
+        tiles = np.asarray(catalog.column("tile").to_pylist(), dtype=object)
+        return np.where(tiles == None, NO_TILE, tiles).astype(str)  # noqa: E711
+    ra = catalog.column("ra").to_numpy(zero_copy_only=False)
+    dec = catalog.column("dec").to_numpy(zero_copy_only=False)
+    out = np.full(len(ra), NO_TILE, dtype=object)
+    for tile in available_tiles(data_dir, spec):
+        free = out == NO_TILE
+        on = tile_footprint_contains(data_dir, tile, spec.bands[0].name, ra[free], dec[free])
+        idx = np.flatnonzero(free)[on]
+        out[idx] = tile
+    return out.astype(str)
+
+
+def make_plan(catalog: pa.Table, catalog_file: Path, data_dir: Path, spec: SurveySpec,
+              shard_size: int) -> Plan:
+    """Group objects by tile and split each tile into shards of <= ``shard_size`` objects.
+
+    Within a tile, objects are ordered by ``object_id`` so shards are reproducible.
+    """
+    if shard_size < 1:
+        raise CatalogError(f"shard size must be >= 1, got {shard_size}")
+    tiles = assign_tiles(catalog, data_dir, spec)
+    ids = catalog.column("object_id").to_numpy()
+    shards: list[Shard] = []
+    for tile in sorted(set(tiles.tolist())):
+        rows = np.flatnonzero(tiles == tile)
+        rows = rows[np.argsort(ids[rows], kind="stable")]
+        label = tile or "no-tile"
+        for k, start in enumerate(range(0, len(rows), shard_size)):
+            part = rows[start : start + shard_size]
+            shards.append(Shard(f"{label}-{k:04d}", tile, tuple(int(r) for r in part)))
+    real_tiles = sorted({t for t in tiles.tolist() if t != NO_TILE})
+    return Plan(
+        survey=spec.name, bands=spec.band_names, cutout_px=spec.cutout_px,
+        data_dir=str(data_dir), n_objects=catalog.num_rows,
+        fingerprint=fingerprint(catalog_file, data_dir, spec, real_tiles, shard_size),
+        shards=tuple(shards),
+    )

@@ -1,0 +1,189 @@
+"""``engine scan``: plan -> shards on Dask -> commit -> candidates + summary."""
+
+import json
+import time
+from concurrent.futures import FIRST_COMPLETED
+from concurrent.futures import wait as cf_wait
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from lensfind import __version__
+from lensfind.engine.candidates import read_scores, select_candidates, write_candidates
+from lensfind.engine.catalog import read_catalog
+from lensfind.engine.cluster import executor
+from lensfind.engine.config import ScanConfig
+from lensfind.engine.datadir import catalog_path, default_region
+from lensfind.engine.manifest import Manifest
+from lensfind.engine.plan import PLAN_NAME, Plan, make_plan
+from lensfind.engine.shard import STATUSES, ShardResult, ShardTask, process_shard, write_scores
+from lensfind.errors import ConfigError, ResumeError
+from lensfind.models import resolve_model
+from lensfind.surveys.registry import get_survey
+
+SUMMARY_NAME = "summary.json"
+EXIT_OK = 0
+EXIT_WITH_FAILURES = 3  # the scan completed, but some objects ended "failed"
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    run_dir: Path
+    summary: dict[str, Any]
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_OK if self.summary["n_failed"] == 0 else EXIT_WITH_FAILURES
+
+
+def default_run_dir(survey: str) -> Path:
+    return Path("runs") / f"{survey}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}"
+
+
+def _prepare_run_dir(run_dir: Path, plan: Plan, model_sha: str, resume: bool) -> None:
+    plan_file = run_dir / PLAN_NAME
+    if plan_file.exists():
+        if not resume:
+            raise ConfigError(f"{run_dir}: already holds a scan; use --resume or another --out")
+        old = Plan.read(plan_file)
+        if old.fingerprint != plan.fingerprint:
+            raise ResumeError(f"{run_dir}: inputs changed since the scan started "
+                              f"(fingerprint {old.fingerprint[:12]} -> {plan.fingerprint[:12]})")
+        for entry in Manifest(run_dir).committed().values():
+            if entry["model_sha256"] != model_sha:
+                raise ResumeError(f"{run_dir}: shard {entry['shard_id']} was scored with model "
+                                  f"{entry['model_sha256'][:12]}, not {model_sha[:12]}")
+        return
+    run_dir.mkdir(parents=True, exist_ok=True)
+    tmp = run_dir / f".{PLAN_NAME}.tmp"
+    plan.write(tmp)
+    tmp.replace(plan_file)
+
+
+def run_scan(config: ScanConfig) -> ScanResult:
+    """Scan a survey region and write the run directory (see the design's Formats)."""
+    start = time.perf_counter()
+    spec = get_survey(config.survey)
+    data_dir = config.data_dir or default_region(spec, quiet=config.quiet)
+    card = resolve_model(config.model, spec.name)
+    if card.bands != spec.band_names or card.input_shape[1] != spec.cutout_px:
+        raise ConfigError(f"model {card.name} expects bands {card.bands} at "
+                          f"{card.input_shape[1]} px; survey {spec.name} gives "
+                          f"{spec.band_names} at {spec.cutout_px} px")
+    threshold = card.threshold if config.threshold is None else config.threshold
+    cat_file = catalog_path(data_dir)
+    catalog = read_catalog(cat_file)
+    plan = make_plan(catalog, cat_file, data_dir, spec, config.shard_size)
+    run_dir = config.out or default_run_dir(spec.name)
+    _prepare_run_dir(run_dir, plan, card.sha256, config.resume)
+    manifest = Manifest(run_dir)
+    done = manifest.committed()
+    pending = [s for s in plan.shards if s.shard_id not in done]
+
+    def task(shard: Any) -> ShardTask:
+        return ShardTask(
+            shard_id=shard.shard_id, tile=shard.tile, objects=catalog.take(list(shard.rows)),
+            data_dir=str(data_dir), run_dir=str(run_dir), bands=spec.band_names,
+            cutout_px=spec.cutout_px, model_dir=str(card.directory), model_sha256=card.sha256,
+            batch_size=config.batch_size,
+        )
+
+    stage_seconds: dict[str, float] = {}
+    n_done = sum(len(s.rows) for s in plan.shards if s.shard_id in done)
+    bar = tqdm(total=plan.n_objects, initial=n_done, desc=f"scan {spec.name}", unit="obj",
+               disable=config.quiet, smoothing=0.1)
+    scan_start = time.perf_counter()
+    with executor(config.workers, config.scheduler) as ex:
+        by_id = {s.shard_id: s for s in pending}
+        in_flight: dict[Any, ShardTask] = {}
+        queue = list(pending)
+        limit = max(2, 2 * max(config.workers, 1)) if config.scheduler is None else 64
+        def fill() -> None:
+            while queue and len(in_flight) < limit:
+                t = task(queue.pop(0))
+                in_flight[ex.submit(process_shard, t)] = t
+
+        fill()
+        while in_flight:
+            finished = _wait_any(list(in_flight))
+            for fut in finished:
+                t = in_flight.pop(fut)
+                try:
+                    result: ShardResult = fut.result()
+                except Exception as exc:  # the task itself crashed: fail its objects
+                    result = write_scores(t, reason=f"shard task crashed: {type(exc).__name__}: {exc}")
+                manifest.commit({
+                    "shard_id": result.shard_id, "tile": t.tile,
+                    "input_fingerprint": plan.fingerprint, "model_sha256": card.sha256,
+                    "counts": result.counts, "scores_file": result.scores_file,
+                    "sha256": result.sha256, "seconds": result.seconds,
+                })
+                for k, v in result.seconds.items():
+                    stage_seconds[k] = stage_seconds.get(k, 0.0) + v
+                bar.update(len(by_id[result.shard_id].rows))
+            fill()
+    bar.close()
+    scan_seconds = time.perf_counter() - scan_start
+
+    committed = manifest.committed()
+    shard_ids = [s.shard_id for s in plan.shards]
+    missing = [s for s in shard_ids if s not in committed]
+    if missing:  # cannot happen unless the manifest was edited by hand
+        raise ResumeError(f"{run_dir}: shards {missing[:3]} never committed")
+    scores = read_scores(run_dir, shard_ids)
+    candidates = select_candidates(scores, threshold, card.sha256)
+    write_candidates(run_dir, candidates)
+    status = scores["status"].to_numpy(zero_copy_only=False)
+    counts = {s: int((status == s).sum()) for s in STATUSES}
+    elapsed = time.perf_counter() - start
+    summary: dict[str, Any] = {
+        "survey": spec.name,
+        "n_objects": plan.n_objects,
+        "n_scored": counts["scored"],
+        "n_skipped": counts["skipped"],
+        "n_failed": counts["failed"],
+        "n_candidates": candidates.num_rows,
+        "threshold": threshold,
+        "data_dir": str(data_dir),
+        "embedded_default": config.data_dir is None,
+        "model": card.name,
+        "model_sha256": card.sha256,
+        "n_shards": len(plan.shards),
+        "n_shards_this_run": len(pending),
+        "elapsed_s": round(elapsed, 3),
+        "scan_s": round(scan_seconds, 3),
+        "cutouts_per_s": round(sum(committed[s]["counts"]["scored"] for s in
+                                   (x.shard_id for x in pending)) / scan_seconds, 1)
+        if pending and scan_seconds > 0 else None,
+        "stage_seconds": {k: round(v, 3) for k, v in sorted(stage_seconds.items())},
+        "skip_reasons": _reason_counts(scores, "skipped"),
+        "fail_reasons": _reason_counts(scores, "failed"),
+        "workers": config.workers if config.scheduler is None else config.scheduler,
+        "lensfind_version": __version__,
+        "finished_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    assert sum(counts.values()) == plan.n_objects, "every object ends in exactly one state"
+    (run_dir / SUMMARY_NAME).write_text(json.dumps(summary, indent=2))
+    return ScanResult(run_dir, summary)
+
+
+def _wait_any(futures: list[Any]) -> list[Any]:
+    """Futures that are done (at least one), from Dask or concurrent.futures."""
+    if futures and hasattr(futures[0], "key"):  # distributed.Future
+        from distributed import wait
+
+        return list(wait(futures, return_when="FIRST_COMPLETED").done)
+    return list(cf_wait(futures, return_when=FIRST_COMPLETED).done)
+
+
+def _reason_counts(scores: Any, status: str) -> dict[str, int]:
+    st = scores["status"].to_numpy(zero_copy_only=False)
+    reasons = scores["reason"].to_numpy(zero_copy_only=False)[st == status]
+    # group "masked: 12 NaN pixel(s) in band z" style reasons by their prefix
+    keys = [r.split(":")[0] for r in reasons]
+    uniq, cnt = np.unique(np.array(keys, dtype=str), return_counts=True)
+    return {str(k): int(c) for k, c in zip(uniq, cnt, strict=True)}

@@ -1,0 +1,165 @@
+"""Processing one shard: read tile -> cut -> store -> score -> write scores.
+
+Runs inside a Dask worker (or in-process). Every object of the shard ends in
+exactly one state: ``scored``, ``skipped`` (with a reason) or ``failed`` (with a
+reason); a bad tile fails its objects and never raises out of the task.
+"""
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from lensfind.engine.cutouts import cut_stamps
+from lensfind.engine.plan import NO_TILE
+from lensfind.engine.store import STORE_NAME, write_shard_cutouts
+from lensfind.engine.tiles import read_tile
+from lensfind.errors import LensfindError
+from lensfind.export.card import load_card
+from lensfind.export.scorer import OnnxScorer
+
+SCORES_DIR = "scores"
+STATUSES = ("scored", "skipped", "failed")
+OFF_TILE = "off-tile: not on any tile of the data directory"
+_SCORERS: dict[tuple[str, str], OnnxScorer] = {}
+
+
+@dataclass(frozen=True)
+class ShardTask:
+    """Everything a worker needs for one shard (picklable)."""
+
+    shard_id: str
+    tile: str
+    objects: pa.Table
+    data_dir: str
+    run_dir: str
+    bands: tuple[str, ...]
+    cutout_px: int
+    model_dir: str
+    model_sha256: str
+    batch_size: int = 256
+
+
+@dataclass
+class ShardResult:
+    """What the driver needs to commit a shard."""
+
+    shard_id: str
+    scores_file: str
+    sha256: str
+    counts: dict[str, int]
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def scorer_for(model_dir: str, sha256: str) -> OnnxScorer:
+    """One ONNX Runtime session per worker process and model."""
+    key = (model_dir, sha256)
+    if key not in _SCORERS:
+        _SCORERS[key] = OnnxScorer(load_card(Path(model_dir)), threads=1)
+    return _SCORERS[key]
+
+
+def _file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def process_shard(task: ShardTask) -> ShardResult:
+    """Run one shard and write ``scores/<shard_id>.parquet`` atomically."""
+    n = task.objects.num_rows
+    status = np.full(n, "failed", dtype=object)
+    reason = np.full(n, "", dtype=object)
+    score = np.full(n, np.nan, dtype=np.float32)
+    seconds: dict[str, float] = {}
+    t0 = time.perf_counter()
+    if task.tile == NO_TILE:
+        status[:], reason[:] = "skipped", OFF_TILE
+    else:
+        try:
+            tile = read_tile(Path(task.data_dir), task.tile, task.bands)
+        except LensfindError as exc:
+            reason[:] = f"tile unreadable: {exc}"
+        else:
+            seconds["read"] = time.perf_counter() - t0
+            t1 = time.perf_counter()
+            ra = task.objects.column("ra").to_numpy(zero_copy_only=False)
+            dec = task.objects.column("dec").to_numpy(zero_copy_only=False)
+            x, y = tile.wcs.wcs_world2pix(ra, dec, 0)
+            stamps, why = cut_stamps(tile.images, x, y, task.cutout_px, task.bands)
+            good = np.array([w == "" for w in why], dtype=bool)
+            status[~good] = "skipped"
+            reason[~good] = np.array(why, dtype=object)[~good]
+            seconds["cutout"] = time.perf_counter() - t1
+            t2 = time.perf_counter()
+            ids = task.objects.column("object_id").to_numpy()
+            write_shard_cutouts(Path(task.run_dir) / STORE_NAME, task.shard_id, ids[good],
+                                stamps[good])
+            seconds["store"] = time.perf_counter() - t2
+            t3 = time.perf_counter()
+            _score_into(task, stamps, good, status, reason, score)
+            seconds["score"] = time.perf_counter() - t3
+    t4 = time.perf_counter()
+    result = write_scores(task, status, reason, score)
+    result.seconds.update(seconds, write=time.perf_counter() - t4)
+    return result
+
+
+def _score_into(task: ShardTask, stamps: np.ndarray, good: np.ndarray, status: np.ndarray,
+                reason: np.ndarray, score: np.ndarray) -> None:
+    """Score the good stamps batch by batch; a failing batch fails only its objects."""
+    idx = np.flatnonzero(good)
+    try:
+        scorer = scorer_for(task.model_dir, task.model_sha256)
+    except Exception as exc:
+        reason[idx] = f"model unusable: {exc}"
+        return
+    for start in range(0, len(idx), task.batch_size):
+        part = idx[start : start + task.batch_size]
+        try:
+            p = scorer(stamps[part])
+            if not np.isfinite(p).all():
+                raise ValueError("model returned non-finite scores")
+        except Exception as exc:
+            reason[part] = f"scoring failed: {type(exc).__name__}: {exc}"
+            continue
+        score[part] = p
+        status[part] = "scored"
+
+
+def write_scores(task: ShardTask, status: np.ndarray | None = None,
+                 reason: np.ndarray | str = "", score: np.ndarray | None = None) -> ShardResult:
+    """Write the shard's rows (catalogue columns + status/reason/score) atomically.
+
+    With only ``reason`` given, every object of the shard is written as failed
+    with that reason (used by the driver when a task crashed).
+    """
+    objects = task.objects
+    n = objects.num_rows
+    if status is None:
+        status = np.full(n, "failed", dtype=object)
+    if isinstance(reason, str):
+        reason = np.full(n, reason, dtype=object)
+    if score is None:
+        score = np.full(n, np.nan, dtype=np.float32)
+    core = {
+        "object_id": objects.column("object_id"),
+        "ra": objects.column("ra"),
+        "dec": objects.column("dec"),
+        "tile": pa.array([task.tile] * objects.num_rows, type=pa.string()),
+        "status": pa.array(status.tolist(), type=pa.string()),
+        "reason": pa.array(reason.tolist(), type=pa.string()),
+        "score": pa.array(score, type=pa.float32()),
+    }
+    extra = {c: objects.column(c) for c in objects.column_names if c not in core}
+    table = pa.table({**core, **extra})
+    out_dir = Path(task.run_dir) / SCORES_DIR
+    out_dir.mkdir(parents=True, exist_ok=True)
+    final = out_dir / f"{task.shard_id}.parquet"
+    tmp = out_dir / f".{task.shard_id}.parquet.tmp"
+    pq.write_table(table, tmp)
+    tmp.replace(final)
+    counts = {s: int((status == s).sum()) for s in STATUSES}
+    return ShardResult(task.shard_id, final.name, _file_sha256(final), counts)

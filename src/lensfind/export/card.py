@@ -1,0 +1,79 @@
+"""Model cards: what a model file is, what it expects, and how it was made.
+
+A model is a directory holding ``model.onnx`` and ``model_card.json``. Loading
+checks the ONNX file against the sha256 recorded in the card.
+"""
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lensfind.errors import ModelError
+from lensfind.preprocess import AsinhNormalisation
+
+CARD_NAME = "model_card.json"
+ONNX_NAME = "model.onnx"
+
+
+def sha256_of(path: Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """The parts of a model card the runtime relies on; ``raw`` keeps the rest."""
+
+    name: str
+    survey: str
+    bands: tuple[str, ...]
+    input_shape: tuple[int, int, int]
+    normalisation: AsinhNormalisation
+    threshold: float
+    sha256: str
+    onnx_path: Path
+    raw: dict[str, Any]
+
+    @property
+    def directory(self) -> Path:
+        return self.onnx_path.parent
+
+
+def load_card(model_dir: Path) -> ModelCard:
+    """Read ``model_dir/model_card.json`` and verify the ONNX file's checksum."""
+    card_path = model_dir / CARD_NAME
+    try:
+        raw = json.loads(card_path.read_text())
+    except FileNotFoundError:
+        raise ModelError(f"{card_path}: no model card") from None
+    except json.JSONDecodeError as exc:
+        raise ModelError(f"{card_path}: not valid JSON ({exc})") from None
+    try:
+        onnx_path = model_dir / raw["onnx_file"]
+        card = ModelCard(
+            name=raw["name"],
+            survey=raw["survey"],
+            bands=tuple(raw["bands"]),
+            input_shape=tuple(raw["input_shape"]),  # type: ignore[arg-type]
+            normalisation=AsinhNormalisation.from_dict(raw["normalisation"]),
+            threshold=float(raw["threshold"]),
+            sha256=raw["sha256"],
+            onnx_path=onnx_path,
+            raw=raw,
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelError(f"{card_path}: missing or bad field ({exc})") from None
+    if not onnx_path.is_file():
+        raise ModelError(f"{onnx_path}: model file named by {card_path} is missing")
+    actual = sha256_of(onnx_path)
+    if actual != card.sha256:
+        raise ModelError(
+            f"{onnx_path}: sha256 {actual[:12]}... does not match its card ({card.sha256[:12]}...)"
+        )
+    return card

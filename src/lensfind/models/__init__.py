@@ -1,0 +1,31 @@
+"""Shipped models: one directory per model with ``model.onnx`` + ``model_card.json``."""
+
+from pathlib import Path
+
+from lensfind.errors import ModelError
+from lensfind.export.card import CARD_NAME, ModelCard, load_card
+
+_HERE = Path(__file__).parent
+
+
+def shipped_models() -> list[str]:
+    """Names of the models shipped with lensfind (their directory names)."""
+    return sorted(p.parent.name for p in _HERE.glob(f"*/{CARD_NAME}"))
+
+
+def resolve_model(name_or_path: str | Path | None, survey: str) -> ModelCard:
+    """Load a model by shipped name or directory path; ``None`` gives the survey's default."""
+    if name_or_path is None:
+        name_or_path = survey
+    path = Path(name_or_path)
+    if (path / CARD_NAME).is_file():
+        return load_card(path)
+    if path.suffix == ".onnx" and (path.parent / CARD_NAME).is_file():
+        return load_card(path.parent)
+    shipped = _HERE / str(name_or_path)
+    if (shipped / CARD_NAME).is_file():
+        return load_card(shipped)
+    raise ModelError(
+        f"no model {str(name_or_path)!r}: not a model directory and not a shipped model "
+        f"(shipped: {', '.join(shipped_models()) or 'none'})"
+    )

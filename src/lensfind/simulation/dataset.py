@@ -1,0 +1,118 @@
+"""Training / test sets on disk: a zarr v3 group of stamps, labels and truth.
+
+Layout of ``SET.zarr``::
+
+    images   (N, bands, H, W) float32, counts
+    label    (N,) uint8, 1 = lens
+    truth/<column>  (N,) one array per truth column; ``kind`` as int8 codes
+    attrs    survey, bands, pixel_scale_arcsec, seed, n, population, kinds, version
+"""
+
+import dataclasses
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import zarr
+
+from lensfind import __version__
+from lensfind.errors import LensfindError
+from lensfind.simulation.population import KINDS, PopulationConfig
+from lensfind.simulation.simulate import SimulatedSet, simulate
+from lensfind.surveys.registry import get_survey
+from lensfind.surveys.spec import SurveySpec
+
+BLOCK = 1024
+
+
+class DatasetError(LensfindError):
+    """A simulated set that cannot be read."""
+
+
+def write_dataset(
+    path: str | Path,
+    spec: SurveySpec,
+    n: int,
+    seed: int,
+    config: PopulationConfig | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Path:
+    """Simulate ``n`` objects in blocks and write them to a zarr v3 group at ``path``.
+
+    The store is written to ``path.tmp`` and renamed when complete, so an
+    interrupted run never leaves a set that looks finished.
+    """
+    config = config or PopulationConfig()
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    size = spec.cutout_px
+    nb = len(spec.bands)
+    root = zarr.open_group(str(tmp), mode="w", zarr_format=3)
+    images = root.create_array(
+        "images", shape=(n, nb, size, size), chunks=(256, nb, size, size), dtype="float32",
+        compressors=None,
+    )
+    label = root.create_array("label", shape=(n,), chunks=(max(n, 1),), dtype="uint8")
+    columns: dict[str, zarr.Array] = {}
+    for start in range(0, n, BLOCK):
+        stop = min(n, start + BLOCK)
+        block = simulate(spec, stop - start, seed=seed * 1_000_003 + start // BLOCK,
+                         config=config, progress=progress)
+        images[start:stop] = block.images
+        label[start:stop] = block.truth["is_lens"].astype(np.uint8)
+        for key, value in block.truth.items():
+            if key == "kind":
+                value = np.array([KINDS.index(k) for k in value], dtype=np.int8)
+            elif value.dtype == bool:
+                value = value.astype(np.uint8)
+            if key not in columns:
+                columns[key] = root.create_array(
+                    f"truth/{key}", shape=(n,), chunks=(max(n, 1),), dtype=value.dtype
+                )
+            columns[key][start:stop] = value
+    root.attrs.update(
+        {
+            "survey": spec.name,
+            "bands": list(spec.band_names),
+            "pixel_scale_arcsec": spec.pixel_scale_arcsec,
+            "seed": seed,
+            "n": n,
+            "kinds": list(KINDS),
+            "population": json.loads(json.dumps(dataclasses.asdict(config), default=dict)),
+            "lensfind_version": __version__,
+        }
+    )
+    if path.exists():
+        shutil.rmtree(path)
+    tmp.rename(path)
+    return path
+
+
+def read_dataset(path: str | Path, limit: int | None = None) -> tuple[SimulatedSet, dict]:
+    """Read a set written by :func:`write_dataset`; returns the set and its attrs."""
+    path = Path(path)
+    try:
+        root = zarr.open_group(str(path), mode="r")
+        attrs = dict(root.attrs)
+        n = int(attrs["n"]) if limit is None else min(limit, int(attrs["n"]))
+        images = np.asarray(root["images"][:n])
+        truth: dict[str, np.ndarray] = {}
+        for key in root["truth"].array_keys():  # type: ignore[union-attr]
+            value = np.asarray(root[f"truth/{key}"][:n])
+            if key == "kind":
+                value = np.array(attrs["kinds"])[value]
+            elif key == "is_lens":
+                value = value.astype(bool)
+            truth[key] = value
+    except (FileNotFoundError, KeyError) as exc:
+        raise DatasetError(f"{path}: not a lensfind simulated set ({exc})") from exc
+    return SimulatedSet(images, truth), attrs
+
+
+def survey_of(attrs: dict) -> SurveySpec:
+    """The (band-selected) survey spec a set was simulated for."""
+    return get_survey(attrs["survey"]).select(tuple(attrs["bands"]))

@@ -1,0 +1,147 @@
+"""lensfind.engine.cutouts: stamp cutting and skip reasons."""
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from lensfind.engine.cutouts import EDGE, INVALID, cut_stamps
+
+BANDS = ("g", "r", "i")
+
+
+def _images(h: int, w: int, n_bands: int = 3, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.normal(size=(h, w)).astype(np.float32) for _ in range(n_bands)]
+
+
+@st.composite
+def in_bounds_case(draw):
+    """Images, a stamp size and in-bounds positions with their expected centre pixels."""
+    h = draw(st.integers(1, 40))
+    w = draw(st.integers(1, 40))
+    size = draw(st.integers(1, min(h, w)))
+    half = size // 2
+    n = draw(st.integers(1, 6))
+    # Expected centres: the stamp [c - half, c - half + size) lies inside the image.
+    cx = draw(st.lists(st.integers(half, w - size + half), min_size=n, max_size=n))
+    cy = draw(st.lists(st.integers(half, h - size + half), min_size=n, max_size=n))
+    # Offsets in [-0.5, 0.5) on a dyadic grid (exact in float64): round-half-up of
+    # c + f is c, including the tie f = -0.5.
+    fx = draw(st.lists(st.integers(-512, 511), min_size=n, max_size=n))
+    fy = draw(st.lists(st.integers(-512, 511), min_size=n, max_size=n))
+    x = np.array(cx, dtype=float) + np.array(fx) / 1024.0
+    y = np.array(cy, dtype=float) + np.array(fy) / 1024.0
+    seed = draw(st.integers(0, 2**16))
+    return _images(h, w, seed=seed), size, x, y, np.array(cx), np.array(cy)
+
+
+@settings(
+    max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
+@given(in_bounds_case())
+def test_cut_stamps_equals_naive_slicing(case):
+    images, size, x, y, cx, cy = case
+    stamps, reasons = cut_stamps(images, x, y, size, BANDS)
+    assert stamps.shape == (len(x), len(images), size, size)
+    assert stamps.dtype == np.float32
+    assert reasons == [""] * len(x)
+    half = size // 2
+    for k in range(len(x)):
+        expected = np.stack(
+            [
+                img[cy[k] - half : cy[k] - half + size, cx[k] - half : cx[k] - half + size]
+                for img in images
+            ]
+        )
+        np.testing.assert_array_equal(stamps[k], expected)
+        # the centre pixel of the stamp is the nearest pixel to (x, y)
+        np.testing.assert_array_equal(
+            stamps[k][:, half, half], [img[cy[k], cx[k]] for img in images]
+        )
+
+
+@pytest.mark.parametrize(("pos", "centre"), [(2.5, 3), (3.5, 4), (2.4999, 2), (3.0, 3)])
+def test_rounding_is_half_up_not_to_even(pos, centre):
+    img = np.arange(100, dtype=np.float32).reshape(10, 10)
+    stamps, reasons = cut_stamps([img], np.array([pos]), np.array([5.0]), 1, ("g",))
+    assert reasons == [""]
+    assert stamps[0, 0, 0, 0] == img[5, centre]
+
+
+@pytest.mark.parametrize(
+    ("x", "y"),
+    [
+        (1.0, 10.0),
+        (10.0, 1.0),
+        (18.6, 10.0),
+        (10.0, 18.6),
+        (-30.0, 10.0),
+        (10.0, 500.0),
+        (1.49, 10.0),
+    ],
+)
+def test_out_of_bounds_is_edge(x, y):
+    images = _images(20, 20)
+    stamps, reasons = cut_stamps(images, np.array([x, 10.0]), np.array([y, 10.0]), 5, BANDS)
+    assert reasons[0].startswith("edge")
+    assert reasons[0] == EDGE
+    assert reasons[1] == ""
+    assert not stamps[0].any()  # skipped rows are zero
+
+
+def test_stamp_touching_the_border_is_in_bounds():
+    images = _images(20, 20)
+    # size 5, half 2: centres 2 and 17 give stamps [0, 5) and [15, 20)
+    stamps, reasons = cut_stamps(images, np.array([2.0, 17.0]), np.array([2.0, 17.0]), 5, BANDS)
+    assert reasons == ["", ""]
+    np.testing.assert_array_equal(stamps[1, 0], images[0][15:20, 15:20])
+
+
+@pytest.mark.parametrize("band_index", [0, 1, 2])
+def test_nan_pixels_are_masked_naming_the_band(band_index):
+    images = _images(30, 30)
+    images[band_index][12, 11] = np.nan
+    images[band_index][13, 13] = np.nan
+    x = np.array([12.0, 25.0])  # the second stamp does not contain the NaNs
+    y = np.array([12.0, 25.0])
+    stamps, reasons = cut_stamps(images, x, y, 7, BANDS)
+    assert reasons[0].startswith("masked")
+    assert f"band {BANDS[band_index]}" in reasons[0]
+    assert "2 NaN" in reasons[0]
+    assert not stamps[0].any()
+    assert reasons[1] == ""
+    assert np.isfinite(stamps).all()
+
+
+def test_masked_reason_names_the_first_band_with_nans():
+    images = _images(30, 30)
+    images[2][12, 12] = np.nan
+    images[1][12, 13] = np.nan
+    _, reasons = cut_stamps(images, np.array([12.0]), np.array([12.0]), 5, BANDS)
+    assert reasons[0].endswith("band r")
+
+
+@pytest.mark.parametrize(("x", "y"), [(np.nan, 5.0), (5.0, np.nan), (np.inf, 5.0), (5.0, -np.inf)])
+def test_non_finite_position_is_invalid(x, y):
+    images = _images(20, 20)
+    stamps, reasons = cut_stamps(images, np.array([x, 10.0]), np.array([y, 10.0]), 5, BANDS)
+    assert reasons[0].startswith("invalid")
+    assert reasons[0] == INVALID
+    assert reasons[1] == ""
+    assert not stamps[0].any()
+
+
+def test_empty_input():
+    stamps, reasons = cut_stamps(_images(10, 10), np.array([]), np.array([]), 5, BANDS)
+    assert stamps.shape == (0, 3, 5, 5)
+    assert reasons == []
+
+
+def test_images_are_not_modified():
+    images = _images(20, 20)
+    images[0][10, 10] = np.nan
+    before = [img.copy() for img in images]
+    cut_stamps(images, np.array([10.0, 5.0]), np.array([10.0, 5.0]), 5, BANDS)
+    for a, b in zip(images, before, strict=True):
+        np.testing.assert_array_equal(a, b)
