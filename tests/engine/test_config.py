@@ -94,14 +94,6 @@ def test_bad_values(settings):
         build_scan_config(settings, environ={})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "src bug: config._coerce maps any string other than 1/true/yes/on to False for bool "
-        "settings, so a typo such as LENSFIND_SCAN__RESUME=ture silently means resume=False "
-        "instead of raising ConfigError"
-    ),
-)
 def test_bad_boolean_env_value():
     with pytest.raises(ConfigError, match="LENSFIND_SCAN__RESUME"):
         build_scan_config({}, environ={"LENSFIND_SCAN__RESUME": "ture"})

@@ -170,14 +170,6 @@ def test_fits_candidates_have_the_same_rows(full_run):
             np.testing.assert_array_equal(np.asarray(got), cand[name].to_numpy(), err_msg=name)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "src bug: candidates.write_candidates converts every non-string column with "
-        ".astype(None), i.e. to float64, so candidates.fits stores object_id and rank as float64; "
-        "object ids above 2**53 (e.g. Gaia source_id) are silently changed"
-    ),
-)
 def test_fits_candidates_keep_integer_object_ids(copy_region, scan_config, tmp_path):
     data = copy_region()
     cat = pq.read_table(data / "catalog.parquet")

@@ -24,14 +24,17 @@ def tile(region):
 
 
 def test_read_tile(region, tile):
-    t = read_tile(region, tile, BANDS)
-    assert t.name == tile
-    assert t.shape == (400, 400)
-    assert len(t.images) == len(BANDS)
-    assert all(img.dtype == np.float32 and img.shape == (400, 400) for img in t.images)
-    assert [p.name for p in t.paths] == [f"{tile}_{b}.fits" for b in BANDS]
-    assert t.wcs.has_celestial
-    np.testing.assert_array_equal(t.images[1], fits.getdata(region / f"{tile}_r.fits"))
+    with read_tile(region, tile, BANDS) as t:
+        assert t.name == tile
+        assert t.shape == (400, 400)
+        assert len(t.images) == len(BANDS)
+        # memory-mapped FITS data: big-endian float32, not copied into memory
+        assert all(img.dtype.kind == "f" and img.dtype.itemsize == 4 for img in t.images)
+        assert all(isinstance(img.base, np.memmap) or img.base is not None for img in t.images)
+        assert [p.name for p in t.paths] == [f"{tile}_{b}.fits" for b in BANDS]
+        assert t.wcs.has_celestial
+        np.testing.assert_array_equal(t.images[1], fits.getdata(region / f"{tile}_r.fits"))
+    assert t.images == []
 
 
 def test_truncated_fits_names_the_file(copy_region, tile):

@@ -21,14 +21,16 @@ def read_scores(run_dir: Path, shard_ids: list[str]) -> pa.Table:
 
 def select_candidates(scores: pa.Table, threshold: float, model_sha256: str) -> pa.Table:
     """Scored rows with ``score >= threshold``, ranked by score (ties: object_id)."""
-    keep = pc.and_(pc.equal(scores["status"], "scored"),
-                   pc.greater_equal(scores["score"], threshold))
+    keep = pc.and_(
+        pc.equal(scores["status"], "scored"), pc.greater_equal(scores["score"], threshold)
+    )
     cand = scores.filter(keep).drop_columns(["status", "reason"])
     order = np.lexsort((cand["object_id"].to_numpy(), -cand["score"].to_numpy()))
     cand = cand.take(pa.array(order, type=pa.int64()))
     cand = cand.append_column("rank", pa.array(np.arange(1, cand.num_rows + 1), type=pa.int64()))
-    return cand.append_column("model_sha256", pa.array([model_sha256] * cand.num_rows,
-                                                       type=pa.string()))
+    return cand.append_column(
+        "model_sha256", pa.array([model_sha256] * cand.num_rows, type=pa.string())
+    )
 
 
 def write_candidates(run_dir: Path, candidates: pa.Table) -> None:
@@ -38,9 +40,16 @@ def write_candidates(run_dir: Path, candidates: pa.Table) -> None:
     tmp = run_dir / f".{CANDIDATES_PARQUET}.tmp"
     pq.write_table(candidates, tmp)
     tmp.replace(run_dir / CANDIDATES_PARQUET)
-    table = Table({name: candidates[name].to_numpy(zero_copy_only=False).astype(
-        str if pa.types.is_string(candidates[name].type) else None)
-        for name in candidates.column_names})
+    table = Table(
+        {
+            name: (
+                col.to_numpy(zero_copy_only=False).astype(str)
+                if pa.types.is_string(col.type)
+                else col.to_numpy(zero_copy_only=False)
+            )
+            for name, col in zip(candidates.column_names, candidates.columns, strict=True)
+        }
+    )
     table.meta["EXTNAME"] = "CANDIDATES"
     tmp_fits = run_dir / f".{CANDIDATES_FITS}.tmp"
     table.write(tmp_fits, format="fits", overwrite=True)

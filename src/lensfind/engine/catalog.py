@@ -11,6 +11,15 @@ from lensfind.errors import CatalogError
 REQUIRED = ("object_id", "ra", "dec")
 
 
+def _native(values: np.ndarray) -> np.ndarray:
+    """FITS columns are big-endian bytes: give native-endian numbers and ``str``."""
+    if values.dtype.kind == "S":
+        return np.char.decode(values, "ascii").astype(str)
+    if values.dtype.byteorder not in ("=", "|"):
+        return values.astype(values.dtype.newbyteorder("="))
+    return values
+
+
 def read_catalog(path: Path) -> pa.Table:
     """Read a catalogue and check it has ``object_id``, ``ra``, ``dec`` (deg), unique ids.
 
@@ -23,16 +32,15 @@ def read_catalog(path: Path) -> pa.Table:
             from astropy.table import Table
 
             t = Table.read(path)
-            table = pa.table({name: np.asarray(t[name]) for name in t.colnames})
+            table = pa.table({name: _native(np.asarray(t[name])) for name in t.colnames})
     except FileNotFoundError:
         raise CatalogError(f"{path}: catalogue not found") from None
     except Exception as exc:  # any parser error: name the file
         raise CatalogError(f"{path}: cannot read catalogue ({exc})") from None
     missing = [c for c in REQUIRED if c not in table.column_names]
     if missing:
-        raise CatalogError(
-            f"{path}: missing column(s) {', '.join(missing)} (have: {', '.join(table.column_names)})"
-        )
+        have = ", ".join(table.column_names)
+        raise CatalogError(f"{path}: missing column(s) {', '.join(missing)} (have: {have})")
     ids = table.column("object_id").to_numpy()
     if ids.dtype.kind not in "iu":
         raise CatalogError(f"{path}: column object_id must be integer, got {ids.dtype}")

@@ -19,7 +19,8 @@ def _cmd_surveys(args: argparse.Namespace) -> int:
     for spec in list_surveys():
         bands = ", ".join(
             f'{b.name} ({b.pixel_scale_arcsec}"/px, PSF {b.psf_fwhm_arcsec}", '
-            f"10σ {b.depth_10sigma_mag})" for b in spec.bands
+            f"10σ {b.depth_10sigma_mag})"
+            for b in spec.bands
         )
         print(f"{spec.name:12s} {spec.title}; cutout {spec.cutout_px} px; bands: {bands}")
     return 0
@@ -29,27 +30,42 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     from lensfind.engine.config import build_scan_config
     from lensfind.engine.scan import run_scan
 
-    config = build_scan_config({
-        "survey": args.survey, "data_dir": args.data, "model": args.model, "out": args.out,
-        "workers": args.workers, "scheduler": args.scheduler, "shard_size": args.shard_size,
-        "batch_size": args.batch_size, "threshold": args.threshold,
-        "resume": args.resume or None, "quiet": args.quiet or None,
-    })
+    config = build_scan_config(
+        {
+            "survey": args.survey,
+            "data_dir": args.data,
+            "model": args.model,
+            "out": args.out,
+            "workers": args.workers,
+            "scheduler": args.scheduler,
+            "shard_size": args.shard_size,
+            "batch_size": args.batch_size,
+            "threshold": args.threshold,
+            "resume": args.resume or None,
+            "quiet": args.quiet or None,
+        }
+    )
     result = run_scan(config)
     s = result.summary
     skipped = ", ".join(f"{k} {v}" for k, v in s["skip_reasons"].items())
     failed = ", ".join(f"{k} {v}" for k, v in s["fail_reasons"].items())
     print(f"run directory: {result.run_dir}")
-    print(f"objects {s['n_objects']}: scored {s['n_scored']}, skipped {s['n_skipped']}"
-          f"{f' ({skipped})' if skipped else ''}, failed {s['n_failed']}"
-          f"{f' ({failed})' if failed else ''}")
-    print(f"candidates (score >= {s['threshold']}): {s['n_candidates']} -> "
-          f"{result.run_dir / 'candidates.parquet'}")
+    print(
+        f"objects {s['n_objects']}: scored {s['n_scored']}, skipped {s['n_skipped']}"
+        f"{f' ({skipped})' if skipped else ''}, failed {s['n_failed']}"
+        f"{f' ({failed})' if failed else ''}"
+    )
+    print(
+        f"candidates (score >= {s['threshold']}): {s['n_candidates']} -> "
+        f"{result.run_dir / 'candidates.parquet'}"
+    )
     rate = f", {s['cutouts_per_s']} cutouts/s" if s["cutouts_per_s"] else ""
     print(f"time {s['elapsed_s']:.1f} s{rate}; model {s['model']} ({s['model_sha256'][:12]})")
     if result.exit_code:
-        print(f"warning: {s['n_failed']} object(s) failed; reasons in the scores files",
-              file=sys.stderr)
+        print(
+            f"warning: {s['n_failed']} object(s) failed; reasons in the scores files",
+            file=sys.stderr,
+        )
     return result.exit_code
 
 
@@ -77,9 +93,14 @@ def _cmd_survey_make(args: argparse.Namespace) -> int:
     from lensfind.surveys import get_survey
 
     spec = get_survey(args.survey)
-    config = RegionConfig(tiles_ra=args.tiles_ra, tiles_dec=args.tiles_dec, tile_px=args.tile_px,
-                          spacing_px=args.spacing_px, lens_fraction=args.lens_fraction,
-                          seed=args.seed)
+    config = RegionConfig(
+        tiles_ra=args.tiles_ra,
+        tiles_dec=args.tiles_dec,
+        tile_px=args.tile_px,
+        spacing_px=args.spacing_px,
+        lens_fraction=args.lens_fraction,
+        seed=args.seed,
+    )
     n = config.tiles_ra * config.tiles_dec * len(range(0, config.tile_px, config.spacing_px)) ** 2
     with tqdm(total=n, desc=f"region {spec.name}", unit="obj", disable=args.quiet) as bar:
         make_region(args.out, spec, config, progress=bar.update)
@@ -90,11 +111,19 @@ def _cmd_survey_make(args: argparse.Namespace) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     from lensfind.training.loop import TrainConfig, train
 
-    config = TrainConfig(arch=args.arch, epochs=args.epochs, batch_size=args.batch_size,
-                         lr=args.lr, seed=args.seed, threads=args.threads)
+    config = TrainConfig(
+        arch=args.arch,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        threads=args.threads,
+    )
     report = train(args.train_set, args.out, config, test_set=args.test_set, quiet=args.quiet)
-    print(f"checkpoint: {args.out / 'checkpoint.pt'}; best validation AUROC "
-          f"{report['best_val_auroc']:.4f}")
+    print(
+        f"checkpoint: {args.out / 'checkpoint.pt'}; best validation AUROC "
+        f"{report['best_val_auroc']:.4f}"
+    )
     if "test_metrics_torch" in report:
         print("held-out:", json.dumps(report["test_metrics_torch"]))
     return 0
@@ -103,10 +132,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     from lensfind.export.onnx_export import export_checkpoint
 
-    card = export_checkpoint(args.checkpoint, args.out, name=args.name, test_set=args.test_set,
-                             threshold=args.threshold)
-    print(f"wrote {args.out / 'model.onnx'} (sha256 {card['sha256'][:12]}); parity max |diff| "
-          f"{card['parity']['max_abs_diff']:.2e}")
+    card = export_checkpoint(
+        args.checkpoint, args.out, name=args.name, test_set=args.test_set, threshold=args.threshold
+    )
+    print(
+        f"wrote {args.out / 'model.onnx'} (sha256 {card['sha256'][:12]}); parity max |diff| "
+        f"{card['parity']['max_abs_diff']:.2e}"
+    )
     if "test_metrics" in card:
         print("held-out (ONNX Runtime):", json.dumps(card["test_metrics"]))
     return 0
@@ -119,8 +151,18 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     import onnxruntime
 
     print(f"lensfind {__version__}, Python {platform.python_version()} on {platform.platform()}")
-    for pkg in ("numpy", "astropy", "dask", "distributed", "zarr", "numba", "onnxruntime",
-                "pyarrow", "torch", "tensorrt"):
+    for pkg in (
+        "numpy",
+        "astropy",
+        "dask",
+        "distributed",
+        "zarr",
+        "numba",
+        "onnxruntime",
+        "pyarrow",
+        "torch",
+        "tensorrt",
+    ):
         try:
             print(f"  {pkg:12s} {metadata.version(pkg)}")
         except metadata.PackageNotFoundError:
@@ -136,11 +178,20 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # --quiet/--debug work before or after the subcommand; SUPPRESS keeps a
+    # subcommand's unset flag from overwriting the top-level one.
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--quiet", action="store_true", help="no progress bars")
-    common.add_argument("--debug", action="store_true", help="show tracebacks on errors")
-    p = argparse.ArgumentParser(prog="engine", parents=[common],
-                                description="lensfind: survey-scale strong-lens finder")
+    common.add_argument(
+        "--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress bars"
+    )
+    common.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks on errors"
+    )
+    p = argparse.ArgumentParser(
+        prog="engine", description="lensfind: survey-scale strong-lens finder"
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     p.add_argument("--version", action="version", version=f"lensfind {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 

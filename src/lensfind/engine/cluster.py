@@ -32,14 +32,26 @@ def executor(workers: int, scheduler: str | None = None) -> Iterator[Any]:
         return
     from distributed import Client, LocalCluster
 
-    for name in ("distributed", "distributed.worker", "distributed.nanny",
-                 "distributed.scheduler", "distributed.core"):
+    for name in (
+        "distributed",
+        "distributed.worker",
+        "distributed.nanny",
+        "distributed.scheduler",
+        "distributed.core",
+    ):
         logging.getLogger(name).setLevel(logging.ERROR)
     if scheduler is not None:
         with Client(scheduler) as client:
             yield client
         return
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                      dashboard_address=None, silence_logs=logging.ERROR) as cluster, \
-            Client(cluster) as client:
+    with (
+        LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+        ) as cluster,
+        Client(cluster) as client,
+    ):
         yield client

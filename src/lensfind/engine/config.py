@@ -70,7 +70,11 @@ class ScanConfig:
 def _coerce(field: dataclasses.Field, value: str) -> Any:
     kind = str(field.type)
     if "bool" in kind:
-        return value.lower() in ("1", "true", "yes", "on")
+        if value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if value.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(value)
     if "int" in kind:
         return int(value)
     if "float" in kind:
@@ -87,7 +91,7 @@ def build_scan_config(flags: dict[str, Any], environ: dict[str, str] | None = No
     values: dict[str, Any] = {}
     for key, raw in environ.items():
         if key.startswith(ENV_PREFIX):
-            name = key[len(ENV_PREFIX):].lower()
+            name = key[len(ENV_PREFIX) :].lower()
             if name not in fields:
                 raise ConfigError(f"{key}: unknown scan setting (known: {', '.join(fields)})")
             try:

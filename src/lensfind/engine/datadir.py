@@ -43,7 +43,11 @@ def default_region(spec: SurveySpec, quiet: bool = False) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     config = RegionConfig()
     n = config.tiles_ra * config.tiles_dec * (config.tile_px // config.spacing_px) ** 2
-    with tqdm(total=n, desc=f"generating the embedded {spec.name} region (once)",
-              unit="obj", disable=quiet) as bar:
+    with tqdm(
+        total=n,
+        desc=f"generating the embedded {spec.name} region (once)",
+        unit="obj",
+        disable=quiet,
+    ) as bar:
         make_region(path, spec, config, progress=bar.update)
     return path

@@ -55,12 +55,20 @@ class Plan:
     def read(cls, path: Path) -> "Plan":
         data = json.loads(path.read_text())
         shards = tuple(Shard(s["shard_id"], s["tile"], tuple(s["rows"])) for s in data["shards"])
-        return cls(data["survey"], tuple(data["bands"]), data["cutout_px"], data["data_dir"],
-                   data["n_objects"], data["fingerprint"], shards)
+        return cls(
+            data["survey"],
+            tuple(data["bands"]),
+            data["cutout_px"],
+            data["data_dir"],
+            data["n_objects"],
+            data["fingerprint"],
+            shards,
+        )
 
 
-def fingerprint(catalog_file: Path, data_dir: Path, spec: SurveySpec, tiles: list[str],
-                shard_size: int) -> str:
+def fingerprint(
+    catalog_file: Path, data_dir: Path, spec: SurveySpec, tiles: list[str], shard_size: int
+) -> str:
     """sha256 of the catalogue bytes, tile file names and sizes, and plan settings."""
     h = hashlib.sha256()
     with open(catalog_file, "rb") as f:
@@ -97,8 +105,9 @@ def assign_tiles(catalog: pa.Table, data_dir: Path, spec: SurveySpec) -> np.ndar
     return out.astype(str)
 
 
-def make_plan(catalog: pa.Table, catalog_file: Path, data_dir: Path, spec: SurveySpec,
-              shard_size: int) -> Plan:
+def make_plan(
+    catalog: pa.Table, catalog_file: Path, data_dir: Path, spec: SurveySpec, shard_size: int
+) -> Plan:
     """Group objects by tile and split each tile into shards of <= ``shard_size`` objects.
 
     Within a tile, objects are ordered by ``object_id`` so shards are reproducible.
@@ -117,8 +126,11 @@ def make_plan(catalog: pa.Table, catalog_file: Path, data_dir: Path, spec: Surve
             shards.append(Shard(f"{label}-{k:04d}", tile, tuple(int(r) for r in part)))
     real_tiles = sorted({t for t in tiles.tolist() if t != NO_TILE})
     return Plan(
-        survey=spec.name, bands=spec.band_names, cutout_px=spec.cutout_px,
-        data_dir=str(data_dir), n_objects=catalog.num_rows,
+        survey=spec.name,
+        bands=spec.band_names,
+        cutout_px=spec.cutout_px,
+        data_dir=str(data_dir),
+        n_objects=catalog.num_rows,
         fingerprint=fingerprint(catalog_file, data_dir, spec, real_tiles, shard_size),
         shards=tuple(shards),
     )

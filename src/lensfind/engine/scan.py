@@ -51,12 +51,16 @@ def _prepare_run_dir(run_dir: Path, plan: Plan, model_sha: str, resume: bool) ->
             raise ConfigError(f"{run_dir}: already holds a scan; use --resume or another --out")
         old = Plan.read(plan_file)
         if old.fingerprint != plan.fingerprint:
-            raise ResumeError(f"{run_dir}: inputs changed since the scan started "
-                              f"(fingerprint {old.fingerprint[:12]} -> {plan.fingerprint[:12]})")
+            raise ResumeError(
+                f"{run_dir}: inputs changed since the scan started "
+                f"(fingerprint {old.fingerprint[:12]} -> {plan.fingerprint[:12]})"
+            )
         for entry in Manifest(run_dir).committed().values():
             if entry["model_sha256"] != model_sha:
-                raise ResumeError(f"{run_dir}: shard {entry['shard_id']} was scored with model "
-                                  f"{entry['model_sha256'][:12]}, not {model_sha[:12]}")
+                raise ResumeError(
+                    f"{run_dir}: shard {entry['shard_id']} was scored with model "
+                    f"{entry['model_sha256'][:12]}, not {model_sha[:12]}"
+                )
         return
     run_dir.mkdir(parents=True, exist_ok=True)
     tmp = run_dir / f".{PLAN_NAME}.tmp"
@@ -71,9 +75,11 @@ def run_scan(config: ScanConfig) -> ScanResult:
     data_dir = config.data_dir or default_region(spec, quiet=config.quiet)
     card = resolve_model(config.model, spec.name)
     if card.bands != spec.band_names or card.input_shape[1] != spec.cutout_px:
-        raise ConfigError(f"model {card.name} expects bands {card.bands} at "
-                          f"{card.input_shape[1]} px; survey {spec.name} gives "
-                          f"{spec.band_names} at {spec.cutout_px} px")
+        raise ConfigError(
+            f"model {card.name} expects bands {card.bands} at "
+            f"{card.input_shape[1]} px; survey {spec.name} gives "
+            f"{spec.band_names} at {spec.cutout_px} px"
+        )
     threshold = card.threshold if config.threshold is None else config.threshold
     cat_file = catalog_path(data_dir)
     catalog = read_catalog(cat_file)
@@ -86,22 +92,35 @@ def run_scan(config: ScanConfig) -> ScanResult:
 
     def task(shard: Any) -> ShardTask:
         return ShardTask(
-            shard_id=shard.shard_id, tile=shard.tile, objects=catalog.take(list(shard.rows)),
-            data_dir=str(data_dir), run_dir=str(run_dir), bands=spec.band_names,
-            cutout_px=spec.cutout_px, model_dir=str(card.directory), model_sha256=card.sha256,
+            shard_id=shard.shard_id,
+            tile=shard.tile,
+            objects=catalog.take(list(shard.rows)),
+            data_dir=str(data_dir),
+            run_dir=str(run_dir),
+            bands=spec.band_names,
+            cutout_px=spec.cutout_px,
+            model_dir=str(card.directory),
+            model_sha256=card.sha256,
             batch_size=config.batch_size,
         )
 
     stage_seconds: dict[str, float] = {}
     n_done = sum(len(s.rows) for s in plan.shards if s.shard_id in done)
-    bar = tqdm(total=plan.n_objects, initial=n_done, desc=f"scan {spec.name}", unit="obj",
-               disable=config.quiet, smoothing=0.1)
+    bar = tqdm(
+        total=plan.n_objects,
+        initial=n_done,
+        desc=f"scan {spec.name}",
+        unit="obj",
+        disable=config.quiet,
+        smoothing=0.1,
+    )
     scan_start = time.perf_counter()
     with executor(config.workers, config.scheduler) as ex:
         by_id = {s.shard_id: s for s in pending}
         in_flight: dict[Any, ShardTask] = {}
         queue = list(pending)
         limit = max(2, 2 * max(config.workers, 1)) if config.scheduler is None else 64
+
         def fill() -> None:
             while queue and len(in_flight) < limit:
                 t = task(queue.pop(0))
@@ -115,13 +134,21 @@ def run_scan(config: ScanConfig) -> ScanResult:
                 try:
                     result: ShardResult = fut.result()
                 except Exception as exc:  # the task itself crashed: fail its objects
-                    result = write_scores(t, reason=f"shard task crashed: {type(exc).__name__}: {exc}")
-                manifest.commit({
-                    "shard_id": result.shard_id, "tile": t.tile,
-                    "input_fingerprint": plan.fingerprint, "model_sha256": card.sha256,
-                    "counts": result.counts, "scores_file": result.scores_file,
-                    "sha256": result.sha256, "seconds": result.seconds,
-                })
+                    result = write_scores(
+                        t, reason=f"shard task crashed: {type(exc).__name__}: {exc}"
+                    )
+                manifest.commit(
+                    {
+                        "shard_id": result.shard_id,
+                        "tile": t.tile,
+                        "input_fingerprint": plan.fingerprint,
+                        "model_sha256": card.sha256,
+                        "counts": result.counts,
+                        "scores_file": result.scores_file,
+                        "sha256": result.sha256,
+                        "seconds": result.seconds,
+                    }
+                )
                 for k, v in result.seconds.items():
                     stage_seconds[k] = stage_seconds.get(k, 0.0) + v
                 bar.update(len(by_id[result.shard_id].rows))
@@ -156,9 +183,13 @@ def run_scan(config: ScanConfig) -> ScanResult:
         "n_shards_this_run": len(pending),
         "elapsed_s": round(elapsed, 3),
         "scan_s": round(scan_seconds, 3),
-        "cutouts_per_s": round(sum(committed[s]["counts"]["scored"] for s in
-                                   (x.shard_id for x in pending)) / scan_seconds, 1)
-        if pending and scan_seconds > 0 else None,
+        "cutouts_per_s": round(
+            sum(committed[s]["counts"]["scored"] for s in (x.shard_id for x in pending))
+            / scan_seconds,
+            1,
+        )
+        if pending and scan_seconds > 0
+        else None,
         "stage_seconds": {k: round(v, 3) for k, v in sorted(stage_seconds.items())},
         "skip_reasons": _reason_counts(scores, "skipped"),
         "fail_reasons": _reason_counts(scores, "failed"),

@@ -83,32 +83,45 @@ def process_shard(task: ShardTask) -> ShardResult:
         except LensfindError as exc:
             reason[:] = f"tile unreadable: {exc}"
         else:
-            seconds["read"] = time.perf_counter() - t0
-            t1 = time.perf_counter()
-            ra = task.objects.column("ra").to_numpy(zero_copy_only=False)
-            dec = task.objects.column("dec").to_numpy(zero_copy_only=False)
-            x, y = tile.wcs.wcs_world2pix(ra, dec, 0)
-            stamps, why = cut_stamps(tile.images, x, y, task.cutout_px, task.bands)
-            good = np.array([w == "" for w in why], dtype=bool)
-            status[~good] = "skipped"
-            reason[~good] = np.array(why, dtype=object)[~good]
-            seconds["cutout"] = time.perf_counter() - t1
-            t2 = time.perf_counter()
-            ids = task.objects.column("object_id").to_numpy()
-            write_shard_cutouts(Path(task.run_dir) / STORE_NAME, task.shard_id, ids[good],
-                                stamps[good])
-            seconds["store"] = time.perf_counter() - t2
-            t3 = time.perf_counter()
-            _score_into(task, stamps, good, status, reason, score)
-            seconds["score"] = time.perf_counter() - t3
+            with tile:
+                seconds["read"] = time.perf_counter() - t0
+                t1 = time.perf_counter()
+                ra = task.objects.column("ra").to_numpy(zero_copy_only=False)
+                dec = task.objects.column("dec").to_numpy(zero_copy_only=False)
+                x, y = tile.wcs.wcs_world2pix(ra, dec, 0)
+                try:
+                    stamps, why = cut_stamps(tile.images, x, y, task.cutout_px, task.bands)
+                except Exception as exc:  # e.g. pages of a truncated file
+                    reason[:] = f"tile unreadable: {tile.paths[0].name}: {exc}"
+                    stamps = None
+            if stamps is not None:
+                good = np.array([w == "" for w in why], dtype=bool)
+                status[~good] = "skipped"
+                reason[~good] = np.array(why, dtype=object)[~good]
+                seconds["cutout"] = time.perf_counter() - t1
+                t2 = time.perf_counter()
+                ids = task.objects.column("object_id").to_numpy()
+                write_shard_cutouts(
+                    Path(task.run_dir) / STORE_NAME, task.shard_id, ids[good], stamps[good]
+                )
+                seconds["store"] = time.perf_counter() - t2
+                t3 = time.perf_counter()
+                _score_into(task, stamps, good, status, reason, score)
+                seconds["score"] = time.perf_counter() - t3
     t4 = time.perf_counter()
     result = write_scores(task, status, reason, score)
     result.seconds.update(seconds, write=time.perf_counter() - t4)
     return result
 
 
-def _score_into(task: ShardTask, stamps: np.ndarray, good: np.ndarray, status: np.ndarray,
-                reason: np.ndarray, score: np.ndarray) -> None:
+def _score_into(
+    task: ShardTask,
+    stamps: np.ndarray,
+    good: np.ndarray,
+    status: np.ndarray,
+    reason: np.ndarray,
+    score: np.ndarray,
+) -> None:
     """Score the good stamps batch by batch; a failing batch fails only its objects."""
     idx = np.flatnonzero(good)
     try:
@@ -129,8 +142,12 @@ def _score_into(task: ShardTask, stamps: np.ndarray, good: np.ndarray, status: n
         status[part] = "scored"
 
 
-def write_scores(task: ShardTask, status: np.ndarray | None = None,
-                 reason: np.ndarray | str = "", score: np.ndarray | None = None) -> ShardResult:
+def write_scores(
+    task: ShardTask,
+    status: np.ndarray | None = None,
+    reason: np.ndarray | str = "",
+    score: np.ndarray | None = None,
+) -> ShardResult:
     """Write the shard's rows (catalogue columns + status/reason/score) atomically.
 
     With only ``reason`` given, every object of the shard is written as failed

@@ -19,8 +19,9 @@ import zarr
 STORE_NAME = "cutouts.zarr"
 
 
-def write_shard_cutouts(store: Path, shard_id: str, object_id: np.ndarray,
-                        images: np.ndarray) -> None:
+def write_shard_cutouts(
+    store: Path, shard_id: str, object_id: np.ndarray, images: np.ndarray
+) -> None:
     """Write one shard's cutouts (only valid stamps) atomically into the store."""
     store.mkdir(parents=True, exist_ok=True)
     if not (store / "zarr.json").exists():
@@ -34,8 +35,13 @@ def write_shard_cutouts(store: Path, shard_id: str, object_id: np.ndarray,
         shutil.rmtree(tmp)
     group = zarr.open_group(str(tmp), mode="w", zarr_format=3)
     n = max(len(object_id), 1)
-    arr = group.create_array("images", shape=images.shape, dtype="float32",
-                             chunks=(min(n, 256), *images.shape[1:]), compressors=None)
+    arr = group.create_array(
+        "images",
+        shape=images.shape,
+        dtype="float32",
+        chunks=(min(n, 256), *images.shape[1:]),
+        compressors=None,
+    )
     if len(object_id):
         arr[:] = images
     ids = group.create_array("object_id", shape=(len(object_id),), dtype="int64", chunks=(n,))

@@ -13,63 +13,96 @@ from lensfind.errors import TileReadError
 
 @dataclass
 class TileImages:
-    """The band images of one tile (``bands`` arrays of shape (H, W)) and its WCS."""
+    """The band images of one tile, memory-mapped, and its WCS.
+
+    ``images`` are read-only views of the FITS files (native or big-endian
+    float): cutting a stamp reads only the pages it touches. Use as a context
+    manager, or call :meth:`close`, to release the files.
+    """
 
     name: str
     images: list[np.ndarray]
     wcs: WCS
     paths: list[Path]
+    _hduls: list[fits.HDUList]
 
     @property
     def shape(self) -> tuple[int, int]:
         return self.images[0].shape  # type: ignore[return-value]
 
+    def close(self) -> None:
+        self.images = []
+        for hdul in self._hduls:
+            hdul.close()
+        self._hduls = []
 
-def _read_band(path: Path) -> tuple[np.ndarray, fits.Header]:
+    def __enter__(self) -> "TileImages":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _open_band(path: Path) -> tuple[fits.HDUList, np.ndarray, fits.Header]:
+    hdul = None
     try:
-        with fits.open(path, memmap=True, lazy_load_hdus=False) as hdul:
-            hdu = next((h for h in hdul if h.data is not None and h.data.ndim == 2), None)
-            if hdu is None:
-                raise TileReadError(f"{path.name}: no 2-D image HDU")
-            data = np.asarray(hdu.data, dtype=np.float32)  # copies out of the memmap
-            return data, hdu.header.copy()
+        hdul = fits.open(path, memmap=True, mode="readonly")
+        hdu = next((h for h in hdul if h.header.get("NAXIS") == 2), None)
+        if hdu is None:
+            raise TileReadError(f"{path.name}: no 2-D image HDU")
+        data = hdu.data
+        if data is None or data.ndim != 2 or data.dtype.kind != "f":
+            raise TileReadError(f"{path.name}: HDU is not a 2-D float image")
+        return hdul, data, hdu.header
     except FileNotFoundError:
         raise TileReadError(f"{path.name}: file not found in {path.parent}") from None
     except TileReadError:
+        if hdul is not None:
+            hdul.close()
         raise
     except Exception as exc:  # truncated / corrupt FITS: astropy raises many types
-        raise TileReadError(f"{path.name}: cannot read FITS ({type(exc).__name__}: {exc})") from None
+        if hdul is not None:
+            hdul.close()
+        raise TileReadError(
+            f"{path.name}: cannot read FITS ({type(exc).__name__}: {exc})"
+        ) from None
 
 
 def read_tile(data_dir: Path, tile: str, bands: tuple[str, ...]) -> TileImages:
-    """Read every band of ``tile``; the WCS comes from the first band.
+    """Open every band of ``tile`` memory-mapped; the WCS comes from the first band.
 
     Raises :class:`TileReadError` naming the file for a missing, truncated or
     inconsistent band.
     """
-    images, paths, wcs = [], [], None
-    for band in bands:
-        path = tile_path(data_dir, tile, band)
-        data, header = _read_band(path)
-        if images and data.shape != images[0].shape:
-            raise TileReadError(
-                f"{path.name}: shape {data.shape} differs from {paths[0].name} {images[0].shape}"
-            )
-        if wcs is None:
-            try:
-                wcs = WCS(header).celestial
-            except Exception as exc:
-                raise TileReadError(f"{path.name}: bad WCS ({exc})") from None
-            if not wcs.has_celestial:
-                raise TileReadError(f"{path.name}: no celestial WCS")
-        images.append(data)
-        paths.append(path)
-    assert wcs is not None
-    return TileImages(tile, images, wcs, paths)
+    tiles = TileImages(tile, [], WCS(naxis=2), [], [])
+    try:
+        for band in bands:
+            path = tile_path(data_dir, tile, band)
+            hdul, data, header = _open_band(path)
+            tiles._hduls.append(hdul)
+            if tiles.images and data.shape != tiles.images[0].shape:
+                raise TileReadError(
+                    f"{path.name}: shape {data.shape} differs from "
+                    f"{tiles.paths[0].name} {tiles.images[0].shape}"
+                )
+            if not tiles.images:
+                try:
+                    tiles.wcs = WCS(header).celestial
+                except Exception as exc:
+                    raise TileReadError(f"{path.name}: bad WCS ({exc})") from None
+                if not tiles.wcs.has_celestial:
+                    raise TileReadError(f"{path.name}: no celestial WCS")
+            tiles.images.append(data)
+            tiles.paths.append(path)
+    except BaseException:
+        tiles.close()
+        raise
+    return tiles
 
 
-def tile_footprint_contains(data_dir: Path, tile: str, band: str, ra: np.ndarray,
-                            dec: np.ndarray) -> np.ndarray:
+def tile_footprint_contains(
+    data_dir: Path, tile: str, band: str, ra: np.ndarray, dec: np.ndarray
+) -> np.ndarray:
     """Which ``(ra, dec)`` fall on the pixel grid of ``tile`` (header only)."""
     path = tile_path(data_dir, tile, band)
     try:

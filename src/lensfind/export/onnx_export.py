@@ -52,10 +52,14 @@ def export_checkpoint(
     example = torch.zeros(2, bands, size, size)
     onnx_path = out_dir / ONNX_NAME
     torch.onnx.export(
-        wrapped, (example,), str(onnx_path), input_names=["cutouts"],
-        output_names=["lens_probability"], dynamic_axes={"cutouts": {0: "batch"},
-                                                         "lens_probability": {0: "batch"}},
-        opset_version=opset, dynamo=False,
+        wrapped,
+        (example,),
+        str(onnx_path),
+        input_names=["cutouts"],
+        output_names=["lens_probability"],
+        dynamic_axes={"cutouts": {0: "batch"}, "lens_probability": {0: "batch"}},
+        opset_version=opset,
+        dynamo=False,
     )
     import onnx
 
@@ -68,18 +72,34 @@ def export_checkpoint(
         "survey": meta["survey"],
         "bands": meta["bands"],
         "input_shape": meta["input_shape"],
-        "input": {"name": "cutouts", "units": "image counts, normalised as below",
-                  "layout": "NCHW float32"},
+        "input": {
+            "name": "cutouts",
+            "units": "image counts, normalised as below",
+            "layout": "NCHW float32",
+        },
         "output": {"name": "lens_probability", "meaning": "P(lens) per cutout, in [0, 1]"},
         "normalisation": norm.to_dict(),
         "threshold": threshold,
         "onnx_file": ONNX_NAME,
         "opset": opset,
         "sha256": sha256_of(onnx_path),
-        "training": {k: meta[k] for k in ("config", "train_set", "history", "best_val_auroc",
-                                          "train_seconds", "machine")},
-        "exported_with": {"lensfind": __version__, "torch": torch.__version__,
-                          "onnx": onnx.__version__, "python": platform.python_version()},
+        "training": {
+            k: meta[k]
+            for k in (
+                "config",
+                "train_set",
+                "history",
+                "best_val_auroc",
+                "train_seconds",
+                "machine",
+            )
+        },
+        "exported_with": {
+            "lensfind": __version__,
+            "torch": torch.__version__,
+            "onnx": onnx.__version__,
+            "python": platform.python_version(),
+        },
     }
     if "test_metrics_torch" in meta:
         card["test_metrics_torch"] = meta["test_metrics_torch"]
@@ -93,8 +113,12 @@ def export_checkpoint(
         test, tattrs = read_dataset(test_set)
         raw = test.images
         scores = np.concatenate([scorer(raw[i : i + 512]) for i in range(0, len(raw), 512)])
-        card["test_set"] = {"path": str(test_set), "n": int(tattrs["n"]), "seed": tattrs["seed"],
-                            "population": tattrs["population"]}
+        card["test_set"] = {
+            "path": str(test_set),
+            "n": int(tattrs["n"]),
+            "seed": tattrs["seed"],
+            "population": tattrs["population"],
+        }
         card["test_metrics"] = evaluate(test.truth["is_lens"], scores, threshold)
         sample = raw[:256]
     else:
@@ -103,9 +127,14 @@ def export_checkpoint(
         ref = wrapped(torch.from_numpy(norm(sample))).numpy()
     got = scorer(sample)
     err = float(np.max(np.abs(ref - got)))
-    card["parity"] = {"reference": "torch fp32 CPU", "runtime": "onnxruntime CPU fp32",
-                      "n": len(sample), "max_abs_diff": err,
-                      "atol": PARITY_ATOL, "rtol": PARITY_RTOL}
+    card["parity"] = {
+        "reference": "torch fp32 CPU",
+        "runtime": "onnxruntime CPU fp32",
+        "n": len(sample),
+        "max_abs_diff": err,
+        "atol": PARITY_ATOL,
+        "rtol": PARITY_RTOL,
+    }
     if not np.allclose(got, ref, atol=PARITY_ATOL, rtol=PARITY_RTOL):
         raise ModelError(f"{onnx_path}: ONNX Runtime disagrees with torch (max |diff| {err:.2e})")
     (out_dir / CARD_NAME).write_text(json.dumps(card, indent=2))

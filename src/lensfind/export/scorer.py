@@ -38,8 +38,9 @@ class OnnxScorer:
         ONNX Runtime execution providers; default CPU.
     """
 
-    def __init__(self, model: ModelCard | Path, threads: int = 1,
-                 providers: list[str] | None = None) -> None:
+    def __init__(
+        self, model: ModelCard | Path, threads: int = 1, providers: list[str] | None = None
+    ) -> None:
         import onnxruntime as ort
 
         self.card = model if isinstance(model, ModelCard) else load_card(Path(model))

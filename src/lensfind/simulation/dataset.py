@@ -53,15 +53,23 @@ def write_dataset(
     nb = len(spec.bands)
     root = zarr.open_group(str(tmp), mode="w", zarr_format=3)
     images = root.create_array(
-        "images", shape=(n, nb, size, size), chunks=(256, nb, size, size), dtype="float32",
+        "images",
+        shape=(n, nb, size, size),
+        chunks=(256, nb, size, size),
+        dtype="float32",
         compressors=None,
     )
     label = root.create_array("label", shape=(n,), chunks=(max(n, 1),), dtype="uint8")
     columns: dict[str, zarr.Array] = {}
     for start in range(0, n, BLOCK):
         stop = min(n, start + BLOCK)
-        block = simulate(spec, stop - start, seed=seed * 1_000_003 + start // BLOCK,
-                         config=config, progress=progress)
+        block = simulate(
+            spec,
+            stop - start,
+            seed=seed * 1_000_003 + start // BLOCK,
+            config=config,
+            progress=progress,
+        )
         images[start:stop] = block.images
         label[start:stop] = block.truth["is_lens"].astype(np.uint8)
         for key, value in block.truth.items():

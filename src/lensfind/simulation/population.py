@@ -27,18 +27,50 @@ NONLENS_KINDS = KINDS[1:]
 # Magnitude offsets m_band - m_r of typical spectral types (observed frame).
 _COLOURS: dict[str, dict[str, float]] = {
     # red early-type galaxy at z ~ 0.4-0.6
-    "red": {"g": 1.45, "r": 0.0, "i": -0.55, "z": -0.90, "VIS": -0.45,
-            "Y": -1.20, "J": -1.60, "H": -2.00},
+    "red": {
+        "g": 1.45,
+        "r": 0.0,
+        "i": -0.55,
+        "z": -0.90,
+        "VIS": -0.45,
+        "Y": -1.20,
+        "J": -1.60,
+        "H": -2.00,
+    },
     # blue star-forming galaxy at z ~ 1-2 (lensed sources)
-    "blue": {"g": 0.25, "r": 0.0, "i": -0.15, "z": -0.25, "VIS": -0.15,
-             "Y": -0.35, "J": -0.50, "H": -0.65},
+    "blue": {
+        "g": 0.25,
+        "r": 0.0,
+        "i": -0.15,
+        "z": -0.25,
+        "VIS": -0.15,
+        "Y": -0.35,
+        "J": -0.50,
+        "H": -0.65,
+    },
     # nearby disc galaxy, z ~ 0.1-0.3
-    "disc": {"g": 0.60, "r": 0.0, "i": -0.30, "z": -0.45, "VIS": -0.25,
-             "Y": -0.60, "J": -0.85, "H": -1.10},
+    "disc": {
+        "g": 0.60,
+        "r": 0.0,
+        "i": -0.30,
+        "z": -0.45,
+        "VIS": -0.25,
+        "Y": -0.60,
+        "J": -0.85,
+        "H": -1.10,
+    },
 }
 # Stars: offsets scale with the g-r colour.
-_STAR_SLOPE = {"g": 1.0, "r": 0.0, "i": -0.40, "z": -0.60, "VIS": -0.30,
-               "Y": -0.80, "J": -1.00, "H": -1.20}
+_STAR_SLOPE = {
+    "g": 1.0,
+    "r": 0.0,
+    "i": -0.40,
+    "z": -0.60,
+    "VIS": -0.30,
+    "Y": -0.80,
+    "J": -1.00,
+    "H": -1.20,
+}
 
 
 @dataclass(frozen=True)
@@ -65,7 +97,11 @@ class PopulationConfig:
     psf: str = "gaussian"
     nonlens_mix: Mapping[str, float] = field(
         default_factory=lambda: {
-            "elliptical": 0.35, "spiral": 0.2, "edge_on": 0.1, "star": 0.1, "pair": 0.25,
+            "elliptical": 0.35,
+            "spiral": 0.2,
+            "edge_on": 0.1,
+            "star": 0.1,
+            "pair": 0.25,
         }
     )
 
@@ -78,8 +114,9 @@ class PopulationConfig:
         return kinds.astype(str)
 
 
-def _fluxes(spec: SurveySpec, mag_r: np.ndarray, colour: str, rng: np.random.Generator,
-            scatter: float) -> np.ndarray:
+def _fluxes(
+    spec: SurveySpec, mag_r: np.ndarray, colour: str, rng: np.random.Generator, scatter: float
+) -> np.ndarray:
     """Per-band fluxes (N, bands) in counts for r magnitudes and a colour type."""
     out = np.empty((mag_r.size, len(spec.bands)))
     for j, band in enumerate(spec.bands):
@@ -144,7 +181,9 @@ def sample_scene(
     q[is_kind["spiral"]] = u(0.35, 1.0, is_kind["spiral"].sum())
     q[is_kind["edge_on"]] = u(0.08, 0.22, is_kind["edge_on"].sum())
     main_flux = np.where(
-        disc[:, None], _fluxes(spec, mag_r, "disc", rng, scat), _fluxes(spec, mag_r, "red", rng, scat)
+        disc[:, None],
+        _fluxes(spec, mag_r, "disc", rng, scat),
+        _fluxes(spec, mag_r, "red", rng, scat),
     )
     main_flux[is_kind["star"]] = 0.0
     main = SersicComponents(main_flux, r_eff, sersic_n, q, phi, np.zeros(n), np.zeros(n))
@@ -152,7 +191,12 @@ def sample_scene(
     # Companion: bulge of discs, or a close neighbour for pairs.
     comp = _zeros(n, nb)
     c_flux = comp.flux.copy()
-    c_reff, c_n, c_q, c_phi = comp.r_eff_arcsec.copy(), comp.n.copy(), comp.q.copy(), comp.phi.copy()
+    c_reff, c_n, c_q, c_phi = (
+        comp.r_eff_arcsec.copy(),
+        comp.n.copy(),
+        comp.q.copy(),
+        comp.phi.copy(),
+    )
     c_dx, c_dy = comp.dx_arcsec.copy(), comp.dy_arcsec.copy()
     if disc.any():
         c_flux[disc] = _fluxes(spec, mag_r[disc] + u(1.0, 3.0, disc.sum()), "red", rng, scat)
@@ -166,7 +210,9 @@ def sample_scene(
         blue = rng.random(k) < 0.6
         cmag = mag_r[pair] + u(0.5, 3.5, k)
         c_flux[pair] = np.where(
-            blue[:, None], _fluxes(spec, cmag, "blue", rng, scat), _fluxes(spec, cmag, "red", rng, scat)
+            blue[:, None],
+            _fluxes(spec, cmag, "blue", rng, scat),
+            _fluxes(spec, cmag, "red", rng, scat),
         )
         sep, ang = u(1.5, 4.5, k), u(0, 2 * np.pi, k)
         c_dx[pair], c_dy[pair] = sep * np.cos(ang), sep * np.sin(ang)
@@ -200,8 +246,13 @@ def sample_scene(
     s_rad = 0.6 * theta_e * np.sqrt(u(0, 1, n))
     s_ang = u(0, 2 * np.pi, n)
     source = SersicComponents(
-        src_flux, u(*config.source_r_eff_range_arcsec, n), u(0.7, 2.5, n), u(0.4, 1.0, n),
-        u(0, np.pi, n), s_rad * np.cos(s_ang), s_rad * np.sin(s_ang),
+        src_flux,
+        u(*config.source_r_eff_range_arcsec, n),
+        u(0.7, 2.5, n),
+        u(0.4, 1.0, n),
+        u(0, np.pi, n),
+        s_rad * np.cos(s_ang),
+        s_rad * np.sin(s_ang),
     )
 
     # Stars.
@@ -212,7 +263,9 @@ def sample_scene(
         smag = u(15.5, 21.0, k)
         gr = u(0.2, 1.5, k)
         for j, band in enumerate(spec.bands):
-            point_flux[star, j] = 10 ** (-0.4 * (smag + _STAR_SLOPE[band.name] * gr - band.zero_point_mag))
+            point_flux[star, j] = 10 ** (
+                -0.4 * (smag + _STAR_SLOPE[band.name] * gr - band.zero_point_mag)
+            )
         mag_r[star] = smag
 
     if seeing_factor is None:
@@ -223,10 +276,19 @@ def sample_scene(
     scene = Scene(
         center_x_arcsec=u(-jitter, jitter, n) if jitter else np.zeros(n),
         center_y_arcsec=u(-jitter, jitter, n) if jitter else np.zeros(n),
-        main=main, companion=companion, source=source,
-        arm_amplitude=arm_amp, arm_pitch_rad=arm_pitch, arm_phase_rad=arm_phase,
-        theta_e_arcsec=theta_e, mass_q=mass_q, mass_phi=mass_phi, gamma1=gamma1, gamma2=gamma2,
-        point_flux=point_flux, psf_fwhm_arcsec=fwhm,
+        main=main,
+        companion=companion,
+        source=source,
+        arm_amplitude=arm_amp,
+        arm_pitch_rad=arm_pitch,
+        arm_phase_rad=arm_phase,
+        theta_e_arcsec=theta_e,
+        mass_q=mass_q,
+        mass_phi=mass_phi,
+        gamma1=gamma1,
+        gamma2=gamma2,
+        point_flux=point_flux,
+        psf_fwhm_arcsec=fwhm,
     )
     truth = {
         "mag_r_lens": mag_r,

@@ -17,9 +17,7 @@ def sersic_b(n: np.ndarray | float) -> np.ndarray:
     return np.asarray(gammaincinv(2.0 * np.asarray(n, dtype=float), 0.5))
 
 
-def elliptical_radius(
-    x: np.ndarray, y: np.ndarray, q: np.ndarray, phi: np.ndarray
-) -> np.ndarray:
+def elliptical_radius(x: np.ndarray, y: np.ndarray, q: np.ndarray, phi: np.ndarray) -> np.ndarray:
     """Product-average elliptical radius of ``(x, y)``, arcsec."""
     xr, yr = rotate(x, y, phi)
     q = np.clip(q, 1e-3, 1.0)
@@ -72,9 +70,7 @@ def spiral_modulation(
     return np.maximum(1.0 + amplitude * np.cos(n_arms * (theta - wind) + phase_rad), 0.0)
 
 
-def gaussian_otf(
-    fwhm_px: np.ndarray, freq_y: np.ndarray, freq_x: np.ndarray
-) -> np.ndarray:
+def gaussian_otf(fwhm_px: np.ndarray, freq_y: np.ndarray, freq_x: np.ndarray) -> np.ndarray:
     """Fourier transform of a unit-flux circular Gaussian PSF.
 
     Parameters

@@ -65,11 +65,9 @@ class RegionConfig:
 
 def tile_name(prefix: str, ra_deg: float, dec_deg: float) -> str:
     """DES-style tile name from the tile centre, e.g. ``DES0340-3000``."""
-    ra_h = ra_deg / 15.0
-    hh, mm = int(ra_h), int(round((ra_h - int(ra_h)) * 60)) % 60
+    hh, mm = divmod(round(ra_deg % 360.0 / 15.0 * 60.0) % (24 * 60), 60)
     sign = "-" if dec_deg < 0 else "+"
-    d = abs(dec_deg)
-    dd, dm = int(d), int(round((d - int(d)) * 60)) % 60
+    dd, dm = divmod(round(abs(dec_deg) * 60.0), 60)
     return f"{prefix}{hh:02d}{mm:02d}{sign}{dd:02d}{dm:02d}"
 
 
@@ -128,12 +126,20 @@ def make_region(
             x = gx.ravel() + rng.uniform(-jit, jit, gx.size)
             y = gy.ravel() + rng.uniform(-jit, jit, gy.size)
             n = x.size
-            seeing = float(np.clip(np.exp(population.seeing_sigma_ln * rng.standard_normal()),
-                                   0.7, 1.5))
+            seeing = float(
+                np.clip(np.exp(population.seeing_sigma_ln * rng.standard_normal()), 0.7, 1.5)
+            )
             xi, yi = np.round(x).astype(int), np.round(y).astype(int)
             pop = replace(population, center_jitter_px=0.0)
-            sim = simulate(spec, n, seed=int(rng.integers(2**31)), config=pop,
-                           seeing_factor=np.full(n, seeing), noise=False, progress=progress)
+            sim = simulate(
+                spec,
+                n,
+                seed=int(rng.integers(2**31)),
+                config=pop,
+                seeing_factor=np.full(n, seeing),
+                noise=False,
+                progress=progress,
+            )
             # Stamps are rendered centred, shifted to their sub-pixel offsets, and
             # added into the tile at their nearest pixel.
             stamps = _subpixel_shift(sim.images, x - xi, y - yi)
@@ -155,22 +161,37 @@ def make_region(
             ids = np.arange(next_id, next_id + n)
             next_id += n
             mags = {
-                f"mag_{band.name}": band.zero_point_mag - 2.5 * np.log10(
-                    np.maximum(sim.images[:, b].sum(axis=(1, 2)), 1e-3))
+                f"mag_{band.name}": band.zero_point_mag
+                - 2.5 * np.log10(np.maximum(sim.images[:, b].sum(axis=(1, 2)), 1e-3))
                 for b, band in enumerate(spec.bands)
             }
-            for key, value in {"object_id": ids, "ra": ra, "dec": dec,
-                               "tile": np.full(n, name), **mags}.items():
+            for key, value in {
+                "object_id": ids,
+                "ra": ra,
+                "dec": dec,
+                "tile": np.full(n, name),
+                **mags,
+            }.items():
                 cat_cols.setdefault(key, []).append(value)
-            truth = {"object_id": ids, **sim.truth, "tile": np.full(n, name), "x_pix": x,
-                     "y_pix": y}
+            truth = {
+                "object_id": ids,
+                **sim.truth,
+                "tile": np.full(n, name),
+                "x_pix": x,
+                "y_pix": y,
+            }
             for key, value in truth.items():
                 truth_cols.setdefault(key, []).append(value)
     _write_parquet(tmp / CATALOG_NAME, cat_cols)
     _write_parquet(tmp / TRUTH_NAME, truth_cols)
-    meta = {"survey": spec.name, "bands": list(spec.band_names), "region": asdict(config),
-            "population": json.loads(json.dumps(asdict(population), default=dict)),
-            "lensfind_version": __version__, "n_objects": next_id - 1_000_001}
+    meta = {
+        "survey": spec.name,
+        "bands": list(spec.band_names),
+        "region": asdict(config),
+        "population": json.loads(json.dumps(asdict(population), default=dict)),
+        "lensfind_version": __version__,
+        "n_objects": next_id - 1_000_001,
+    }
     (tmp / REGION_META).write_text(json.dumps(meta, indent=2))
     if out_dir.exists():
         shutil.rmtree(out_dir)

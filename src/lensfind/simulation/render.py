@@ -115,8 +115,13 @@ def render(
     )
     companion = shape_of(scene.companion, x, y)
     bx, by = ray_trace(
-        x, y, scene.theta_e_arcsec[e], scene.mass_q[e], scene.mass_phi[e],
-        scene.gamma1[e], scene.gamma2[e],
+        x,
+        y,
+        scene.theta_e_arcsec[e],
+        scene.mass_q[e],
+        scene.mass_phi[e],
+        scene.gamma1[e],
+        scene.gamma2[e],
     )
     source = shape_of(scene.source, bx, by)
 

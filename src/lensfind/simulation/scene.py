@@ -74,6 +74,7 @@ class Scene:
 
     def take(self, index: np.ndarray | slice) -> "Scene":
         """Return the sub-batch selected by ``index``."""
+
         def pick(value: object) -> object:
             if isinstance(value, SersicComponents):
                 return SersicComponents(

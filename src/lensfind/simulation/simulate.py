@@ -10,8 +10,15 @@ from lensfind.simulation.render import add_noise, render, source_snr
 from lensfind.surveys.spec import SurveySpec
 
 TRUTH_COLUMNS = (
-    "is_lens", "kind", "theta_e_arcsec", "mag_g_source", "mag_r_lens", "psf_fwhm_arcsec",
-    "alpha", "magnification", "source_snr",
+    "is_lens",
+    "kind",
+    "theta_e_arcsec",
+    "mag_g_source",
+    "mag_r_lens",
+    "psf_fwhm_arcsec",
+    "alpha",
+    "magnification",
+    "source_snr",
 )
 
 
@@ -32,8 +39,13 @@ def reference_band(spec: SurveySpec) -> int:
 
 
 def _simulate_chunk(
-    spec: SurveySpec, kinds: np.ndarray, rng: np.random.Generator, config: PopulationConfig,
-    seeing_factor: np.ndarray | None, size_px: int, noise: bool,
+    spec: SurveySpec,
+    kinds: np.ndarray,
+    rng: np.random.Generator,
+    config: PopulationConfig,
+    seeing_factor: np.ndarray | None,
+    size_px: int,
+    noise: bool,
 ) -> SimulatedSet:
     scene, partial = sample_scene(spec, kinds, rng, config, seeing_factor)
     rend = render(scene, spec, size_px=size_px, psf=config.psf)
@@ -116,7 +128,9 @@ def simulate(
     config = config or PopulationConfig()
     size = size_px or spec.cutout_px
     root = np.random.SeedSequence(seed)
-    kinds = config.draw_kinds(n, np.random.default_rng(root.spawn(1)[0])) if kinds is None else kinds
+    kinds = (
+        config.draw_kinds(n, np.random.default_rng(root.spawn(1)[0])) if kinds is None else kinds
+    )
     if len(kinds) != n:
         raise ValueError(f"kinds has {len(kinds)} entries for n={n}")
     n_chunks = (n + chunk - 1) // chunk
@@ -126,8 +140,13 @@ def simulate(
     for c in range(n_chunks):
         sl = slice(c * chunk, min(n, (c + 1) * chunk))
         part = _simulate_chunk(
-            spec, np.asarray(kinds[sl]), np.random.default_rng(seeds[c]), config,
-            None if seeing_factor is None else np.asarray(seeing_factor[sl]), size, noise,
+            spec,
+            np.asarray(kinds[sl]),
+            np.random.default_rng(seeds[c]),
+            config,
+            None if seeing_factor is None else np.asarray(seeing_factor[sl]),
+            size,
+            noise,
         )
         images[sl] = part.images
         for key, value in part.truth.items():

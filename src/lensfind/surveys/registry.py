@@ -47,7 +47,7 @@ EUCLID_WIDE = SurveySpec(
     cutout_px=200,
     tile_prefix="EUC",
     reference="Wilde et al. 2022; Scaramella et al. 2022",
-    notes={"grids": "VIS 200x200 at 0.1\"/px; NISP 66x66 at 0.3\"/px"},
+    notes={"grids": 'VIS 200x200 at 0.1"/px; NISP 66x66 at 0.3"/px'},
 )
 
 _REGISTRY: dict[str, SurveySpec] = {s.name: s for s in (DES_Y3, KIDS_DR3, EUCLID_WIDE)}

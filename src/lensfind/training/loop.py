@@ -101,7 +101,7 @@ def train(
     y_all = data.truth["is_lens"].astype(np.float32)
     rng = np.random.default_rng(config.seed)
     order = rng.permutation(len(y_all))
-    n_val = int(round(config.val_fraction * len(y_all)))
+    n_val = round(config.val_fraction * len(y_all))
     val_idx, tr_idx = order[:n_val], order[n_val:]
     x_val, y_val = x_all[val_idx], y_all[val_idx]
 
@@ -117,8 +117,12 @@ def train(
         model.train()
         perm = tr_idx[rng.permutation(len(tr_idx))]
         total = 0.0
-        bar = tqdm(range(0, len(perm), config.batch_size), desc=f"epoch {epoch + 1}/{config.epochs}",
-                   disable=quiet, unit="batch")
+        bar = tqdm(
+            range(0, len(perm), config.batch_size),
+            desc=f"epoch {epoch + 1}/{config.epochs}",
+            disable=quiet,
+            unit="batch",
+        )
         for i in bar:
             idx = np.sort(perm[i : i + config.batch_size])
             xb = _augment(torch.from_numpy(x_all[idx]), gen)
@@ -131,11 +135,19 @@ def train(
             total += loss.item() * len(idx)
             bar.set_postfix(loss=f"{loss.item():.3f}")
         val = evaluate(y_val, predict(model, x_val))
-        history.append({"epoch": epoch + 1, "train_loss": total / len(tr_idx),
-                        "val_auroc": val["auroc"], "val_accuracy": val["accuracy"]})
+        history.append(
+            {
+                "epoch": epoch + 1,
+                "train_loss": total / len(tr_idx),
+                "val_auroc": val["auroc"],
+                "val_accuracy": val["accuracy"],
+            }
+        )
         if not quiet:
-            tqdm.write(f"epoch {epoch + 1}: loss {total / len(tr_idx):.4f} "
-                       f"val AUROC {val['auroc']:.4f} acc {val['accuracy']:.4f}")
+            tqdm.write(
+                f"epoch {epoch + 1}: loss {total / len(tr_idx):.4f} "
+                f"val AUROC {val['auroc']:.4f} acc {val['accuracy']:.4f}"
+            )
         if val["auroc"] > best_auc:
             best_auc = val["auroc"]
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -148,13 +160,23 @@ def train(
         "bands": list(spec.band_names),
         "input_shape": [len(spec.bands), spec.cutout_px, spec.cutout_px],
         "normalisation": norm.to_dict(),
-        "train_set": {"path": str(train_set), "n": int(attrs["n"]), "seed": attrs["seed"],
-                      "population": attrs["population"], "n_train": len(tr_idx), "n_val": n_val},
+        "train_set": {
+            "path": str(train_set),
+            "n": int(attrs["n"]),
+            "seed": attrs["seed"],
+            "population": attrs["population"],
+            "n_train": len(tr_idx),
+            "n_val": n_val,
+        },
         "history": history,
         "best_val_auroc": best_auc,
         "train_seconds": round(time.perf_counter() - start, 1),
-        "machine": {"platform": platform.platform(), "python": platform.python_version(),
-                    "torch": torch.__version__, "lensfind": __version__},
+        "machine": {
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "lensfind": __version__,
+        },
     }
     if test_set is not None:
         test, tattrs = read_dataset(test_set)

@@ -61,8 +61,14 @@ def confusion_at(labels: np.ndarray, scores: np.ndarray, threshold: float) -> di
     precision = tp / (tp + fp) if tp + fp else float("nan")
     recall = tp / (tp + fn) if tp + fn else float("nan")
     return {
-        "threshold": float(threshold), "tp": tp, "fp": fp, "fn": fn, "tn": tn,
-        "accuracy": (tp + tn) / labels.size, "precision": precision, "recall": recall,
+        "threshold": float(threshold),
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+        "tn": tn,
+        "accuracy": (tp + tn) / labels.size,
+        "precision": precision,
+        "recall": recall,
     }
 
 
