@@ -445,3 +445,19 @@ def test_two_dask_workers_give_the_same_catalogue(full_run, region, scan_config,
         assert a[2] == b[2] or (np.isnan(a[2]) and np.isnan(b[2]))
     digest = hashlib.sha256((result.run_dir / "candidates.fits").read_bytes()).hexdigest()
     assert digest == hashlib.sha256((full_run.run_dir / "candidates.fits").read_bytes()).hexdigest()
+
+
+def test_existing_scheduler_gives_the_same_catalogue(full_run, region, scan_config, tmp_path):
+    """``--scheduler ADDRESS``: the scan runs on a cluster it did not start."""
+    from distributed import LocalCluster
+
+    with LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None
+    ) as cluster:
+        result = run_scan(
+            scan_config(region, tmp_path / "run", workers=0, scheduler=cluster.scheduler_address)
+        )
+    assert result.summary["workers"] == cluster.scheduler_address
+    assert (result.run_dir / "candidates.parquet").read_bytes() == (
+        full_run.run_dir / "candidates.parquet"
+    ).read_bytes()

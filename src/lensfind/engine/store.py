@@ -54,5 +54,6 @@ def write_shard_cutouts(
 
 def read_shard_cutouts(store: Path, shard_id: str) -> tuple[np.ndarray, np.ndarray]:
     """Return ``(object_id, images)`` of one shard."""
-    group = zarr.open_group(str(store / shard_id), mode="r")
-    return np.asarray(group["object_id"][:]), np.asarray(group["images"][:])
+    ids = zarr.open_array(str(store / shard_id / "object_id"), mode="r")
+    images = zarr.open_array(str(store / shard_id / "images"), mode="r")
+    return np.asarray(ids[:]), np.asarray(images[:])

@@ -28,7 +28,8 @@ class TileImages:
 
     @property
     def shape(self) -> tuple[int, int]:
-        return self.images[0].shape  # type: ignore[return-value]
+        h, w = self.images[0].shape
+        return int(h), int(w)
 
     def close(self) -> None:
         self.images = []

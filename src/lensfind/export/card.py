@@ -60,7 +60,7 @@ def load_card(model_dir: Path) -> ModelCard:
             name=raw["name"],
             survey=raw["survey"],
             bands=tuple(raw["bands"]),
-            input_shape=tuple(raw["input_shape"]),  # type: ignore[arg-type]
+            input_shape=tuple(raw["input_shape"]),
             normalisation=AsinhNormalisation.from_dict(raw["normalisation"]),
             threshold=float(raw["threshold"]),
             sha256=raw["sha256"],

@@ -106,11 +106,12 @@ def read_dataset(path: str | Path, limit: int | None = None) -> tuple[SimulatedS
     try:
         root = zarr.open_group(str(path), mode="r")
         attrs = dict(root.attrs)
-        n = int(attrs["n"]) if limit is None else min(limit, int(attrs["n"]))
-        images = np.asarray(root["images"][:n])
+        n_all = int(str(attrs["n"]))
+        n = n_all if limit is None else min(limit, n_all)
+        images = np.asarray(zarr.open_array(str(path / "images"), mode="r")[:n])
         truth: dict[str, np.ndarray] = {}
-        for key in root["truth"].array_keys():  # type: ignore[union-attr]
-            value = np.asarray(root[f"truth/{key}"][:n])
+        for key in zarr.open_group(str(path / "truth"), mode="r").array_keys():
+            value = np.asarray(zarr.open_array(str(path / "truth" / key), mode="r")[:n])
             if key == "kind":
                 value = np.array(attrs["kinds"])[value]
             elif key == "is_lens":
