@@ -82,7 +82,5 @@ def test_scoring_does_not_import_torch():
         "from lensfind.export import OnnxScorer; s=OnnxScorer(resolve_model(None,'des_y3')); "
         "s(np.zeros((2,4,100,100),np.float32)); assert 'torch' not in sys.modules"
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
-    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr

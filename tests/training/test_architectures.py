@@ -56,11 +56,7 @@ def test_no_module_instance_is_reused(model):
 
 
 def test_no_inplace_activations(model):
-    inplace = [
-        name
-        for name, m in model.named_modules()
-        if getattr(m, "inplace", False)
-    ]
+    inplace = [name for name, m in model.named_modules() if getattr(m, "inplace", False)]
     assert not inplace, f"in-place modules break hook-based saliency: {inplace}"
     assert any(isinstance(m, torch.nn.ReLU) for m in model.modules())
 

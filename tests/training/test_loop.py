@@ -61,7 +61,7 @@ def test_checkpoint_reproduces_test_metrics(trained, tiny_set):
     from lensfind.simulation.dataset import read_dataset, survey_of
 
     out, report = trained
-    model, meta = load_checkpoint(out / CHECKPOINT_NAME)
+    model, _ = load_checkpoint(out / CHECKPOINT_NAME)
     data, attrs = read_dataset(tiny_set)
     x = torch.from_numpy(normalisation_for(survey_of(attrs))(data.images))
     with torch.inference_mode():

@@ -14,9 +14,19 @@ def shipped_models() -> list[str]:
 
 
 def resolve_model(name_or_path: str | Path | None, survey: str) -> ModelCard:
-    """Load a model by shipped name or directory path; ``None`` gives the survey's default."""
+    """Load a model by directory path or shipped name; ``None`` gives the survey's default.
+
+    An existing directory (or ``.onnx`` file beside a card) wins over a shipped
+    name; ``None`` always means the shipped default, whatever the working directory.
+    """
     if name_or_path is None:
-        name_or_path = survey
+        shipped = _HERE / survey
+        if not (shipped / CARD_NAME).is_file():
+            raise ModelError(
+                f"no shipped default model for survey {survey!r} "
+                f"(shipped: {', '.join(shipped_models()) or 'none'}); pass --model"
+            )
+        return load_card(shipped)
     path = Path(name_or_path)
     if (path / CARD_NAME).is_file():
         return load_card(path)

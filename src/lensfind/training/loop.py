@@ -10,6 +10,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from lensfind import __version__
+from lensfind.errors import LensfindError
 from lensfind.preprocess import AsinhNormalisation
 from lensfind.simulation.dataset import read_dataset, survey_of
 from lensfind.surveys.spec import SurveySpec
@@ -18,6 +19,10 @@ from lensfind.training.architectures import build_model
 from lensfind.training.metrics import evaluate
 
 CHECKPOINT_NAME = "checkpoint.pt"
+
+
+class TrainingError(LensfindError):
+    """A training run that cannot start (e.g. a set without both classes)."""
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,34 @@ class TrainConfig:
 def normalisation_for(spec: SurveySpec) -> AsinhNormalisation:
     """The input normalisation of models trained for ``spec`` (scale = sky sigma)."""
     return AsinhNormalisation(scale=tuple(b.sky_sigma_counts for b in spec.bands))
+
+
+def _require_both_classes(is_lens: np.ndarray, path: Path, purpose: str, minimum: int = 1) -> None:
+    n_lens, n_other = int(is_lens.sum()), int((~is_lens).sum())
+    if n_lens < minimum or n_other < minimum:
+        raise TrainingError(
+            f"{path}: {n_lens} lens(es) and {n_other} non-lens(es); {purpose} needs at least "
+            f"{minimum} of each"
+        )
+
+
+def stratified_split(
+    is_lens: np.ndarray, val_fraction: float, rng: np.random.Generator, path: Path
+) -> tuple[np.ndarray, np.ndarray]:
+    """Split indices into (validation, training), keeping the class ratio in both.
+
+    Each class gives ``max(1, round(val_fraction * n_class))`` objects to validation,
+    so model selection by AUROC always sees both classes.
+    """
+    is_lens = np.asarray(is_lens, dtype=bool)
+    _require_both_classes(is_lens, path, "training with a validation split", minimum=2)
+    val, train = [], []
+    for cls in (True, False):
+        idx = rng.permutation(np.flatnonzero(is_lens == cls))
+        k = max(1, round(val_fraction * len(idx)))
+        val.append(idx[:k])
+        train.append(idx[k:])
+    return np.sort(np.concatenate(val)), np.sort(np.concatenate(train))
 
 
 def _augment(x: "torch.Tensor", gen: "torch.Generator") -> "torch.Tensor":
@@ -100,9 +133,7 @@ def train(
     x_all = norm(data.images)
     y_all = data.truth["is_lens"].astype(np.float32)
     rng = np.random.default_rng(config.seed)
-    order = rng.permutation(len(y_all))
-    n_val = round(config.val_fraction * len(y_all))
-    val_idx, tr_idx = order[:n_val], order[n_val:]
+    val_idx, tr_idx = stratified_split(data.truth["is_lens"], config.val_fraction, rng, train_set)
     x_val, y_val = x_all[val_idx], y_all[val_idx]
 
     model = build_model(config.arch, len(spec.bands), spec.cutout_px)
@@ -166,7 +197,7 @@ def train(
             "seed": attrs["seed"],
             "population": attrs["population"],
             "n_train": len(tr_idx),
-            "n_val": n_val,
+            "n_val": len(val_idx),
         },
         "history": history,
         "best_val_auroc": best_auc,
@@ -180,6 +211,7 @@ def train(
     }
     if test_set is not None:
         test, tattrs = read_dataset(test_set)
+        _require_both_classes(test.truth["is_lens"], test_set, "a held-out evaluation")
         scores = predict(model, norm(test.images))
         report["test_set"] = {"path": str(test_set), "n": int(tattrs["n"]), "seed": tattrs["seed"]}
         report["test_metrics_torch"] = evaluate(test.truth["is_lens"], scores)

@@ -22,12 +22,14 @@ def roc_curve(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.nd
     Returns ``fpr, tpr, thresholds``; the first point is ``(0, 0)`` at ``+inf``.
     """
     labels, scores = _check(labels, scores)
+    if labels.all() or not labels.any():
+        raise ValueError("a ROC curve needs both lenses and non-lenses")
     order = np.argsort(-scores, kind="mergesort")
     s, y = scores[order], labels[order]
     distinct = np.r_[np.nonzero(np.diff(s))[0], s.size - 1]
     tps = np.cumsum(y)[distinct]
     fps = (distinct + 1) - tps
-    n_pos, n_neg = max(labels.sum(), 1), max((~labels).sum(), 1)
+    n_pos, n_neg = labels.sum(), (~labels).sum()
     return (
         np.r_[0.0, fps / n_neg],
         np.r_[0.0, tps / n_pos],
@@ -37,9 +39,6 @@ def roc_curve(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.nd
 
 def auroc(labels: np.ndarray, scores: np.ndarray) -> float:
     """Area under the ROC curve (ties count one half)."""
-    labels, _ = _check(labels, scores)
-    if labels.all() or not labels.any():
-        raise ValueError("AUROC needs both lenses and non-lenses")
     fpr, tpr, _ = roc_curve(labels, scores)
     return float(np.trapezoid(tpr, fpr))
 
