@@ -123,3 +123,16 @@ def test_failed_objects_exit_3(capsys, copy_region, model_dir, tmp_path):
     captured = capsys.readouterr()
     assert "failed 16 (tile unreadable 16)" in captured.out
     assert "warning: 16 object(s) failed; reasons in the scores files" in captured.err
+
+
+def test_missing_data_directory_is_named(capsys, tmp_path):
+    missing = tmp_path / "nowhere"
+    assert main(["scan", "--data", str(missing), "--out", str(tmp_path / "run"), "--quiet"]) == 2
+    assert capsys.readouterr().err == f"error: {missing}: data directory not found\n"
+
+
+def test_survey_without_a_shipped_model_fails_before_generating_data(capsys, tmp_path):
+    assert main(["scan", "--survey", "kids_dr3", "--out", str(tmp_path / "run"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: no shipped default model for survey 'kids_dr3'")
+    assert not (tmp_path / "run").exists()

@@ -24,6 +24,8 @@ DEFAULT_REGION_VERSION = "v1"
 
 def catalog_path(data_dir: Path) -> Path:
     """The catalogue file of a data directory (Parquet preferred, then FITS)."""
+    if not data_dir.is_dir():
+        raise CatalogError(f"{data_dir}: data directory not found")
     for name in (CATALOG_NAME, "catalog.fits", "catalog.fit"):
         if (data_dir / name).is_file():
             return data_dir / name

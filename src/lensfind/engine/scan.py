@@ -2,6 +2,7 @@
 
 import json
 import time
+from collections import deque
 from concurrent.futures import FIRST_COMPLETED
 from concurrent.futures import wait as cf_wait
 from dataclasses import dataclass
@@ -72,7 +73,6 @@ def run_scan(config: ScanConfig) -> ScanResult:
     """Scan a survey region and write the run directory (see the design's Formats)."""
     start = time.perf_counter()
     spec = get_survey(config.survey)
-    data_dir = config.data_dir or default_region(spec, quiet=config.quiet)
     card = resolve_model(config.model, spec.name)
     if card.bands != spec.band_names or card.input_shape[1] != spec.cutout_px:
         raise ConfigError(
@@ -81,6 +81,7 @@ def run_scan(config: ScanConfig) -> ScanResult:
             f"{spec.band_names} at {spec.cutout_px} px"
         )
     threshold = card.threshold if config.threshold is None else config.threshold
+    data_dir = config.data_dir or default_region(spec, quiet=config.quiet)
     cat_file = catalog_path(data_dir)
     catalog = read_catalog(cat_file)
     plan = make_plan(catalog, cat_file, data_dir, spec, config.shard_size)
@@ -104,57 +105,20 @@ def run_scan(config: ScanConfig) -> ScanResult:
             batch_size=config.batch_size,
         )
 
-    stage_seconds: dict[str, float] = {}
     n_done = sum(len(s.rows) for s in plan.shards if s.shard_id in done)
-    bar = tqdm(
+    with tqdm(
         total=plan.n_objects,
         initial=n_done,
         desc=f"scan {spec.name}",
         unit="obj",
         disable=config.quiet,
         smoothing=0.1,
-    )
-    scan_start = time.perf_counter()
-    with executor(config.workers, config.scheduler) as ex:
-        by_id = {s.shard_id: s for s in pending}
-        in_flight: dict[Any, ShardTask] = {}
-        queue = list(pending)
-        limit = max(2, 2 * max(config.workers, 1)) if config.scheduler is None else 64
-
-        def fill() -> None:
-            while queue and len(in_flight) < limit:
-                t = task(queue.pop(0))
-                in_flight[ex.submit(process_shard, t)] = t
-
-        fill()
-        while in_flight:
-            finished = _wait_any(list(in_flight))
-            for fut in finished:
-                t = in_flight.pop(fut)
-                try:
-                    result: ShardResult = fut.result()
-                except Exception as exc:  # the task itself crashed: fail its objects
-                    result = write_scores(
-                        t, reason=f"shard task crashed: {type(exc).__name__}: {exc}"
-                    )
-                manifest.commit(
-                    {
-                        "shard_id": result.shard_id,
-                        "tile": t.tile,
-                        "input_fingerprint": plan.fingerprint,
-                        "model_sha256": card.sha256,
-                        "counts": result.counts,
-                        "scores_file": result.scores_file,
-                        "sha256": result.sha256,
-                        "seconds": result.seconds,
-                    }
-                )
-                for k, v in result.seconds.items():
-                    stage_seconds[k] = stage_seconds.get(k, 0.0) + v
-                bar.update(len(by_id[result.shard_id].rows))
-            fill()
-    bar.close()
-    scan_seconds = time.perf_counter() - scan_start
+    ) as bar:
+        scan_start = time.perf_counter()
+        stage_seconds = _dispatch(
+            [task(s) for s in pending], config, manifest, plan.fingerprint, card.sha256, bar
+        )
+        scan_seconds = time.perf_counter() - scan_start
 
     committed = manifest.committed()
     shard_ids = [s.shard_id for s in plan.shards]
@@ -200,6 +164,62 @@ def run_scan(config: ScanConfig) -> ScanResult:
     assert sum(counts.values()) == plan.n_objects, "every object ends in exactly one state"
     (run_dir / SUMMARY_NAME).write_text(json.dumps(summary, indent=2))
     return ScanResult(run_dir, summary)
+
+
+def _dispatch(
+    tasks: list[ShardTask],
+    config: ScanConfig,
+    manifest: Manifest,
+    fingerprint: str,
+    model_sha256: str,
+    bar: Any,
+) -> dict[str, float]:
+    """Run shard tasks with a bounded number in flight; commit each as it finishes.
+
+    The driver is the manifest's only writer. A task that crashes (a worker bug,
+    a lost worker) fails its own objects and never stops the other shards.
+    Returns the per-stage seconds summed over shards.
+    """
+    stage_seconds: dict[str, float] = {}
+    queue = deque(tasks)
+    in_flight: dict[Any, ShardTask] = {}
+    with executor(config.workers, config.scheduler) as ex:
+        limit = 2 * max(_n_workers(ex, config), 1)
+        while queue or in_flight:
+            while queue and len(in_flight) < limit:
+                t = queue.popleft()
+                in_flight[ex.submit(process_shard, t)] = t
+            for fut in _wait_any(list(in_flight)):
+                t = in_flight.pop(fut)
+                try:
+                    result: ShardResult = fut.result()
+                except Exception as exc:
+                    result = write_scores(
+                        t, reason=f"shard task crashed: {type(exc).__name__}: {exc}"
+                    )
+                manifest.commit(
+                    {
+                        "shard_id": result.shard_id,
+                        "tile": t.tile,
+                        "input_fingerprint": fingerprint,
+                        "model_sha256": model_sha256,
+                        "counts": result.counts,
+                        "scores_file": result.scores_file,
+                        "sha256": result.sha256,
+                        "seconds": result.seconds,
+                    }
+                )
+                for k, v in result.seconds.items():
+                    stage_seconds[k] = stage_seconds.get(k, 0.0) + v
+                bar.update(t.objects.num_rows)
+    return stage_seconds
+
+
+def _n_workers(ex: Any, config: ScanConfig) -> int:
+    """Worker count of a Dask client (or the configured local count)."""
+    if hasattr(ex, "scheduler_info"):
+        return len(ex.scheduler_info().get("workers", {})) or 1
+    return config.workers
 
 
 def _wait_any(futures: list[Any]) -> list[Any]:
