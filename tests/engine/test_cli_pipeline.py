@@ -19,15 +19,6 @@ pytest.importorskip("onnx")
 
 # `engine export` uses torch's legacy TorchScript exporter (dynamo=False), which
 # torch >= 2.9 flags with DeprecationWarnings; the pytest config turns warnings into errors.
-pytestmark = [
-    pytest.mark.filterwarnings(
-        "ignore:You are using the legacy TorchScript-based ONNX export:DeprecationWarning"
-    ),
-    pytest.mark.filterwarnings(
-        "ignore:The feature will be removed. Please remove usage of this function"
-        ":DeprecationWarning:torch.onnx"
-    ),
-]
 
 
 def _run(*argv: str) -> tuple[int, str]:

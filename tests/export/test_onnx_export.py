@@ -20,15 +20,6 @@ from lensfind.training.loop import TrainConfig, load_checkpoint, train  # noqa: 
 
 # export_checkpoint uses torch's legacy TorchScript exporter (dynamo=False), which
 # torch >= 2.9 flags with DeprecationWarnings; the pytest config turns warnings into errors.
-pytestmark = [
-    pytest.mark.filterwarnings(
-        "ignore:You are using the legacy TorchScript-based ONNX export:DeprecationWarning"
-    ),
-    pytest.mark.filterwarnings(
-        "ignore:The feature will be removed. Please remove usage of this function"
-        ":DeprecationWarning:torch.onnx"
-    ),
-]
 
 
 @pytest.fixture(scope="module")

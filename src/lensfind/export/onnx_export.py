@@ -2,6 +2,7 @@
 
 import json
 import platform
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -51,16 +52,22 @@ def export_checkpoint(
     wrapped = WithSigmoid(model).eval()
     example = torch.zeros(2, bands, size, size)
     onnx_path = out_dir / ONNX_NAME
-    torch.onnx.export(
-        wrapped,
-        (example,),
-        str(onnx_path),
-        input_names=["cutouts"],
-        output_names=["lens_probability"],
-        dynamic_axes={"cutouts": {0: "batch"}, "lens_probability": {0: "batch"}},
-        opset_version=opset,
-        dynamo=False,
-    )
+    # The TorchScript exporter is deprecated in torch >= 2.9 but, unlike the dynamo
+    # exporter, needs no onnxscript and emits a plain opset-17 graph; silence only
+    # its own deprecation notices.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.onnx")
+        warnings.filterwarnings("ignore", message="You are using the legacy TorchScript")
+        torch.onnx.export(
+            wrapped,
+            (example,),
+            str(onnx_path),
+            input_names=["cutouts"],
+            output_names=["lens_probability"],
+            dynamic_axes={"cutouts": {0: "batch"}, "lens_probability": {0: "batch"}},
+            opset_version=opset,
+            dynamo=False,
+        )
     import onnx
 
     onnx.checker.check_model(str(onnx_path))
