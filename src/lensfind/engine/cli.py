@@ -42,6 +42,10 @@ def _cmd_scan(args: argparse.Namespace) -> int:
             "batch_size": args.batch_size,
             "threshold": args.threshold,
             "resume": args.resume or None,
+            "metrics_port": args.metrics_port,
+            "metrics_host": args.metrics_host,
+            "pushgateway": args.pushgateway,
+            "shard_attempts": args.shard_attempts,
             "quiet": args.quiet or None,
         }
     )
@@ -209,6 +213,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--batch-size", type=int, help="cutouts per model call")
     s.add_argument("--threshold", type=float, help="candidate threshold (default: model card)")
     s.add_argument("--resume", action="store_true", help="continue a killed run in --out")
+    s.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
+    s.add_argument("--metrics-host", help="metrics bind address (default 127.0.0.1)")
+    s.add_argument("--pushgateway", help="push final metrics to this Pushgateway URL")
+    s.add_argument("--shard-attempts", type=int, help="crashes before a shard is quarantined")
     s.set_defaults(func=_cmd_scan)
 
     s = sub.add_parser("simulate", parents=[common], help="write a simulated training/test set")

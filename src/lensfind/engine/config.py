@@ -44,6 +44,14 @@ class ScanConfig:
         Continue an interrupted run in ``out``.
     quiet : bool
         No progress bars.
+    metrics_port : int or None
+        Serve Prometheus metrics on this port while the scan runs (0: any free port).
+    metrics_host : str
+        Address the metrics server binds to (loopback unless asked otherwise).
+    pushgateway : str or None
+        Prometheus Pushgateway URL to push the final metrics to.
+    shard_attempts : int
+        Crashes of a shard task after which the shard is quarantined.
     """
 
     survey: str = "des_y3"
@@ -57,12 +65,18 @@ class ScanConfig:
     threshold: float | None = None
     resume: bool = False
     quiet: bool = False
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
+    pushgateway: str | None = None
+    shard_attempts: int = 3
 
     def __post_init__(self) -> None:
         if self.workers < 0:
             raise ConfigError(f"workers must be >= 0, got {self.workers}")
-        if self.shard_size < 1 or self.batch_size < 1:
-            raise ConfigError("shard_size and batch_size must be >= 1")
+        if self.shard_size < 1 or self.batch_size < 1 or self.shard_attempts < 1:
+            raise ConfigError("shard_size, batch_size and shard_attempts must be >= 1")
+        if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
+            raise ConfigError(f"metrics_port must be in 0..65535, got {self.metrics_port}")
         if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
             raise ConfigError(f"threshold must be in [0, 1], got {self.threshold}")
 

@@ -1,43 +1,51 @@
 """``engine scan``: plan -> shards on Dask -> commit -> candidates + summary."""
 
 import json
+import logging
 import time
-from collections import deque
-from concurrent.futures import FIRST_COMPLETED
-from concurrent.futures import wait as cf_wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
 from lensfind import __version__
 from lensfind.engine.candidates import read_scores, select_candidates, write_candidates
 from lensfind.engine.catalog import read_catalog
-from lensfind.engine.cluster import executor
 from lensfind.engine.config import ScanConfig
 from lensfind.engine.datadir import catalog_path, default_region
+from lensfind.engine.dispatch import Dispatcher, quarantined_shards
 from lensfind.engine.manifest import Manifest
+from lensfind.engine.metrics import ScanMetrics
 from lensfind.engine.plan import PLAN_NAME, Plan, make_plan
-from lensfind.engine.shard import STATUSES, ShardResult, ShardTask, process_shard, write_scores
+from lensfind.engine.shard import STATUSES, ShardTask, reason_class
 from lensfind.errors import ConfigError, ResumeError
 from lensfind.models import resolve_model
+from lensfind.simulation.region import TRUTH_NAME
 from lensfind.surveys.registry import get_survey
 
 SUMMARY_NAME = "summary.json"
 EXIT_OK = 0
 EXIT_WITH_FAILURES = 3  # the scan completed, but some objects ended "failed"
+EXIT_WITH_QUARANTINE = 4  # the scan completed, but some shards were quarantined
+log = logging.getLogger("lensfind.scan")
 
 
 @dataclass(frozen=True)
 class ScanResult:
+    """A finished scan: its run directory, summary, and final metric values."""
+
     run_dir: Path
     summary: dict[str, Any]
+    metrics: ScanMetrics
 
     @property
     def exit_code(self) -> int:
+        if self.summary["n_shards_quarantined"]:
+            return EXIT_WITH_QUARANTINE
         return EXIT_OK if self.summary["n_failed"] == 0 else EXIT_WITH_FAILURES
 
 
@@ -105,20 +113,36 @@ def run_scan(config: ScanConfig) -> ScanResult:
             batch_size=config.batch_size,
         )
 
+    metrics = ScanMetrics(spec.name, card.sha256)
+    metrics.objects_planned.set(plan.n_objects)
+    if config.metrics_port is not None:
+        port = metrics.serve(config.metrics_port, config.metrics_host)
+        log.info("metrics at http://%s:%d/metrics", config.metrics_host, port)
+    dispatcher = Dispatcher(
+        run_dir,
+        plan.fingerprint,
+        card.sha256,
+        threshold,
+        metrics,
+        lens_ids=_planted_lens_ids(data_dir),
+        shard_attempts=config.shard_attempts,
+    )
     n_done = sum(len(s.rows) for s in plan.shards if s.shard_id in done)
-    with tqdm(
-        total=plan.n_objects,
-        initial=n_done,
-        desc=f"scan {spec.name}",
-        unit="obj",
-        disable=config.quiet,
-        smoothing=0.1,
-    ) as bar:
-        scan_start = time.perf_counter()
-        stage_seconds = _dispatch(
-            [task(s) for s in pending], config, manifest, plan.fingerprint, card.sha256, bar
-        )
-        scan_seconds = time.perf_counter() - scan_start
+    try:
+        with tqdm(
+            total=plan.n_objects,
+            initial=n_done,
+            desc=f"scan {spec.name}",
+            unit="obj",
+            disable=config.quiet,
+            smoothing=0.1,
+        ) as bar:
+            scan_start = time.perf_counter()
+            dispatcher.run([task(s) for s in pending], config.workers, config.scheduler, bar)
+            scan_seconds = time.perf_counter() - scan_start
+    finally:
+        metrics.close()
+    stage_seconds = dispatcher.stage_seconds
 
     committed = manifest.committed()
     shard_ids = [s.shard_id for s in plan.shards]
@@ -145,6 +169,7 @@ def run_scan(config: ScanConfig) -> ScanResult:
         "model_sha256": card.sha256,
         "n_shards": len(plan.shards),
         "n_shards_this_run": len(pending),
+        "n_shards_quarantined": len(quarantined_shards(run_dir) & set(shard_ids)),
         "elapsed_s": round(elapsed, 3),
         "scan_s": round(scan_seconds, 3),
         "cutouts_per_s": round(
@@ -163,78 +188,28 @@ def run_scan(config: ScanConfig) -> ScanResult:
     }
     assert sum(counts.values()) == plan.n_objects, "every object ends in exactly one state"
     (run_dir / SUMMARY_NAME).write_text(json.dumps(summary, indent=2))
-    return ScanResult(run_dir, summary)
+    if config.pushgateway:
+        try:
+            metrics.push(config.pushgateway, run_dir.name)
+        except OSError as exc:  # the scan succeeded; a monitoring hiccup must not fail it
+            log.warning("could not push metrics to %s: %s", config.pushgateway, exc)
+    return ScanResult(run_dir, summary, metrics)
 
 
-def _dispatch(
-    tasks: list[ShardTask],
-    config: ScanConfig,
-    manifest: Manifest,
-    fingerprint: str,
-    model_sha256: str,
-    bar: Any,
-) -> dict[str, float]:
-    """Run shard tasks with a bounded number in flight; commit each as it finishes.
-
-    The driver is the manifest's only writer. A task that crashes (a worker bug,
-    a lost worker) fails its own objects and never stops the other shards.
-    Returns the per-stage seconds summed over shards.
-    """
-    stage_seconds: dict[str, float] = {}
-    queue = deque(tasks)
-    in_flight: dict[Any, ShardTask] = {}
-    with executor(config.workers, config.scheduler) as ex:
-        limit = 2 * max(_n_workers(ex, config), 1)
-        while queue or in_flight:
-            while queue and len(in_flight) < limit:
-                t = queue.popleft()
-                in_flight[ex.submit(process_shard, t)] = t
-            for fut in _wait_any(list(in_flight)):
-                t = in_flight.pop(fut)
-                try:
-                    result: ShardResult = fut.result()
-                except Exception as exc:
-                    result = write_scores(
-                        t, reason=f"shard task crashed: {type(exc).__name__}: {exc}"
-                    )
-                manifest.commit(
-                    {
-                        "shard_id": result.shard_id,
-                        "tile": t.tile,
-                        "input_fingerprint": fingerprint,
-                        "model_sha256": model_sha256,
-                        "counts": result.counts,
-                        "scores_file": result.scores_file,
-                        "sha256": result.sha256,
-                        "seconds": result.seconds,
-                    }
-                )
-                for k, v in result.seconds.items():
-                    stage_seconds[k] = stage_seconds.get(k, 0.0) + v
-                bar.update(t.objects.num_rows)
-    return stage_seconds
-
-
-def _n_workers(ex: Any, config: ScanConfig) -> int:
-    """Worker count of a Dask client (or the configured local count)."""
-    if hasattr(ex, "scheduler_info"):
-        return len(ex.scheduler_info().get("workers", {})) or 1
-    return config.workers
-
-
-def _wait_any(futures: list[Any]) -> list[Any]:
-    """Futures that are done (at least one), from Dask or concurrent.futures."""
-    if futures and hasattr(futures[0], "key"):  # distributed.Future
-        from distributed import wait
-
-        return list(wait(futures, return_when="FIRST_COMPLETED").done)
-    return list(cf_wait(futures, return_when=FIRST_COMPLETED).done)
+def _planted_lens_ids(data_dir: Path) -> set[int]:
+    """Object ids of the planted lenses of a synthetic region (empty without truth)."""
+    path = data_dir / TRUTH_NAME
+    if not path.is_file():
+        return set()
+    truth = pq.read_table(path, columns=["object_id", "is_lens"])
+    ids = truth["object_id"].to_numpy()[truth["is_lens"].to_numpy(zero_copy_only=False)]
+    return {int(i) for i in ids}
 
 
 def _reason_counts(scores: Any, status: str) -> dict[str, int]:
     st = scores["status"].to_numpy(zero_copy_only=False)
     reasons = scores["reason"].to_numpy(zero_copy_only=False)[st == status]
     # group "masked: 12 NaN pixel(s) in band z" style reasons by their prefix
-    keys = [r.split(":")[0] for r in reasons]
+    keys = [reason_class(r) for r in reasons]
     uniq, cnt = np.unique(np.array(keys, dtype=str), return_counts=True)
     return {str(k): int(c) for k, c in zip(uniq, cnt, strict=True)}

@@ -7,6 +7,7 @@ reason); a bad tile fails its objects and never raises out of the task.
 
 import hashlib
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from lensfind.engine.cutouts import cut_stamps
+from lensfind.engine.cutouts import EDGE, INVALID, cut_stamps
 from lensfind.engine.plan import NO_TILE
 from lensfind.engine.store import STORE_NAME, write_shard_cutouts
 from lensfind.engine.tiles import read_tile
@@ -53,6 +54,17 @@ class ShardResult:
     sha256: str
     counts: dict[str, int]
     seconds: dict[str, float] = field(default_factory=dict)
+    #: (status, reason class, number of objects) for metrics
+    reasons: list[tuple[str, str, int]] = field(default_factory=list)
+    #: cutouts per model call
+    batch_sizes: list[int] = field(default_factory=list)
+    #: image bytes read from the tile for the cutouts
+    bytes_read: int = 0
+
+
+def reason_class(reason: str) -> str:
+    """The low-cardinality class of a reason: the text before the first colon."""
+    return reason.split(":", 1)[0]
 
 
 def scorer_for(model_dir: str, sha256: str) -> OnnxScorer:
@@ -75,6 +87,8 @@ def process_shard(task: ShardTask) -> ShardResult:
     score = np.full(n, np.nan, dtype=np.float32)
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
+    batch_sizes: list[int] = []
+    bytes_read = 0
     if task.tile == NO_TILE:
         status[:], reason[:] = "skipped", OFF_TILE
     else:
@@ -96,6 +110,8 @@ def process_shard(task: ShardTask) -> ShardResult:
                     stamps = None
             if stamps is not None:
                 good = np.array([w == "" for w in why], dtype=bool)
+                n_read = sum(w not in (EDGE, INVALID) for w in why)
+                bytes_read = n_read * len(task.bands) * task.cutout_px**2 * 4
                 status[~good] = "skipped"
                 reason[~good] = np.array(why, dtype=object)[~good]
                 seconds["cutout"] = time.perf_counter() - t1
@@ -106,11 +122,13 @@ def process_shard(task: ShardTask) -> ShardResult:
                 )
                 seconds["store"] = time.perf_counter() - t2
                 t3 = time.perf_counter()
-                _score_into(task, stamps, good, status, reason, score)
+                batch_sizes = _score_into(task, stamps, good, status, reason, score)
                 seconds["score"] = time.perf_counter() - t3
     t4 = time.perf_counter()
     result = write_scores(task, status, reason, score)
     result.seconds.update(seconds, write=time.perf_counter() - t4)
+    result.batch_sizes = batch_sizes
+    result.bytes_read = bytes_read
     return result
 
 
@@ -121,16 +139,21 @@ def _score_into(
     status: np.ndarray,
     reason: np.ndarray,
     score: np.ndarray,
-) -> None:
-    """Score the good stamps batch by batch; a failing batch fails only its objects."""
+) -> list[int]:
+    """Score the good stamps batch by batch; a failing batch fails only its objects.
+
+    Returns the size of each model call.
+    """
     idx = np.flatnonzero(good)
     try:
         scorer = scorer_for(task.model_dir, task.model_sha256)
     except Exception as exc:
         reason[idx] = f"model unusable: {exc}"
-        return
+        return []
+    sizes = []
     for start in range(0, len(idx), task.batch_size):
         part = idx[start : start + task.batch_size]
+        sizes.append(len(part))
         try:
             p = scorer(stamps[part])
             if not np.isfinite(p).all():
@@ -140,6 +163,7 @@ def _score_into(
             continue
         score[part] = p
         status[part] = "scored"
+    return sizes
 
 
 def write_scores(
@@ -179,4 +203,8 @@ def write_scores(
     pq.write_table(table, tmp)
     tmp.replace(final)
     counts = {s: int((status == s).sum()) for s in STATUSES}
-    return ShardResult(task.shard_id, final.name, _file_sha256(final), counts)
+    tally = Counter(
+        (st, reason_class(r)) for st, r in zip(status.tolist(), reason.tolist(), strict=True)
+    )
+    reasons = [(st, r, n) for (st, r), n in sorted(tally.items())]
+    return ShardResult(task.shard_id, final.name, _file_sha256(final), counts, reasons=reasons)

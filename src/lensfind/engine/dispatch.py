@@ -1,0 +1,173 @@
+"""Running shard tasks: bounded submission, retries, quarantine, commits, metrics.
+
+The driver process is the only writer of ``manifest.jsonl`` and
+``quarantine.jsonl``. A shard task that crashes (a bug, a lost worker) is
+retried; after ``shard_attempts`` crashes it is quarantined: its objects are
+written as failed (reason ``quarantined: ...``), a line goes to
+``quarantine.jsonl``, and the shard is committed so the rest of the scan goes on.
+"""
+
+import json
+import time
+from collections import deque
+from concurrent.futures import FIRST_COMPLETED
+from concurrent.futures import wait as cf_wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from lensfind.engine.cluster import executor
+from lensfind.engine.manifest import Manifest
+from lensfind.engine.metrics import ScanMetrics
+from lensfind.engine.shard import SCORES_DIR, ShardResult, ShardTask, process_shard, write_scores
+
+QUARANTINE_NAME = "quarantine.jsonl"
+
+
+@dataclass
+class Dispatcher:
+    """Runs shard tasks on an executor and commits their results.
+
+    Attributes
+    ----------
+    run_dir : Path
+        The run directory.
+    fingerprint, model_sha256 : str
+        Recorded in every manifest line.
+    threshold : float
+        Candidate threshold (for the planted-lens recovery metric).
+    metrics : ScanMetrics
+        Where measurements go.
+    lens_ids : set of int
+        Object ids of planted lenses (from ``truth.parquet``), possibly empty.
+    shard_attempts : int
+        Crashes after which a shard is quarantined.
+    """
+
+    run_dir: Path
+    fingerprint: str
+    model_sha256: str
+    threshold: float
+    metrics: ScanMetrics
+    lens_ids: set[int] = field(default_factory=set)
+    shard_attempts: int = 3
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    n_quarantined: int = 0
+
+    def run(
+        self, tasks: list[ShardTask], workers: int, scheduler: str | None, progress: Any
+    ) -> None:
+        """Run ``tasks`` with at most two per worker in flight; commit each as it ends."""
+        manifest = Manifest(self.run_dir)
+        queue = deque(tasks)
+        attempts: dict[str, int] = {}
+        in_flight: dict[Any, ShardTask] = {}
+        with executor(workers, scheduler) as ex:
+            limit = 2 * max(_n_workers(ex, workers), 1)
+            while queue or in_flight:
+                while queue and len(in_flight) < limit:
+                    t = queue.popleft()
+                    in_flight[ex.submit(process_shard, t)] = t
+                self.metrics.queued.set(len(queue))
+                self.metrics.in_flight.set(len(in_flight))
+                for fut in _wait_any(list(in_flight)):
+                    t = in_flight.pop(fut)
+                    try:
+                        result: ShardResult = fut.result()
+                    except Exception as exc:
+                        self.metrics.shard_failures.inc()
+                        attempts[t.shard_id] = attempts.get(t.shard_id, 0) + 1
+                        if attempts[t.shard_id] < self.shard_attempts:
+                            queue.appendleft(t)
+                            continue
+                        result = self._quarantine(t, attempts[t.shard_id], exc)
+                    self._commit(manifest, t, result)
+                    progress.update(t.objects.num_rows)
+            self.metrics.queued.set(0)
+            self.metrics.in_flight.set(0)
+
+    def _quarantine(self, task: ShardTask, attempts: int, exc: Exception) -> ShardResult:
+        error = f"{type(exc).__name__}: {exc}"
+        result = write_scores(
+            task, reason=f"quarantined: task crashed {attempts} time(s); last: {error}"
+        )
+        line = {
+            "shard_id": task.shard_id,
+            "tile": task.tile,
+            "attempts": attempts,
+            "error": error,
+            "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        with open(self.run_dir / QUARANTINE_NAME, "a") as f:
+            f.write(json.dumps(line, sort_keys=True) + "\n")
+        self.metrics.shards_quarantined.inc()
+        self.n_quarantined += 1
+        return result
+
+    def _commit(self, manifest: Manifest, task: ShardTask, result: ShardResult) -> None:
+        manifest.commit(
+            {
+                "shard_id": result.shard_id,
+                "tile": task.tile,
+                "input_fingerprint": self.fingerprint,
+                "model_sha256": self.model_sha256,
+                "counts": result.counts,
+                "scores_file": result.scores_file,
+                "sha256": result.sha256,
+                "seconds": result.seconds,
+            }
+        )
+        for k, v in result.seconds.items():
+            self.stage_seconds[k] = self.stage_seconds.get(k, 0.0) + v
+        self.metrics.commit(
+            {(s, r): n for s, r, n in result.reasons},
+            result.seconds,
+            result.batch_sizes,
+            result.bytes_read,
+            self._planted_outcomes(result),
+        )
+
+    def _planted_outcomes(self, result: ShardResult) -> dict[str, int]:
+        """Planted lenses of the shard that were scored: recovered (>= threshold) or missed."""
+        if not self.lens_ids:
+            return {}
+        t = pq.read_table(
+            self.run_dir / SCORES_DIR / result.scores_file, columns=["object_id", "status", "score"]
+        )
+        ids = t["object_id"].to_numpy()
+        scored = t["status"].to_numpy(zero_copy_only=False) == "scored"
+        lens = np.fromiter((int(i) in self.lens_ids for i in ids), bool, len(ids)) & scored
+        hit = lens & (t["score"].to_numpy(zero_copy_only=False) >= self.threshold)
+        return {"recovered": int(hit.sum()), "missed": int((lens & ~hit).sum())}
+
+
+def quarantined_shards(run_dir: Path) -> set[str]:
+    """Ids of the shards listed in ``quarantine.jsonl`` (complete lines only)."""
+    path = run_dir / QUARANTINE_NAME
+    out: set[str] = set()
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                out.add(json.loads(line)["shard_id"])
+            except (json.JSONDecodeError, KeyError):
+                continue
+    return out
+
+
+def _n_workers(ex: Any, workers: int) -> int:
+    """Worker count of a Dask client (or the configured local count)."""
+    if hasattr(ex, "scheduler_info"):
+        return len(ex.scheduler_info().get("workers", {})) or 1
+    return workers
+
+
+def _wait_any(futures: list[Any]) -> list[Any]:
+    """Futures that are done (at least one), from Dask or concurrent.futures."""
+    if futures and hasattr(futures[0], "key"):  # distributed.Future
+        from distributed import wait
+
+        return list(wait(futures, return_when="FIRST_COMPLETED").done)
+    return list(cf_wait(futures, return_when=FIRST_COMPLETED).done)
