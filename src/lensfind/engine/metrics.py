@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, push
 from prometheus_client import start_http_server as _start_http_server
 
 from lensfind import __version__
+from lensfind.errors import ConfigError
 
 STAGES = ("read", "cutout", "store", "score", "write")
 
@@ -132,7 +133,10 @@ class ScanMetrics:
 
     def serve(self, port: int, host: str = "127.0.0.1") -> int:
         """Serve ``/metrics`` over HTTP on ``host:port`` (0 picks a free port); returns the port."""
-        server, _thread = _start_http_server(port, addr=host, registry=self.registry)
+        try:
+            server, _thread = _start_http_server(port, addr=host, registry=self.registry)
+        except OSError as exc:
+            raise ConfigError(f"cannot serve metrics on {host}:{port}: {exc.strerror}") from None
         self._server = server
         return int(server.server_port)
 

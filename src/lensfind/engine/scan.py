@@ -114,7 +114,7 @@ def run_scan(config: ScanConfig) -> ScanResult:
         )
 
     metrics = ScanMetrics(spec.name, card.sha256)
-    metrics.objects_planned.set(plan.n_objects)
+    metrics.objects_planned.set(sum(len(s.rows) for s in pending))
     if config.metrics_port is not None:
         port = metrics.serve(config.metrics_port, config.metrics_host)
         log.info("metrics at http://%s:%d/metrics", config.metrics_host, port)
