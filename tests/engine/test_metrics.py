@@ -179,7 +179,7 @@ def _wait_until(fn, timeout_s: float):
 def test_real_prometheus_scrapes_a_running_scan(model_dir, tmp_path):
     """Debian's prometheus scrapes `engine scan --metrics-port` and sees counters rise."""
     binary = _server_binary("prometheus")
-    data = make_test_region(tmp_path / "region", tiles_ra=2, tiles_dec=1, tile_px=1000)
+    data = make_test_region(tmp_path / "region", tiles_ra=2, tiles_dec=1, tile_px=1300)
     scan_port, prom_port = _free_port(), _free_port()
     config = tmp_path / "prometheus.yml"
     config.write_text(
