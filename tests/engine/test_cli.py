@@ -84,7 +84,7 @@ def test_catalogue_without_ra(capsys, copy_region, model_dir, tmp_path):
 def test_bad_setting_from_the_environment(capsys, monkeypatch, region, model_dir, tmp_path):
     monkeypatch.setenv("LENSFIND_SCAN__BATCHSIZE", "8")
     assert main(_scan_args(region, model_dir, tmp_path / "run")) == 2
-    assert "LENSFIND_SCAN__BATCHSIZE: unknown scan setting" in capsys.readouterr().err
+    assert "LENSFIND_SCAN__BATCHSIZE: unknown setting" in capsys.readouterr().err
 
 
 def test_missing_model(capsys, region, tmp_path):

@@ -5,12 +5,12 @@ from pathlib import Path
 
 import pytest
 
-from lensfind.engine.config import ScanConfig, build_scan_config
+from lensfind.engine.config import ScanConfig, build_config
 from lensfind.errors import ConfigError
 
 
 def test_defaults():
-    config = build_scan_config({}, environ={})
+    config = build_config(ScanConfig, {}, environ={})
     assert config == ScanConfig()
     assert config.batch_size == 256
 
@@ -20,7 +20,7 @@ def test_env_override(monkeypatch):
     monkeypatch.setenv("LENSFIND_SCAN__OUT", "/tmp/somewhere")
     monkeypatch.setenv("LENSFIND_SCAN__THRESHOLD", "0.25")
     monkeypatch.setenv("LENSFIND_SCAN__QUIET", "yes")
-    config = build_scan_config({"batch_size": None})  # None: flag not given
+    config = build_config(ScanConfig, {"batch_size": None})  # None: flag not given
     assert config.batch_size == 512
     assert config.out == Path("/tmp/somewhere")
     assert config.threshold == 0.25
@@ -29,24 +29,24 @@ def test_env_override(monkeypatch):
 
 def test_explicit_flags_beat_the_environment():
     env = {"LENSFIND_SCAN__BATCH_SIZE": "512", "LENSFIND_SCAN__WORKERS": "4"}
-    config = build_scan_config({"batch_size": 64, "workers": None}, environ=env)
+    config = build_config(ScanConfig, {"batch_size": 64, "workers": None}, environ=env)
     assert config.batch_size == 64
     assert config.workers == 4
 
 
 def test_unrelated_environment_is_ignored():
-    config = build_scan_config({}, environ={"LENSFIND_CACHE": "/x", "LENSFIND_SCANX": "1"})
+    config = build_config(ScanConfig, {}, environ={"LENSFIND_CACHE": "/x", "LENSFIND_SCANX": "1"})
     assert config == ScanConfig()
 
 
 def test_unknown_env_key_is_named():
-    with pytest.raises(ConfigError, match="LENSFIND_SCAN__BATCHSIZE: unknown scan setting"):
-        build_scan_config({}, environ={"LENSFIND_SCAN__BATCHSIZE": "4"})
+    with pytest.raises(ConfigError, match="LENSFIND_SCAN__BATCHSIZE: unknown setting"):
+        build_config(ScanConfig, {}, environ={"LENSFIND_SCAN__BATCHSIZE": "4"})
 
 
 def test_unknown_flag_is_named():
     with pytest.raises(ConfigError, match="'nope'"):
-        build_scan_config({"nope": 1}, environ={})
+        build_config(ScanConfig, {"nope": 1}, environ={})
 
 
 @pytest.mark.parametrize(
@@ -60,7 +60,7 @@ def test_unknown_flag_is_named():
 )
 def test_unparsable_env_value_is_named(key, value):
     with pytest.raises(ConfigError, match=re.escape(f"LENSFIND_SCAN__{key}={value!r}")):
-        build_scan_config({}, environ={f"LENSFIND_SCAN__{key}": value})
+        build_config(ScanConfig, {}, environ={f"LENSFIND_SCAN__{key}": value})
 
 
 @pytest.mark.parametrize(
@@ -74,7 +74,7 @@ def test_unparsable_env_value_is_named(key, value):
 )
 def test_out_of_range_env_value(key, value):
     with pytest.raises(ConfigError):
-        build_scan_config({}, environ={f"LENSFIND_SCAN__{key}": value})
+        build_config(ScanConfig, {}, environ={f"LENSFIND_SCAN__{key}": value})
 
 
 @pytest.mark.parametrize(
@@ -91,9 +91,9 @@ def test_bad_values(settings):
     with pytest.raises(ConfigError):
         ScanConfig(**settings)
     with pytest.raises(ConfigError):
-        build_scan_config(settings, environ={})
+        build_config(ScanConfig, settings, environ={})
 
 
 def test_bad_boolean_env_value():
     with pytest.raises(ConfigError, match="LENSFIND_SCAN__RESUME"):
-        build_scan_config({}, environ={"LENSFIND_SCAN__RESUME": "ture"})
+        build_config(ScanConfig, {}, environ={"LENSFIND_SCAN__RESUME": "ture"})

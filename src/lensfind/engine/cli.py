@@ -27,10 +27,11 @@ def _cmd_surveys(args: argparse.Namespace) -> int:
 
 
 def _cmd_scan(args: argparse.Namespace) -> int:
-    from lensfind.engine.config import build_scan_config
+    from lensfind.engine.config import ScanConfig, build_config
     from lensfind.engine.scan import run_scan
 
-    config = build_scan_config(
+    config = build_config(
+        ScanConfig,
         {
             "survey": args.survey,
             "data_dir": args.data,
@@ -47,7 +48,7 @@ def _cmd_scan(args: argparse.Namespace) -> int:
             "pushgateway": args.pushgateway,
             "shard_attempts": args.shard_attempts,
             "quiet": args.quiet or None,
-        }
+        },
     )
     result = run_scan(config)
     s = result.summary

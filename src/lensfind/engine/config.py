@@ -1,7 +1,8 @@
-"""Scan configuration: a frozen dataclass built from CLI flags and the environment.
+"""Run configuration: frozen dataclasses built from CLI flags and the environment.
 
 Any field can be overridden from the environment as ``LENSFIND_SCAN__<FIELD>``
-(e.g. ``LENSFIND_SCAN__BATCH_SIZE=512``); explicit CLI flags win over the
+(``engine scan``, e.g. ``LENSFIND_SCAN__BATCH_SIZE=512``) or
+``LENSFIND_SCORE__<FIELD>`` (``engine score``); explicit CLI flags win over the
 environment, which wins over the defaults. Unknown keys are an error.
 """
 
@@ -9,23 +10,21 @@ import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 from lensfind.errors import ConfigError
+
+C = TypeVar("C", bound="RunConfig")
 
 ENV_PREFIX = "LENSFIND_SCAN__"
 
 
 @dataclass(frozen=True)
-class ScanConfig:
-    """Settings of one ``engine scan``.
+class RunConfig:
+    """Settings shared by ``engine scan`` and ``engine score``.
 
     Attributes
     ----------
-    survey : str
-        Survey registry name.
-    data_dir : Path or None
-        Survey data directory; None uses the embedded default region.
     model : str or None
         Shipped model name or model directory; None uses the survey's default.
     out : Path or None
@@ -34,8 +33,6 @@ class ScanConfig:
         Local Dask worker processes (0: run in this process).
     scheduler : str or None
         Address of an existing Dask scheduler (overrides ``workers``).
-    shard_size : int
-        Maximum objects per shard.
     batch_size : int
         Cutouts per model call.
     threshold : float or None
@@ -45,7 +42,7 @@ class ScanConfig:
     quiet : bool
         No progress bars.
     metrics_port : int or None
-        Serve Prometheus metrics on this port while the scan runs (0: any free port).
+        Serve Prometheus metrics on this port while the run lasts (0: any free port).
     metrics_host : str
         Address the metrics server binds to (loopback unless asked otherwise).
     pushgateway : str or None
@@ -54,13 +51,12 @@ class ScanConfig:
         Crashes of a shard task after which the shard is quarantined.
     """
 
-    survey: str = "des_y3"
-    data_dir: Path | None = None
+    env_prefix: ClassVar[str] = ""
+
     model: str | None = None
     out: Path | None = None
     workers: int = 2
     scheduler: str | None = None
-    shard_size: int = 256
     batch_size: int = 256
     threshold: float | None = None
     resume: bool = False
@@ -73,12 +69,60 @@ class ScanConfig:
     def __post_init__(self) -> None:
         if self.workers < 0:
             raise ConfigError(f"workers must be >= 0, got {self.workers}")
-        if self.shard_size < 1 or self.batch_size < 1 or self.shard_attempts < 1:
-            raise ConfigError("shard_size, batch_size and shard_attempts must be >= 1")
+        if self.batch_size < 1 or self.shard_attempts < 1:
+            raise ConfigError("batch_size and shard_attempts must be >= 1")
         if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
             raise ConfigError(f"metrics_port must be in 0..65535, got {self.metrics_port}")
         if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
             raise ConfigError(f"threshold must be in [0, 1], got {self.threshold}")
+
+
+@dataclass(frozen=True)
+class ScanConfig(RunConfig):
+    """Settings of one ``engine scan`` (plus those of :class:`RunConfig`).
+
+    Attributes
+    ----------
+    survey : str
+        Survey registry name.
+    data_dir : Path or None
+        Survey data directory; None uses the embedded default region.
+    shard_size : int
+        Maximum objects per shard.
+    """
+
+    env_prefix: ClassVar[str] = ENV_PREFIX
+
+    survey: str = "des_y3"
+    data_dir: Path | None = None
+    shard_size: int = 256
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.shard_size < 1:
+            raise ConfigError(f"shard_size must be >= 1, got {self.shard_size}")
+
+
+@dataclass(frozen=True)
+class ScoreConfig(RunConfig):
+    """Settings of one ``engine score`` (plus those of :class:`RunConfig`).
+
+    Attributes
+    ----------
+    cutouts : Path or None
+        The zarr cutout store to re-score (a scan's ``cutouts.zarr``).
+    """
+
+    env_prefix: ClassVar[str] = "LENSFIND_SCORE__"
+
+    cutouts: Path | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.cutouts is None:
+            raise ConfigError("engine score needs --cutouts STORE.zarr")
+        if self.model is None:
+            raise ConfigError("engine score needs --model (a shipped name or a model directory)")
 
 
 def _coerce(field: dataclasses.Field, value: str) -> Any:
@@ -98,23 +142,24 @@ def _coerce(field: dataclasses.Field, value: str) -> Any:
     return value
 
 
-def build_scan_config(flags: dict[str, Any], environ: dict[str, str] | None = None) -> ScanConfig:
-    """Build a :class:`ScanConfig` from ``flags`` (None = not given) over the environment."""
+def build_config(cls: type[C], flags: dict[str, Any], environ: dict[str, str] | None = None) -> C:
+    """Build ``cls`` from ``flags`` (None: not given) over ``<env_prefix><FIELD>`` variables."""
     environ = dict(os.environ) if environ is None else environ
-    fields = {f.name: f for f in dataclasses.fields(ScanConfig)}
+    prefix = cls.env_prefix
+    fields = {f.name: f for f in dataclasses.fields(cls)}
     values: dict[str, Any] = {}
     for key, raw in environ.items():
-        if key.startswith(ENV_PREFIX):
-            name = key[len(ENV_PREFIX) :].lower()
+        if key.startswith(prefix):
+            name = key[len(prefix) :].lower()
             if name not in fields:
-                raise ConfigError(f"{key}: unknown scan setting (known: {', '.join(fields)})")
+                raise ConfigError(f"{key}: unknown setting (known: {', '.join(fields)})")
             try:
                 values[name] = _coerce(fields[name], raw)
             except ValueError:
                 raise ConfigError(f"{key}={raw!r}: not a valid {fields[name].type}") from None
     for key, value in flags.items():
         if key not in fields:
-            raise ConfigError(f"unknown scan setting {key!r}")
+            raise ConfigError(f"unknown setting {key!r}")
         if value is not None:
             values[key] = value
-    return ScanConfig(**values)
+    return cls(**values)

@@ -118,7 +118,14 @@ def process_shard(task: ShardTask) -> ShardResult:
                 t2 = time.perf_counter()
                 ids = task.objects.column("object_id").to_numpy()
                 write_shard_cutouts(
-                    Path(task.run_dir) / STORE_NAME, task.shard_id, ids[good], stamps[good]
+                    Path(task.run_dir) / STORE_NAME,
+                    task.shard_id,
+                    ids[good],
+                    stamps[good],
+                    ra=ra[good],
+                    dec=dec[good],
+                    tile=task.tile,
+                    bands=task.bands,
                 )
                 seconds["store"] = time.perf_counter() - t2
                 t3 = time.perf_counter()
