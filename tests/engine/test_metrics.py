@@ -17,7 +17,7 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from lensfind.engine import dispatch
+from lensfind.engine import scan
 from lensfind.engine.dispatch import QUARANTINE_NAME
 from lensfind.engine.metrics import METRIC_NAMES, ScanMetrics
 from lensfind.engine.scan import EXIT_WITH_QUARANTINE, run_scan
@@ -124,7 +124,7 @@ def test_repeated_crashes_quarantine_the_shard(region, scan_config, tmp_path, mo
             raise RuntimeError("transient")  # once
         return process_shard(task)
 
-    monkeypatch.setattr(dispatch, "process_shard", flaky)
+    monkeypatch.setattr(scan, "process_shard", flaky)
     result = run_scan(scan_config(region, tmp_path / "run", shard_attempts=3))
     bad = [k for k in calls if k.endswith("-0000") and calls[k] == 3]
     assert len(bad) == 1, calls

@@ -263,7 +263,7 @@ def test_resume_of_a_finished_run_recomputes_nothing(full_run, region, scan_conf
 
 def test_rerun_without_resume_is_refused(full_run, region, scan_config):
     before = (full_run.run_dir / "manifest.jsonl").read_bytes()
-    with pytest.raises(ConfigError, match="already holds a scan; use --resume") as info:
+    with pytest.raises(ConfigError, match="already holds a run; use --resume") as info:
         run_scan(scan_config(region, full_run.run_dir))
     assert str(full_run.run_dir) in str(info.value)
     assert (full_run.run_dir / "manifest.jsonl").read_bytes() == before
@@ -276,7 +276,7 @@ def test_resume_with_a_changed_catalogue_is_refused(copy_region, scan_config, tm
     table = pq.read_table(data / "catalog.parquet")
     extra = table.slice(0, 1).set_column(0, "object_id", pa.array([7], type=pa.int64()))
     pq.write_table(pa.concat_tables([table, extra]), data / "catalog.parquet")
-    with pytest.raises(ResumeError, match="inputs changed since the scan started"):
+    with pytest.raises(ResumeError, match="inputs changed since the run started"):
         run_scan(scan_config(data, run, resume=True))
 
 

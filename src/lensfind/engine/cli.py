@@ -6,6 +6,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from lensfind import __version__
 from lensfind.errors import LensfindError
@@ -26,31 +27,20 @@ def _cmd_surveys(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_scan(args: argparse.Namespace) -> int:
-    from lensfind.engine.config import ScanConfig, build_config
-    from lensfind.engine.scan import run_scan
+def _run_flags(args: argparse.Namespace) -> dict[str, Any]:
+    """The :class:`~lensfind.engine.config.RunConfig` fields from the shared run flags."""
+    return {
+        "model": args.model, "out": args.out, "workers": args.workers,
+        "scheduler": args.scheduler, "batch_size": args.batch_size,
+        "threshold": args.threshold, "resume": args.resume or None,
+        "quiet": args.quiet or None, "metrics_port": args.metrics_port,
+        "metrics_host": args.metrics_host, "pushgateway": args.pushgateway,
+        "shard_attempts": args.shard_attempts,
+    }  # fmt: skip
 
-    config = build_config(
-        ScanConfig,
-        {
-            "survey": args.survey,
-            "data_dir": args.data,
-            "model": args.model,
-            "out": args.out,
-            "workers": args.workers,
-            "scheduler": args.scheduler,
-            "shard_size": args.shard_size,
-            "batch_size": args.batch_size,
-            "threshold": args.threshold,
-            "resume": args.resume or None,
-            "metrics_port": args.metrics_port,
-            "metrics_host": args.metrics_host,
-            "pushgateway": args.pushgateway,
-            "shard_attempts": args.shard_attempts,
-            "quiet": args.quiet or None,
-        },
-    )
-    result = run_scan(config)
+
+def _report(result: Any) -> int:
+    """Print where a run went and what it found; return its exit status."""
     s = result.summary
     skipped = ", ".join(f"{k} {v}" for k, v in s["skip_reasons"].items())
     failed = ", ".join(f"{k} {v}" for k, v in s["fail_reasons"].items())
@@ -66,12 +56,34 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     )
     rate = f", {s['cutouts_per_s']} cutouts/s" if s["cutouts_per_s"] else ""
     print(f"time {s['elapsed_s']:.1f} s{rate}; model {s['model']} ({s['model_sha256'][:12]})")
-    if result.exit_code:
+    if s["n_shards_quarantined"]:
+        print(
+            f"warning: {s['n_shards_quarantined']} shard(s) quarantined; see "
+            f"{result.run_dir / 'quarantine.jsonl'}",
+            file=sys.stderr,
+        )
+    if s["n_failed"]:
         print(
             f"warning: {s['n_failed']} object(s) failed; reasons in the scores files",
             file=sys.stderr,
         )
-    return result.exit_code
+    return int(result.exit_code)
+
+
+def _cmd_scan(args: argparse.Namespace) -> int:
+    from lensfind.engine.config import ScanConfig, build_config
+    from lensfind.engine.scan import run_scan
+
+    flags = {"survey": args.survey, "data_dir": args.data, "shard_size": args.shard_size}
+    return _report(run_scan(build_config(ScanConfig, {**_run_flags(args), **flags})))
+
+
+def _cmd_score(args: argparse.Namespace) -> int:
+    from lensfind.engine.config import ScoreConfig, build_config
+    from lensfind.engine.rescore import run_score
+
+    flags = {"cutouts": args.cutouts}
+    return _report(run_score(build_config(ScoreConfig, {**_run_flags(args), **flags})))
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
@@ -182,6 +194,21 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_run_arguments(s: argparse.ArgumentParser) -> None:
+    """Flags shared by ``scan`` and ``score``."""
+    s.add_argument("--model", help="shipped model name or model directory")
+    s.add_argument("--out", type=Path, help="run directory (default: runs/<name>-<time>)")
+    s.add_argument("--workers", type=int, help="local Dask worker processes (0: in-process)")
+    s.add_argument("--scheduler", help="address of an existing Dask scheduler")
+    s.add_argument("--batch-size", type=int, help="cutouts per model call")
+    s.add_argument("--threshold", type=float, help="candidate threshold (default: model card)")
+    s.add_argument("--resume", action="store_true", help="continue a killed run in --out")
+    s.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
+    s.add_argument("--metrics-host", help="metrics bind address (default 127.0.0.1)")
+    s.add_argument("--pushgateway", help="push final metrics to this Pushgateway URL")
+    s.add_argument("--shard-attempts", type=int, help="crashes before a shard is quarantined")
+
+
 def build_parser() -> argparse.ArgumentParser:
     # --quiet/--debug work before or after the subcommand; SUPPRESS keeps a
     # subcommand's unset flag from overwriting the top-level one.
@@ -206,19 +233,18 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("scan", parents=[common], help="scan a survey region for lenses")
     s.add_argument("--survey", default="des_y3")
     s.add_argument("--data", type=Path, help="data directory (default: the embedded region)")
-    s.add_argument("--model", help="shipped model name or model directory")
-    s.add_argument("--out", type=Path, help="run directory (default: runs/<survey>-<time>)")
-    s.add_argument("--workers", type=int, help="local Dask worker processes (0: in-process)")
-    s.add_argument("--scheduler", help="address of an existing Dask scheduler")
     s.add_argument("--shard-size", type=int, help="objects per shard")
-    s.add_argument("--batch-size", type=int, help="cutouts per model call")
-    s.add_argument("--threshold", type=float, help="candidate threshold (default: model card)")
-    s.add_argument("--resume", action="store_true", help="continue a killed run in --out")
-    s.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
-    s.add_argument("--metrics-host", help="metrics bind address (default 127.0.0.1)")
-    s.add_argument("--pushgateway", help="push final metrics to this Pushgateway URL")
-    s.add_argument("--shard-attempts", type=int, help="crashes before a shard is quarantined")
+    _add_run_arguments(s)
     s.set_defaults(func=_cmd_scan)
+
+    s = sub.add_parser(
+        "score",
+        parents=[common],
+        help="re-score a cutout store (a scan's cutouts.zarr) with a model",
+    )
+    s.add_argument("--cutouts", type=Path, required=True, help="zarr cutout store")
+    _add_run_arguments(s)
+    s.set_defaults(func=_cmd_score)
 
     s = sub.add_parser("simulate", parents=[common], help="write a simulated training/test set")
     s.add_argument("--survey", default="des_y3")

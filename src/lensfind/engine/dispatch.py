@@ -10,6 +10,7 @@ written as failed (reason ``quarantined: ...``), a line goes to
 import json
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED
 from concurrent.futures import wait as cf_wait
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ import pyarrow.parquet as pq
 from lensfind.engine.cluster import executor
 from lensfind.engine.manifest import Manifest
 from lensfind.engine.metrics import ScanMetrics
-from lensfind.engine.shard import SCORES_DIR, ShardResult, ShardTask, process_shard, write_scores
+from lensfind.engine.shard import SCORES_DIR, ShardResult, write_scores
 
 QUARANTINE_NAME = "quarantine.jsonl"
 
@@ -58,19 +59,28 @@ class Dispatcher:
     n_quarantined: int = 0
 
     def run(
-        self, tasks: list[ShardTask], workers: int, scheduler: str | None, progress: Any
+        self,
+        fn: Callable[[Any], ShardResult],
+        tasks: list[Any],
+        workers: int,
+        scheduler: str | None,
+        progress: Any,
     ) -> None:
-        """Run ``tasks`` with at most two per worker in flight; commit each as it ends."""
+        """Run ``fn(task)`` for every task, at most two per worker in flight; commit each.
+
+        Tasks carry ``shard_id``, ``tile``, ``run_dir`` and ``objects`` (a table with
+        ``object_id``, ``ra``, ``dec``), which is all a quarantine needs to fail them.
+        """
         manifest = Manifest(self.run_dir)
         queue = deque(tasks)
         attempts: dict[str, int] = {}
-        in_flight: dict[Any, ShardTask] = {}
+        in_flight: dict[Any, Any] = {}
         with executor(workers, scheduler) as ex:
             limit = 2 * max(_n_workers(ex, workers), 1)
             while queue or in_flight:
                 while queue and len(in_flight) < limit:
                     t = queue.popleft()
-                    in_flight[ex.submit(process_shard, t)] = t
+                    in_flight[ex.submit(fn, t)] = t
                 self.metrics.queued.set(len(queue))
                 self.metrics.in_flight.set(len(in_flight))
                 for fut in _wait_any(list(in_flight)):
@@ -89,7 +99,7 @@ class Dispatcher:
             self.metrics.queued.set(0)
             self.metrics.in_flight.set(0)
 
-    def _quarantine(self, task: ShardTask, attempts: int, exc: Exception) -> ShardResult:
+    def _quarantine(self, task: Any, attempts: int, exc: Exception) -> ShardResult:
         error = f"{type(exc).__name__}: {exc}"
         result = write_scores(
             task, reason=f"quarantined: task crashed {attempts} time(s); last: {error}"
@@ -107,7 +117,7 @@ class Dispatcher:
         self.n_quarantined += 1
         return result
 
-    def _commit(self, manifest: Manifest, task: ShardTask, result: ShardResult) -> None:
+    def _commit(self, manifest: Manifest, task: Any, result: ShardResult) -> None:
         manifest.commit(
             {
                 "shard_id": result.shard_id,

@@ -10,6 +10,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -27,6 +28,30 @@ SCORES_DIR = "scores"
 STATUSES = ("scored", "skipped", "failed")
 OFF_TILE = "off-tile: not on any tile of the data directory"
 _SCORERS: dict[tuple[str, str], OnnxScorer] = {}
+
+
+class ShardWork(Protocol):
+    """What writing a shard's scores needs (a scan task or a re-score task)."""
+
+    @property
+    def shard_id(self) -> str: ...
+    @property
+    def tile(self) -> str: ...
+    @property
+    def objects(self) -> pa.Table: ...
+    @property
+    def run_dir(self) -> str: ...
+
+
+class ScoringWork(ShardWork, Protocol):
+    """A shard task that also scores: which model, in which batches."""
+
+    @property
+    def model_dir(self) -> str: ...
+    @property
+    def model_sha256(self) -> str: ...
+    @property
+    def batch_size(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -129,7 +154,7 @@ def process_shard(task: ShardTask) -> ShardResult:
                 )
                 seconds["store"] = time.perf_counter() - t2
                 t3 = time.perf_counter()
-                batch_sizes = _score_into(task, stamps, good, status, reason, score)
+                batch_sizes = score_batches(task, stamps, good, status, reason, score)
                 seconds["score"] = time.perf_counter() - t3
     t4 = time.perf_counter()
     result = write_scores(task, status, reason, score)
@@ -139,8 +164,8 @@ def process_shard(task: ShardTask) -> ShardResult:
     return result
 
 
-def _score_into(
-    task: ShardTask,
+def score_batches(
+    task: ScoringWork,
     stamps: np.ndarray,
     good: np.ndarray,
     status: np.ndarray,
@@ -174,7 +199,7 @@ def _score_into(
 
 
 def write_scores(
-    task: ShardTask,
+    task: ShardWork,
     status: np.ndarray | None = None,
     reason: np.ndarray | str = "",
     score: np.ndarray | None = None,

@@ -12,6 +12,7 @@ the shard and renamed into place, so concurrent writers never share a chunk and
 a killed task leaves no half-written group under a real name.
 """
 
+import hashlib
 import shutil
 from pathlib import Path
 
@@ -110,3 +111,16 @@ def read_shard_cutouts(store: Path, shard_id: str) -> tuple[np.ndarray, np.ndarr
     ids = zarr.open_array(str(store / shard_id / "object_id"), mode="r")
     images = zarr.open_array(str(store / shard_id / "images"), mode="r")
     return np.asarray(ids[:]), np.asarray(images[:])
+
+
+def store_fingerprint(store: Path, shard_ids: list[str]) -> str:
+    """sha256 of every shard's metadata and catalogue arrays (not the image bytes)."""
+    h = hashlib.sha256()
+    for shard_id in shard_ids:
+        group = store / shard_id
+        for path in sorted(group.rglob("*")):
+            rel = path.relative_to(group).as_posix()
+            if path.is_file() and not rel.startswith("images/c"):
+                h.update(f"{shard_id}/{rel};".encode())
+                h.update(path.read_bytes())
+    return h.hexdigest()

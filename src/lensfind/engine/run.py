@@ -1,0 +1,167 @@
+"""What every run (``engine scan``, ``engine score``) shares: the run directory,
+dispatching shards with metrics, and the final candidates and summary."""
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+from tqdm.auto import tqdm
+
+from lensfind import __version__
+from lensfind.engine.candidates import read_scores, select_candidates, write_candidates
+from lensfind.engine.config import RunConfig
+from lensfind.engine.dispatch import Dispatcher, quarantined_shards
+from lensfind.engine.manifest import Manifest
+from lensfind.engine.metrics import ScanMetrics
+from lensfind.engine.plan import PLAN_NAME, Plan, Shard
+from lensfind.engine.shard import STATUSES, ShardResult, reason_class
+from lensfind.errors import ConfigError, ResumeError
+from lensfind.export.card import ModelCard
+
+SUMMARY_NAME = "summary.json"
+EXIT_OK = 0
+EXIT_WITH_FAILURES = 3  # the run completed, but some objects ended "failed"
+EXIT_WITH_QUARANTINE = 4  # the run completed, but some shards were quarantined
+log = logging.getLogger("lensfind.run")
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    """A finished run: its directory, summary, and final metric values."""
+
+    run_dir: Path
+    summary: dict[str, Any]
+    metrics: ScanMetrics
+
+    @property
+    def exit_code(self) -> int:
+        if self.summary["n_shards_quarantined"]:
+            return EXIT_WITH_QUARANTINE
+        return EXIT_OK if self.summary["n_failed"] == 0 else EXIT_WITH_FAILURES
+
+
+def default_run_dir(label: str) -> Path:
+    return Path("runs") / f"{label}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}"
+
+
+def prepare_run_dir(run_dir: Path, plan: Plan, model_sha: str, resume: bool) -> None:
+    """Write the plan of a new run, or check that a resumed run has the same inputs."""
+    plan_file = run_dir / PLAN_NAME
+    if plan_file.exists():
+        if not resume:
+            raise ConfigError(f"{run_dir}: already holds a run; use --resume or another --out")
+        old = Plan.read(plan_file)
+        if old.fingerprint != plan.fingerprint:
+            raise ResumeError(
+                f"{run_dir}: inputs changed since the run started "
+                f"(fingerprint {old.fingerprint[:12]} -> {plan.fingerprint[:12]})"
+            )
+        for entry in Manifest(run_dir).committed().values():
+            if entry["model_sha256"] != model_sha:
+                raise ResumeError(
+                    f"{run_dir}: shard {entry['shard_id']} was scored with model "
+                    f"{entry['model_sha256'][:12]}, not {model_sha[:12]}"
+                )
+        return
+    run_dir.mkdir(parents=True, exist_ok=True)
+    tmp = run_dir / f".{PLAN_NAME}.tmp"
+    plan.write(tmp)
+    tmp.replace(plan_file)
+
+
+def execute(
+    config: RunConfig,
+    plan: Plan,
+    run_dir: Path,
+    card: ModelCard,
+    threshold: float,
+    fn: Callable[[Any], ShardResult],
+    make_task: Callable[[Shard], Any],
+    lens_ids: set[int],
+    extra_summary: dict[str, Any],
+    start: float,
+) -> ScanResult:
+    """Run the plan's pending shards, then write candidates and ``summary.json``."""
+    prepare_run_dir(run_dir, plan, card.sha256, config.resume)
+    manifest = Manifest(run_dir)
+    done = manifest.committed()
+    pending = [s for s in plan.shards if s.shard_id not in done]
+    metrics = ScanMetrics(plan.survey, card.sha256)
+    metrics.objects_planned.set(sum(len(s.rows) for s in pending))
+    if config.metrics_port is not None:
+        port = metrics.serve(config.metrics_port, config.metrics_host)
+        log.info("metrics at http://%s:%d/metrics", config.metrics_host, port)
+    dispatcher = Dispatcher(
+        run_dir, plan.fingerprint, card.sha256, threshold, metrics,
+        lens_ids=lens_ids, shard_attempts=config.shard_attempts,
+    )  # fmt: skip
+    n_done = sum(len(s.rows) for s in plan.shards if s.shard_id in done)
+    try:
+        with tqdm(total=plan.n_objects, initial=n_done, desc=f"{plan.survey}", unit="obj",
+                  disable=config.quiet, smoothing=0.1) as bar:  # fmt: skip
+            run_start = time.perf_counter()
+            tasks = [make_task(s) for s in pending]
+            dispatcher.run(fn, tasks, config.workers, config.scheduler, bar)
+            run_seconds = time.perf_counter() - run_start
+    finally:
+        metrics.close()
+
+    committed = manifest.committed()
+    shard_ids = [s.shard_id for s in plan.shards]
+    missing = [s for s in shard_ids if s not in committed]
+    if missing:  # cannot happen unless the manifest was edited by hand
+        raise ResumeError(f"{run_dir}: shards {missing[:3]} never committed")
+    scores = read_scores(run_dir, shard_ids)
+    candidates = select_candidates(scores, threshold, card.sha256)
+    write_candidates(run_dir, candidates)
+    status = scores["status"].to_numpy(zero_copy_only=False)
+    counts = {s: int((status == s).sum()) for s in STATUSES}
+    scored_now = sum(committed[s.shard_id]["counts"]["scored"] for s in pending)
+    summary: dict[str, Any] = {
+        "survey": plan.survey,
+        "n_objects": plan.n_objects,
+        "n_scored": counts["scored"],
+        "n_skipped": counts["skipped"],
+        "n_failed": counts["failed"],
+        "n_candidates": candidates.num_rows,
+        "threshold": threshold,
+        "data_dir": plan.data_dir,
+        **extra_summary,
+        "model": card.name,
+        "model_sha256": card.sha256,
+        "n_shards": len(plan.shards),
+        "n_shards_this_run": len(pending),
+        "n_shards_quarantined": len(quarantined_shards(run_dir) & set(shard_ids)),
+        "elapsed_s": round(time.perf_counter() - start, 3),
+        "scan_s": round(run_seconds, 3),
+        "cutouts_per_s": round(scored_now / run_seconds, 1) if pending and run_seconds else None,
+        "stage_seconds": {k: round(v, 3) for k, v in sorted(dispatcher.stage_seconds.items())},
+        "skip_reasons": _reason_counts(scores, "skipped"),
+        "fail_reasons": _reason_counts(scores, "failed"),
+        "workers": config.workers if config.scheduler is None else config.scheduler,
+        "lensfind_version": __version__,
+        "finished_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    assert sum(counts.values()) == plan.n_objects, "every object ends in exactly one state"
+    (run_dir / SUMMARY_NAME).write_text(json.dumps(summary, indent=2))
+    if config.pushgateway:
+        try:
+            metrics.push(config.pushgateway, run_dir.name)
+        except OSError as exc:  # the run succeeded; a monitoring hiccup must not fail it
+            log.warning("could not push metrics to %s: %s", config.pushgateway, exc)
+    return ScanResult(run_dir, summary, metrics)
+
+
+def _reason_counts(scores: pa.Table, status: str) -> dict[str, int]:
+    st = scores["status"].to_numpy(zero_copy_only=False)
+    reasons = scores["reason"].to_numpy(zero_copy_only=False)[st == status]
+    keys = [reason_class(r) for r in reasons]
+    uniq, cnt = np.unique(np.array(keys, dtype=str), return_counts=True)
+    return {str(k): int(c) for k, c in zip(uniq, cnt, strict=True)}

@@ -1,0 +1,110 @@
+"""``engine score``: re-scoring a scan's cutout store into a run directory."""
+
+import shutil
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from lensfind.engine.cli import main
+from lensfind.engine.config import ScoreConfig
+from lensfind.engine.manifest import MANIFEST_NAME
+from lensfind.engine.metrics import METRIC_NAMES
+from lensfind.engine.rescore import run_score
+from lensfind.errors import ConfigError, ResumeError
+from lensfind.testing import make_test_model
+
+
+def _config(full_run, model_dir, out, **kw) -> ScoreConfig:
+    kw.setdefault("workers", 0)
+    return ScoreConfig(
+        cutouts=full_run.run_dir / "cutouts.zarr", model=str(model_dir), out=out, quiet=True, **kw
+    )
+
+
+def test_rescoring_with_the_same_model_reproduces_the_scan(full_run, model_dir, tmp_path):
+    result = run_score(_config(full_run, model_dir, tmp_path / "rescore"))
+    s = result.summary
+    assert s["n_objects"] == s["n_scored"] == full_run.summary["n_scored"]
+    assert s["n_skipped"] == s["n_failed"] == 0
+    assert s["cutouts"] == str(full_run.run_dir / "cutouts.zarr")
+    scan = pq.read_table(full_run.run_dir / "candidates.parquet")
+    again = pq.read_table(result.run_dir / "candidates.parquet")
+    for col in ("object_id", "ra", "dec", "tile", "score", "rank", "model_sha256"):
+        assert again[col].to_pylist() == scan[col].to_pylist(), col
+    rows = pq.read_table(result.run_dir / "scores").to_pylist()
+    assert {r["status"] for r in rows} == {"scored"} and all(r["reason"] == "" for r in rows)
+    assert result.exit_code == 0
+
+
+def test_rescoring_exports_the_same_metrics(full_run, model_dir, tmp_path):
+    result = run_score(_config(full_run, model_dir, tmp_path / "rescore"))
+    families = list(
+        text_string_to_metric_families(generate_latest(result.metrics.registry).decode())
+    )
+    raw = {f.name for f in families}
+    fams = {
+        f.name + ("_total" if f.type == "counter" else ""): f
+        for f in families
+        if not (f.name.endswith("_created") and f.name.removesuffix("_created") in raw)
+    }
+    assert set(fams) == METRIC_NAMES
+    scored = sum(s.value for s in fams["lensfind_cutouts_scored_total"].samples
+                 if s.name.endswith("_total"))  # fmt: skip
+    assert scored == result.summary["n_scored"]
+
+
+def test_resume_recomputes_only_lost_shards(full_run, model_dir, tmp_path):
+    out = tmp_path / "rescore"
+    first = run_score(_config(full_run, model_dir, out))
+    reference = (out / "candidates.parquet").read_bytes()
+    lines = (out / MANIFEST_NAME).read_text().splitlines()
+    (out / MANIFEST_NAME).write_text("\n".join(lines[:-1]) + "\n")
+    again = run_score(_config(full_run, model_dir, out, resume=True))
+    assert again.summary["n_shards_this_run"] == 1
+    assert (out / "candidates.parquet").read_bytes() == reference
+    assert again.summary["n_scored"] == first.summary["n_scored"]
+
+
+def test_resume_refuses_a_changed_store(full_run, model_dir, tmp_path):
+    store = tmp_path / "cutouts.zarr"
+    shutil.copytree(full_run.run_dir / "cutouts.zarr", store)
+    config = ScoreConfig(cutouts=store, model=str(model_dir), out=tmp_path / "r", workers=0,
+                         quiet=True)  # fmt: skip
+    run_score(config)
+    victim = sorted(p for p in store.iterdir() if p.is_dir())[0]
+    shutil.rmtree(victim)
+    with pytest.raises(ResumeError, match="inputs changed"):
+        run_score(ScoreConfig(cutouts=store, model=str(model_dir), out=tmp_path / "r",
+                              workers=0, quiet=True, resume=True))  # fmt: skip
+
+
+def test_a_model_for_other_bands_is_refused(full_run, tmp_path):
+    kids = make_test_model(tmp_path / "kids", survey="kids_dr3")
+    with pytest.raises(ConfigError, match=r"the model expects \('r',\) \(1, 101, 101\)"):
+        run_score(_config(full_run, kids, tmp_path / "r"))
+
+
+def test_score_needs_a_model():
+    with pytest.raises(ConfigError, match="needs --model"):
+        ScoreConfig(cutouts="x.zarr")
+
+
+def test_cli_score(full_run, model_dir, tmp_path, capsys):
+    store = str(full_run.run_dir / "cutouts.zarr")
+    out_dir = str(tmp_path / "run")
+    code = main(["score", "--cutouts", store, "--model", str(model_dir), "--out", out_dir,
+                 "--workers", "0", "--quiet"])  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0
+    assert f"run directory: {tmp_path / 'run'}" in out
+    assert f"scored {full_run.summary['n_scored']}" in out
+    missing = tmp_path / "nowhere.zarr"
+    assert main(["score", "--cutouts", str(missing), "--model", str(model_dir), "--quiet"]) == 2
+    assert (
+        capsys.readouterr().err == f"error: {missing}: not a lensfind cutout store (no zarr.json)\n"
+    )
+    scores = pq.read_table(tmp_path / "run" / "candidates.parquet")["score"].to_numpy()
+    assert np.isfinite(scores).all() and (scores >= 0.5).all()
