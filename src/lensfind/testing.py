@@ -16,6 +16,7 @@ They are used by lensfind's own tests and are meant for downstream tests too::
 
 import json
 from pathlib import Path
+from typing import Any
 
 from lensfind import __version__
 from lensfind.errors import MissingExtraError
@@ -192,3 +193,21 @@ def make_test_region(
         masked_trail=masked_trail,
     )
     return make_region(Path(out_dir), get_survey(survey), config)
+
+
+def metric_families(exposition: str) -> dict[str, Any]:
+    """Prometheus text exposition -> ``{family name as exposed: family}``.
+
+    Counters are keyed with their ``_total`` suffix (as scraped); the
+    ``<name>_created`` series that prometheus_client adds beside counters and
+    histograms belong to those families and are left out.
+    """
+    from prometheus_client.parser import text_string_to_metric_families
+
+    families = list(text_string_to_metric_families(exposition))
+    raw = {f.name for f in families}
+    return {
+        f.name + ("_total" if f.type == "counter" else ""): f
+        for f in families
+        if not (f.name.endswith("_created") and f.name.removesuffix("_created") in raw)
+    }

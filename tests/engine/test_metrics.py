@@ -15,14 +15,13 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from prometheus_client import generate_latest
-from prometheus_client.parser import text_string_to_metric_families
 
 from lensfind.engine import scan
 from lensfind.engine.dispatch import QUARANTINE_NAME
 from lensfind.engine.metrics import METRIC_NAMES, ScanMetrics
 from lensfind.engine.scan import EXIT_WITH_QUARANTINE, run_scan
 from lensfind.engine.shard import process_shard
-from lensfind.testing import make_test_region
+from lensfind.testing import make_test_region, metric_families
 
 
 def _free_port() -> int:
@@ -40,22 +39,6 @@ def _server_binary(name: str) -> str:
     return path
 
 
-def _families(text: str) -> dict[str, object]:
-    """Family name as exposed (counters with ``_total``) -> family.
-
-    The ``<name>_created`` timestamps that prometheus_client adds beside counters
-    and histograms belong to those families and are left out.
-    """
-    fams = list(text_string_to_metric_families(text))
-    names = {f.name for f in fams}
-    out = {}
-    for fam in fams:
-        if fam.name.endswith("_created") and fam.name[: -len("_created")] in names:
-            continue
-        out[fam.name + ("_total" if fam.type == "counter" else "")] = fam
-    return out
-
-
 def _value(fam, suffix: str = "", **labels: str) -> float:
     return sum(
         s.value
@@ -71,7 +54,7 @@ def _get(url: str, timeout: float = 5.0) -> bytes:
 
 def test_exact_metric_names_and_counters_match_the_summary(region, scan_config, tmp_path):
     result = run_scan(scan_config(region, tmp_path / "run"))
-    fams = _families(generate_latest(result.metrics.registry).decode())
+    fams = metric_families(generate_latest(result.metrics.registry).decode())
     assert set(fams) == METRIC_NAMES
     s = result.summary
     objects = fams["lensfind_objects_total"]
@@ -136,7 +119,7 @@ def test_repeated_crashes_quarantine_the_shard(region, scan_config, tmp_path, mo
     rows = pq.read_table(result.run_dir / "scores" / f"{bad[0]}.parquet").to_pylist()
     assert rows and all(r["status"] == "failed" for r in rows)
     assert all(r["reason"].startswith("quarantined: task crashed 3 time(s)") for r in rows)
-    fams = _families(generate_latest(result.metrics.registry).decode())
+    fams = metric_families(generate_latest(result.metrics.registry).decode())
     n_transient = sum(1 for k in calls if k.endswith("-0001"))
     assert _value(fams["lensfind_shard_failures_total"]) == 3 + n_transient
     assert _value(fams["lensfind_shards_quarantined_total"]) == 1
@@ -154,7 +137,7 @@ def test_pushgateway_receives_the_final_counters(region, scan_config, tmp_path):
         _wait_until(lambda: _get(f"http://127.0.0.1:{port}/-/ready"), 20)
         url = f"http://127.0.0.1:{port}"
         result = run_scan(scan_config(region, tmp_path / "pushed", pushgateway=url))
-        fams = _families(_get(f"{url}/metrics").decode())
+        fams = metric_families(_get(f"{url}/metrics").decode())
         pushed = fams["lensfind_cutouts_scored_total"]
         assert _value(pushed, job="lensfind_scan", run="pushed") == result.summary["n_scored"]
     finally:

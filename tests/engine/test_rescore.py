@@ -6,7 +6,6 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from prometheus_client import generate_latest
-from prometheus_client.parser import text_string_to_metric_families
 
 from lensfind.engine.cli import main
 from lensfind.engine.config import ScoreConfig
@@ -14,7 +13,7 @@ from lensfind.engine.manifest import MANIFEST_NAME
 from lensfind.engine.metrics import METRIC_NAMES
 from lensfind.engine.rescore import run_score
 from lensfind.errors import ConfigError, ResumeError
-from lensfind.testing import make_test_model
+from lensfind.testing import make_test_model, metric_families
 
 
 def _config(full_run, model_dir, out, **kw) -> ScoreConfig:
@@ -41,15 +40,7 @@ def test_rescoring_with_the_same_model_reproduces_the_scan(full_run, model_dir, 
 
 def test_rescoring_exports_the_same_metrics(full_run, model_dir, tmp_path):
     result = run_score(_config(full_run, model_dir, tmp_path / "rescore"))
-    families = list(
-        text_string_to_metric_families(generate_latest(result.metrics.registry).decode())
-    )
-    raw = {f.name for f in families}
-    fams = {
-        f.name + ("_total" if f.type == "counter" else ""): f
-        for f in families
-        if not (f.name.endswith("_created") and f.name.removesuffix("_created") in raw)
-    }
+    fams = metric_families(generate_latest(result.metrics.registry).decode())
     assert set(fams) == METRIC_NAMES
     scored = sum(s.value for s in fams["lensfind_cutouts_scored_total"].samples
                  if s.name.endswith("_total"))  # fmt: skip
