@@ -86,6 +86,24 @@ def _cmd_score(args: argparse.Namespace) -> int:
     return _report(run_score(build_config(ScoreConfig, {**_run_flags(args), **flags})))
 
 
+def _cmd_bench_scan(args: argparse.Namespace) -> int:
+    from lensfind.engine.bench import bench_scan, write_result
+    from lensfind.engine.config import ScanConfig, build_config
+
+    flags = {"survey": args.survey, "data_dir": args.data, "model": args.model,
+             "workers": args.workers, "batch_size": args.batch_size,
+             "shard_size": args.shard_size, "quiet": args.quiet or None}  # fmt: skip
+    result = bench_scan(build_config(ScanConfig, flags), repeats=args.repeats)
+    path = write_result(result, args.results)
+    print(f"bare model      {result['model_cutouts_per_s']['median']:8.1f} cutouts/s")
+    print(
+        f"end to end      {result['end_to_end_cutouts_per_s']['median']:8.1f} cutouts/s "
+        f"({result['end_to_end_with_startup_cutouts_per_s']['median']:.1f} with Dask start-up)"
+    )
+    print(f"end_to_end_over_model {result['end_to_end_over_model']:.3f}  -> {path}")
+    return 0
+
+
 def _cmd_simulate(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
@@ -287,6 +305,23 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--test-set", type=Path)
     s.add_argument("--threshold", type=float, default=0.5)
     s.set_defaults(func=_cmd_export)
+
+    s = sub.add_parser("bench", parents=[common], help="benchmarks")
+    bsub = s.add_subparsers(dest="bench_command", required=True)
+    b = bsub.add_parser(
+        "scan", parents=[common], help="end-to-end scan throughput over bare model throughput"
+    )
+    b.add_argument("--survey", default="des_y3")
+    b.add_argument("--data", type=Path, help="data directory (default: the embedded region)")
+    b.add_argument("--model", help="shipped model name or model directory")
+    b.add_argument("--workers", type=int, help="local Dask worker processes")
+    b.add_argument("--batch-size", type=int)
+    b.add_argument("--shard-size", type=int)
+    b.add_argument("--repeats", type=int, default=3)
+    b.add_argument(
+        "--results", type=Path, default=Path("benchmarks/results"), help="where the JSON goes"
+    )
+    b.set_defaults(func=_cmd_bench_scan)
 
     s = sub.add_parser("doctor", parents=[common], help="versions, providers, GPU")
     s.set_defaults(func=_cmd_doctor)

@@ -57,6 +57,8 @@ class Dispatcher:
     shard_attempts: int = 3
     stage_seconds: dict[str, float] = field(default_factory=dict)
     n_quarantined: int = 0
+    #: wall seconds from the first submission to the last commit (cluster start-up excluded)
+    dispatch_seconds: float = 0.0
 
     def run(
         self,
@@ -77,6 +79,7 @@ class Dispatcher:
         in_flight: dict[Any, Any] = {}
         with executor(workers, scheduler) as ex:
             limit = 2 * max(_n_workers(ex, workers), 1)
+            t0 = time.perf_counter()
             while queue or in_flight:
                 while queue and len(in_flight) < limit:
                     t = queue.popleft()
@@ -96,6 +99,7 @@ class Dispatcher:
                         result = self._quarantine(t, attempts[t.shard_id], exc)
                     self._commit(manifest, t, result)
                     progress.update(t.objects.num_rows)
+            self.dispatch_seconds = time.perf_counter() - t0
             self.metrics.queued.set(0)
             self.metrics.in_flight.set(0)
 

@@ -141,6 +141,7 @@ def execute(
         "n_shards_quarantined": len(quarantined_shards(run_dir) & set(shard_ids)),
         "elapsed_s": round(time.perf_counter() - start, 3),
         "scan_s": round(run_seconds, 3),
+        "dispatch_s": round(dispatcher.dispatch_seconds, 3),
         "cutouts_per_s": round(scored_now / run_seconds, 1) if pending and run_seconds else None,
         "stage_seconds": {k: round(v, 3) for k, v in sorted(dispatcher.stage_seconds.items())},
         "skip_reasons": _reason_counts(scores, "skipped"),

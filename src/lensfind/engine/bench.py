@@ -1,0 +1,133 @@
+"""``engine bench scan``: end-to-end scan throughput against the bare model, in one run.
+
+Both numbers come from the same machine, model, cutouts, batch size and number
+of cores: the bare model is ONNX Runtime on the scan's own stored cutouts
+(one session with ``workers`` threads), the end-to-end figure is the scan's
+scored cutouts per second from the first shard submitted to the last commit
+(Dask start-up excluded, reported apart). The ratio is what the engine costs.
+"""
+
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from lensfind import __version__
+from lensfind.engine.config import ScanConfig
+from lensfind.engine.scan import run_scan
+from lensfind.engine.store import STORE_NAME, list_shards, read_shard_cutouts
+from lensfind.export.scorer import OnnxScorer
+
+
+def _versions() -> dict[str, str]:
+    out = {"lensfind": __version__, "python": platform.python_version()}
+    for pkg in ("numpy", "onnxruntime", "zarr", "dask", "distributed", "astropy"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def _machine() -> dict[str, Any]:
+    return {
+        "platform": platform.platform(),
+        "processor": platform.machine(),
+        "cpus": os.cpu_count(),
+    }
+
+
+def bench_scan(config: ScanConfig, repeats: int = 3) -> dict[str, Any]:
+    """Measure end-to-end scan and bare-model throughput; return the result record.
+
+    Parameters
+    ----------
+    config : ScanConfig
+        What to scan (``out`` and ``resume`` are ignored: each repeat scans into a
+        fresh temporary run directory).
+    repeats : int
+        Repeats of each measurement; medians are reported with every run's value.
+    """
+    scans: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="lensfind-bench-") as tmp:
+        for k in tqdm(range(repeats), desc="end-to-end scans", disable=config.quiet):
+            out = Path(tmp) / f"run{k}"
+            cfg = ScanConfig(**{**config.__dict__, "out": out, "resume": False, "quiet": True})
+            scans.append(run_scan(cfg).summary)
+        store = Path(tmp) / "run0" / STORE_NAME
+        shards = list_shards(store)
+        cutouts = np.concatenate([read_shard_cutouts(store, s)[1] for s in shards])
+        scorer = OnnxScorer(_card_dir(config), threads=max(config.workers, 1))
+        bare = []
+        scorer(cutouts[: config.batch_size])  # warm-up
+        for _ in tqdm(range(repeats), desc="bare model", disable=config.quiet):
+            t0 = time.perf_counter()
+            for i in range(0, len(cutouts), config.batch_size):
+                scorer(cutouts[i : i + config.batch_size])
+            bare.append(len(cutouts) / (time.perf_counter() - t0))
+    e2e = [s["n_scored"] / s["dispatch_s"] for s in scans]
+    with_startup = [s["n_scored"] / s["scan_s"] for s in scans]
+    n = scans[0]["n_scored"]
+    stages = {
+        k: statistics.median(s["stage_seconds"].get(k, 0.0) for s in scans) / n
+        for k in ("read", "cutout", "store", "score", "write")
+    }
+    result = {
+        "benchmark": "scan",
+        "date_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": _machine(),
+        "versions": _versions(),
+        "config": {
+            "survey": config.survey,
+            "data_dir": "embedded default" if config.data_dir is None else str(config.data_dir),
+            "model": scans[0]["model"],
+            "model_sha256": scans[0]["model_sha256"],
+            "workers": config.workers,
+            "batch_size": config.batch_size,
+            "shard_size": config.shard_size,
+            "repeats": repeats,
+        },
+        "n_cutouts": n,
+        "model_cutouts_per_s": {
+            "median": statistics.median(bare),
+            "runs": bare,
+            "how": f"ONNX Runtime CPU, {max(config.workers, 1)} threads, "
+            f"batch {config.batch_size}, on the scan's cutouts",
+        },
+        "end_to_end_cutouts_per_s": {
+            "median": statistics.median(e2e),
+            "runs": e2e,
+            "how": "scored / (first submit -> last commit)",
+        },
+        "end_to_end_with_startup_cutouts_per_s": {
+            "median": statistics.median(with_startup),
+            "runs": with_startup,
+        },
+        "end_to_end_over_model": statistics.median(e2e) / statistics.median(bare),
+        "stage_cpu_seconds_per_cutout": stages,
+    }
+    return result
+
+
+def _card_dir(config: ScanConfig) -> Path:
+    from lensfind.models import resolve_model
+
+    return resolve_model(config.model, config.survey).directory
+
+
+def write_result(result: dict[str, Any], out_dir: Path) -> Path:
+    """Write ``result`` as ``<out_dir>/<benchmark>-<survey>-<date>.json``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stamp = result["date_utc"][:10]
+    path = out_dir / f"{result['benchmark']}-{result['config']['survey']}-{stamp}.json"
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    return path
