@@ -94,3 +94,19 @@ def test_fits_catalogue_reads_the_same_as_parquet(catalog, tmp_path):
     assert fits_table.column_names == catalog.column_names
     for name in catalog.column_names:
         assert fits_table[name].to_pylist() == catalog[name].to_pylist(), name
+
+
+def test_empty_catalogue_is_named(tmp_path):
+    path = tmp_path / "catalog.parquet"
+    empty = {"object_id": pa.array([], pa.int64()), "ra": pa.array([], pa.float64()),
+             "dec": pa.array([], pa.float64())}  # fmt: skip
+    pq.write_table(pa.table(empty), path)
+    with pytest.raises(CatalogError, match=re.escape(f"{path}: the catalogue is empty")):
+        read_catalog(path)
+
+
+def test_a_file_that_is_not_a_table_is_named(tmp_path):
+    path = tmp_path / "catalog.parquet"
+    path.write_text("hello")
+    with pytest.raises(CatalogError, match=re.escape(f"{path}: cannot read catalogue")):
+        read_catalog(path)

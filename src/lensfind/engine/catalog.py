@@ -41,6 +41,8 @@ def read_catalog(path: Path) -> pa.Table:
     if missing:
         have = ", ".join(table.column_names)
         raise CatalogError(f"{path}: missing column(s) {', '.join(missing)} (have: {have})")
+    if table.num_rows == 0:
+        raise CatalogError(f"{path}: the catalogue is empty (no objects to scan)")
     ids = table.column("object_id").to_numpy()
     if ids.dtype.kind not in "iu":
         raise CatalogError(f"{path}: column object_id must be integer, got {ids.dtype}")
