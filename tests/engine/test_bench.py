@@ -11,7 +11,7 @@ def test_bench_scan_writes_the_ratio(region, model_dir, tmp_path, capsys):
                  "--workers", "0", "--shard-size", "4", "--repeats", "2", "--results",
                  str(results), "--quiet"])  # fmt: skip
     assert code == 0
-    (path,) = results.glob("scan-des_y3-*.json")
+    (path,) = results.glob("scan-des_y3-*cutouts-*.json")
     r = json.loads(path.read_text())
     model = r["model_cutouts_per_s"]
     e2e = r["end_to_end_cutouts_per_s"]

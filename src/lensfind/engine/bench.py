@@ -125,9 +125,10 @@ def _card_dir(config: ScanConfig) -> Path:
 
 
 def write_result(result: dict[str, Any], out_dir: Path) -> Path:
-    """Write ``result`` as ``<out_dir>/<benchmark>-<survey>-<date>.json``."""
+    """Write ``result`` as ``<out_dir>/<benchmark>-<survey>-<n>cutouts-<date>.json``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     stamp = result["date_utc"][:10]
-    path = out_dir / f"{result['benchmark']}-{result['config']['survey']}-{stamp}.json"
+    name = f"{result['benchmark']}-{result['config']['survey']}-{result['n_cutouts']}cutouts"
+    path = out_dir / f"{name}-{stamp}.json"
     path.write_text(json.dumps(result, indent=2) + "\n")
     return path
