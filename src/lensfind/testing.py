@@ -211,3 +211,12 @@ def metric_families(exposition: str) -> dict[str, Any]:
         for f in families
         if not (f.name.endswith("_created") and f.name.removesuffix("_created") in raw)
     }
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (for test servers)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

@@ -2,21 +2,14 @@
 
 import os
 import shutil
-import socket
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from lensfind.testing import make_test_model, make_test_region
+from lensfind.testing import free_port, make_test_model, make_test_region
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_monitor_scan_runs_a_scan_under_prometheus_and_plots_it(tmp_path):
@@ -30,8 +23,8 @@ def test_monitor_scan_runs_a_scan_under_prometheus_and_plots_it(tmp_path):
         os.environ,
         STATE_DIR=str(tmp_path / "state"),
         SCRAPE="1s",
-        PROM_PORT=str(_free_port()),
-        METRICS_PORT=str(_free_port()),
+        PROM_PORT=str(free_port()),
+        METRICS_PORT=str(free_port()),
     )
     (tmp_path / "state").mkdir()
     proc = subprocess.run(

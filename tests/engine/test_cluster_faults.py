@@ -3,7 +3,6 @@ loopback) survives one worker being killed mid-scan, with the same catalogue."""
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -11,13 +10,7 @@ import time
 import pytest
 
 from lensfind.engine.scan import run_scan
-from lensfind.testing import make_test_region
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from lensfind.testing import free_port, make_test_region
 
 
 def _dask(*args: str) -> subprocess.Popen:
@@ -30,7 +23,7 @@ def _dask(*args: str) -> subprocess.Popen:
 def test_killing_a_worker_mid_scan_gives_the_same_catalogue(model_dir, scan_config, tmp_path):
     region = make_test_region(tmp_path / "region", tile_px=900)
     reference = run_scan(scan_config(region, tmp_path / "reference", shard_size=2))
-    port = _free_port()
+    port = free_port()
     address = f"tcp://127.0.0.1:{port}"
     scheduler = _dask("scheduler", "--host", "127.0.0.1", "--port", str(port),
                       "--no-dashboard")  # fmt: skip

@@ -4,7 +4,6 @@ Prometheus server scraping a running scan, a real Pushgateway, quarantine counte
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -21,13 +20,7 @@ from lensfind.engine.dispatch import QUARANTINE_NAME
 from lensfind.engine.metrics import METRIC_NAMES, ScanMetrics
 from lensfind.engine.scan import EXIT_WITH_QUARANTINE, run_scan
 from lensfind.engine.shard import process_shard
-from lensfind.testing import make_test_region, metric_families
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from lensfind.testing import free_port, make_test_region, metric_families
 
 
 def _server_binary(name: str) -> str:
@@ -128,7 +121,7 @@ def test_repeated_crashes_quarantine_the_shard(region, scan_config, tmp_path, mo
 
 def test_pushgateway_receives_the_final_counters(region, scan_config, tmp_path):
     binary = _server_binary("prometheus-pushgateway")
-    port = _free_port()
+    port = free_port()
     gw = subprocess.Popen(
         [binary, f"--web.listen-address=127.0.0.1:{port}"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -163,7 +156,7 @@ def test_real_prometheus_scrapes_a_running_scan(model_dir, tmp_path):
     """Debian's prometheus scrapes `engine scan --metrics-port` and sees counters rise."""
     binary = _server_binary("prometheus")
     data = make_test_region(tmp_path / "region", tiles_ra=2, tiles_dec=1, tile_px=1300)
-    scan_port, prom_port = _free_port(), _free_port()
+    scan_port, prom_port = free_port(), free_port()
     config = tmp_path / "prometheus.yml"
     config.write_text(
         "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"

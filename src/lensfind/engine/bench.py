@@ -14,28 +14,17 @@ import statistics
 import tempfile
 import time
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from lensfind import __version__
 from lensfind.engine.config import ScanConfig
 from lensfind.engine.scan import run_scan
 from lensfind.engine.store import STORE_NAME, list_shards, read_shard_cutouts
 from lensfind.export.scorer import OnnxScorer
-
-
-def _versions() -> dict[str, str]:
-    out = {"lensfind": __version__, "python": platform.python_version()}
-    for pkg in ("numpy", "onnxruntime", "zarr", "dask", "distributed", "astropy"):
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            out[pkg] = "not installed"
-    return out
+from lensfind.versions import versions
 
 
 def _machine() -> dict[str, Any]:
@@ -85,7 +74,7 @@ def bench_scan(config: ScanConfig, repeats: int = 3) -> dict[str, Any]:
         "benchmark": "scan",
         "date_utc": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": _machine(),
-        "versions": _versions(),
+        "versions": versions(),
         "config": {
             "survey": config.survey,
             "data_dir": "embedded default" if config.data_dir is None else str(config.data_dir),

@@ -181,27 +181,15 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 def _cmd_doctor(args: argparse.Namespace) -> int:
     import platform
-    from importlib import metadata
 
     import onnxruntime
 
+    from lensfind.versions import versions
+
     print(f"lensfind {__version__}, Python {platform.python_version()} on {platform.platform()}")
-    for pkg in (
-        "numpy",
-        "astropy",
-        "dask",
-        "distributed",
-        "zarr",
-        "numba",
-        "onnxruntime",
-        "pyarrow",
-        "torch",
-        "tensorrt",
-    ):
-        try:
-            print(f"  {pkg:12s} {metadata.version(pkg)}")
-        except metadata.PackageNotFoundError:
-            print(f"  {pkg:12s} not installed")
+    for pkg, version in versions().items():
+        if pkg not in ("lensfind", "python"):
+            print(f"  {pkg:12s} {version}")
     providers = onnxruntime.get_available_providers()
     print(f"ONNX Runtime providers: {', '.join(providers)}")
     gpu = any(p in providers for p in ("CUDAExecutionProvider", "TensorrtExecutionProvider"))

@@ -14,7 +14,6 @@ stage, outcome), never an object id.
 """
 
 import time
-from importlib import metadata
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, push_to_gateway
@@ -22,6 +21,7 @@ from prometheus_client import start_http_server as _start_http_server
 
 from lensfind import __version__
 from lensfind.errors import ConfigError
+from lensfind.versions import package_version
 
 STAGES = ("read", "cutout", "store", "score", "write")
 
@@ -47,13 +47,6 @@ METRIC_NAMES = frozenset(
 )
 
 
-def _version(pkg: str) -> str:
-    try:
-        return metadata.version(pkg)
-    except metadata.PackageNotFoundError:
-        return "none"
-
-
 class ScanMetrics:
     """The metrics of one scan, in a private registry.
 
@@ -74,7 +67,11 @@ class ScanMetrics:
             ["version", "survey", "model_sha256", "onnxruntime_version", "tensorrt_version"],
             registry=r,
         ).labels(
-            __version__, survey, model_sha256, _version("onnxruntime"), _version("tensorrt")
+            __version__,
+            survey,
+            model_sha256,
+            package_version("onnxruntime") or "none",
+            package_version("tensorrt") or "none",
         ).set(1)
         self.objects_planned = Gauge(
             "lensfind_scan_objects", "Objects in the scan plan", registry=r

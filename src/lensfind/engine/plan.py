@@ -16,6 +16,7 @@ import pyarrow as pa
 from lensfind.engine.datadir import tile_path
 from lensfind.engine.tiles import tile_footprint_contains
 from lensfind.errors import CatalogError
+from lensfind.export.card import sha256_of
 from lensfind.surveys.spec import SurveySpec
 
 NO_TILE = ""
@@ -70,10 +71,7 @@ def fingerprint(
     catalog_file: Path, data_dir: Path, spec: SurveySpec, tiles: list[str], shard_size: int
 ) -> str:
     """sha256 of the catalogue bytes, tile file names and sizes, and plan settings."""
-    h = hashlib.sha256()
-    with open(catalog_file, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
+    h = hashlib.sha256(sha256_of(catalog_file).encode())
     for tile in sorted(tiles):
         for band in spec.band_names:
             p = tile_path(data_dir, tile, band)

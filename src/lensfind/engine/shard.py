@@ -5,7 +5,6 @@ exactly one state: ``scored``, ``skipped`` (with a reason) or ``failed`` (with a
 reason); a bad tile fails its objects and never raises out of the task.
 """
 
-import hashlib
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ from lensfind.engine.plan import NO_TILE
 from lensfind.engine.store import STORE_NAME, write_shard_cutouts
 from lensfind.engine.tiles import read_tile
 from lensfind.errors import LensfindError
-from lensfind.export.card import load_card
+from lensfind.export.card import load_card, sha256_of
 from lensfind.export.scorer import OnnxScorer
 
 SCORES_DIR = "scores"
@@ -98,10 +97,6 @@ def scorer_for(model_dir: str, sha256: str) -> OnnxScorer:
     if key not in _SCORERS:
         _SCORERS[key] = OnnxScorer(load_card(Path(model_dir)), threads=1)
     return _SCORERS[key]
-
-
-def _file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def process_shard(task: ShardTask) -> ShardResult:
@@ -239,4 +234,4 @@ def write_scores(
         (st, reason_class(r)) for st, r in zip(status.tolist(), reason.tolist(), strict=True)
     )
     reasons = [(st, r, n) for (st, r), n in sorted(tally.items())]
-    return ShardResult(task.shard_id, final.name, _file_sha256(final), counts, reasons=reasons)
+    return ShardResult(task.shard_id, final.name, sha256_of(final), counts, reasons=reasons)
