@@ -59,7 +59,9 @@ def test_exact_metric_names_and_counters_match_the_summary(region, scan_config, 
     assert _value(fams["lensfind_shards_in_flight"]) == 0
     # stage histograms: one observation per shard that reached the stage
     assert _value(fams["lensfind_stage_duration_seconds"], "_count", stage="write") == s["n_shards"]
-    assert _value(fams["lensfind_score_batch_size"], "_sum") == s["n_scored"]
+    # model calls score the survey's cutouts and the injected-lens copies alike
+    n_injected = s["selection_function"]["n_injected_scored"]
+    assert _value(fams["lensfind_score_batch_size"], "_sum") == s["n_scored"] + n_injected
     # reasons are classes, never object ids
     reasons = {smp.labels["reason"] for smp in objects.samples}
     assert reasons <= {"", "edge", "masked", "off-tile", "tile unreadable"}, reasons

@@ -6,7 +6,24 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import mannwhitneyu
 
-from lensfind.training.metrics import auroc, confusion_at, evaluate, roc_curve, tpr_at_fpr
+from lensfind.training.metrics import (
+    DEFAULT_BETA,
+    accuracy,
+    auroc,
+    confusion_at,
+    evaluate,
+    f1,
+    fbeta,
+    fbeta_curve,
+    fbeta_curve_mean,
+    precision,
+    recall,
+    roc_curve,
+    tpr0,
+    tpr10,
+    tpr_at_fpr,
+    tpr_before_false_positives,
+)
 
 
 def _random_set(seed: int, n: int = 200, levels: int = 7) -> tuple[np.ndarray, np.ndarray]:
@@ -180,3 +197,168 @@ def test_single_class_auroc_raises(label):
         auroc(labels, scores)
     with pytest.raises(ValueError):
         evaluate(labels, scores)
+
+
+# --- threshold metrics against scikit-learn -------------------------------------------
+
+THRESHOLDS = [0.0, 0.2, 0.5, 0.5714285714285714, 0.9, 1.5]
+
+
+def _sk():
+    return pytest.importorskip("sklearn.metrics")
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("threshold", THRESHOLDS)
+def test_threshold_metrics_match_sklearn(seed, threshold):
+    sk = _sk()
+    labels, scores = _random_set(seed)
+    pred = (scores >= threshold).astype(int)
+    assert accuracy(labels, scores, threshold) == pytest.approx(
+        sk.accuracy_score(labels, pred), abs=1e-15
+    )
+    kw = {"zero_division": 0.0}
+    assert precision(labels, scores, threshold) == pytest.approx(
+        sk.precision_score(labels, pred, **kw), abs=1e-15
+    )
+    assert recall(labels, scores, threshold) == pytest.approx(
+        sk.recall_score(labels, pred, **kw), abs=1e-15
+    )
+    assert f1(labels, scores, threshold) == pytest.approx(
+        sk.f1_score(labels, pred, **kw), abs=1e-12
+    )
+    for beta in (DEFAULT_BETA, 0.5, 2.0):
+        assert fbeta(labels, scores, threshold, beta=beta) == pytest.approx(
+            sk.fbeta_score(labels, pred, beta=beta, **kw), abs=1e-12
+        )
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_auroc_matches_sklearn(seed):
+    sk = _sk()
+    labels, scores = _random_set(seed)
+    assert auroc(labels, scores) == pytest.approx(sk.roc_auc_score(labels, scores), abs=1e-12)
+
+
+def test_threshold_metrics_zero_division():
+    labels = np.array([0, 1, 0, 1])
+    scores = np.array([0.1, 0.2, 0.3, 0.4])
+    # nothing called a lens at threshold 0.9: precision undefined, recall and F 0
+    assert precision(labels, scores, 0.9) == 0.0
+    assert np.isnan(precision(labels, scores, 0.9, zero_division=np.nan))
+    assert recall(labels, scores, 0.9) == 0.0
+    assert f1(labels, scores, 0.9) == 0.0
+    # no lenses and no lens calls: F undefined
+    none = np.zeros(4)
+    assert fbeta(none, scores, 0.9) == 0.0
+    assert np.isnan(fbeta(none, scores, 0.9, zero_division=np.nan))
+    assert np.isnan(recall(none, scores, 0.9, zero_division=np.nan))
+    with pytest.raises(ValueError, match="beta"):
+        fbeta(labels, scores, beta=0.0)
+
+
+def test_threshold_metrics_by_hand():
+    labels = np.array([1, 1, 1, 0, 0, 0, 0, 0])
+    scores = np.array([0.9, 0.7, 0.3, 0.8, 0.6, 0.2, 0.1, 0.5])
+    # threshold 0.5 (>=): called 0.9, 0.7, 0.8, 0.6, 0.5 -> TP 2, FP 3, FN 1, TN 2
+    assert accuracy(labels, scores) == 4 / 8
+    assert precision(labels, scores) == 2 / 5
+    assert recall(labels, scores) == 2 / 3
+    assert f1(labels, scores) == pytest.approx(2 * (2 / 5) * (2 / 3) / (2 / 5 + 2 / 3))
+    b2 = 0.17**2
+    expected = (1 + b2) * (2 / 5) * (2 / 3) / (b2 * 2 / 5 + 2 / 3)
+    assert fbeta(labels, scores) == pytest.approx(expected)
+
+
+# --- the F-beta curve (vL sec. 3.5.1) ---------------------------------------------
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_fbeta_curve_matches_sklearn_pointwise(seed):
+    sk = _sk()
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 2, 150)
+    scores = np.round(np.clip(rng.normal(0.35 + 0.3 * labels, 0.2), 0, 1), 2)  # ties on grid
+    thresholds, curve = fbeta_curve(labels, scores, beta=0.17, n_thresholds=51)
+    np.testing.assert_array_equal(thresholds, np.linspace(0, 1, 51))
+    for t, f in zip(thresholds, curve, strict=True):
+        pred = (scores >= t).astype(int)
+        ref = sk.fbeta_score(labels, pred, beta=0.17, zero_division=0.0)
+        assert f == pytest.approx(ref, abs=1e-12), t
+    assert fbeta_curve_mean(labels, scores, 0.17, 51) == pytest.approx(curve.mean(), abs=1e-15)
+
+
+def test_fbeta_curve_by_hand():
+    labels = np.array([1, 1, 0, 0])
+    scores = np.array([0.8, 0.6, 0.4, 0.0])
+    t, f = fbeta_curve(labels, scores, beta=1.0, n_thresholds=5)  # 0, .25, .5, .75, 1
+    # t=0: all called, P=1/2, R=1 -> F1 2/3; t=.25: TP 2 FP 1 -> 4/5; t=.5: perfect;
+    # t=.75: TP 1 FN 1 -> 2/3; t=1: nothing called -> 0
+    np.testing.assert_allclose(f, [2 / 3, 4 / 5, 1.0, 2 / 3, 0.0], rtol=1e-12)
+    mean = fbeta_curve_mean(labels, scores, beta=1.0, n_thresholds=5)
+    assert mean == pytest.approx((2 / 3 + 4 / 5 + 1 + 2 / 3) / 5)
+    # defaults: 101 thresholds (step 0.01), beta 0.17
+    t, f = fbeta_curve(labels, scores)
+    assert t.size == 101 and t[1] == pytest.approx(0.01)
+    assert fbeta_curve_mean(labels, scores) == pytest.approx(f.mean())
+    with pytest.raises(ValueError):
+        fbeta_curve(labels, scores, n_thresholds=1)
+
+
+# --- TPR0 and TPR10 (Metcalf et al. 2019) --------------------------------------------
+
+
+def test_tpr0_and_tpr10_by_hand():
+    lens = np.array([0.99, 0.95, 0.90, 0.85, 0.60, 0.30])
+    # 12 non-lenses: highest 0.92, 10th highest 0.50
+    nonlens = np.array([0.92, 0.88, 0.80, 0.75, 0.70, 0.65, 0.58, 0.55, 0.52, 0.50, 0.2, 0.1])
+    labels = np.r_[np.ones(6), np.zeros(12)]
+    scores = np.r_[lens, nonlens]
+    assert tpr0(labels, scores) == 2 / 6  # 0.99, 0.95 above 0.92
+    assert tpr10(labels, scores) == 5 / 6  # all but 0.30 above 0.50
+    assert tpr_before_false_positives(labels, scores, 3) == 4 / 6  # above 0.80
+
+
+def test_tpr0_tpr10_ties_count_against_the_finder():
+    # a lens tied with the highest non-lens is not counted: no threshold separates them
+    labels = np.array([1, 1, 0, 0])
+    scores = np.array([0.9, 0.7, 0.7, 0.1])
+    assert tpr0(labels, scores) == 0.5
+    # ties among non-lenses at the 10th place: 0.4 is the 10th-highest score
+    labels = np.r_[np.ones(3), np.zeros(12)]
+    scores = np.r_[[0.95, 0.45, 0.40], [0.9] * 8, [0.4] * 4]
+    assert tpr10(labels, scores) == 2 / 3
+    # fewer than 10 non-lenses: no tenth false positive ever, every lens counts
+    assert tpr10(np.array([1, 0, 0]), np.array([0.1, 0.5, 0.9])) == 1.0
+
+
+def _brute_tpr_before(labels, scores, k):
+    """Highest TPR over thresholds (score >= t, plus t = +inf) with < k false positives."""
+    pos, neg = labels == 1, labels == 0
+    best = 0.0
+    for t in np.r_[np.unique(scores), np.inf]:
+        pred = scores >= t
+        if (pred & neg).sum() < k:
+            best = max(best, (pred & pos).sum() / pos.sum())
+    return best
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("k", [1, 2, 10])
+def test_tpr_before_false_positives_brute_force(seed, k):
+    labels, scores = _random_set(seed, n=120)
+    got = tpr_before_false_positives(labels, scores, k)
+    assert got == pytest.approx(_brute_tpr_before(labels, scores, k), abs=1e-15)
+    if k == 1:
+        assert tpr0(labels, scores) == pytest.approx(tpr_at_fpr(labels, scores, 0.0), abs=1e-15)
+    if k == 10:
+        assert tpr10(labels, scores) == got
+
+
+def test_tpr_before_false_positives_errors():
+    with pytest.raises(ValueError, match="at least one lens"):
+        tpr0(np.zeros(3), np.array([0.1, 0.2, 0.3]))
+    with pytest.raises(ValueError, match="k must be"):
+        tpr_before_false_positives(np.array([0, 1]), np.array([0.1, 0.2]), 0)
+    with pytest.raises(ValueError, match="NaN or inf"):
+        tpr10(np.array([0, 1]), np.array([np.nan, 0.2]))

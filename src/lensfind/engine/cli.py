@@ -6,9 +6,10 @@ import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from lensfind import __version__
+from lensfind.engine.cli_common import add_inject_arguments, add_run_arguments, report, run_flags
+from lensfind.engine.cli_probes import add_probe_parsers
 from lensfind.errors import LensfindError
 
 EXIT_ERROR = 2
@@ -27,55 +28,13 @@ def _cmd_surveys(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_flags(args: argparse.Namespace) -> dict[str, Any]:
-    """The :class:`~lensfind.engine.config.RunConfig` fields from the shared run flags."""
-    return {
-        "model": args.model, "out": args.out, "workers": args.workers,
-        "scheduler": args.scheduler, "batch_size": args.batch_size,
-        "threshold": args.threshold, "resume": args.resume or None,
-        "quiet": args.quiet or None, "metrics_port": args.metrics_port,
-        "metrics_host": args.metrics_host, "pushgateway": args.pushgateway,
-        "shard_attempts": args.shard_attempts,
-    }  # fmt: skip
-
-
-def _report(result: Any) -> int:
-    """Print where a run went and what it found; return its exit status."""
-    s = result.summary
-    skipped = ", ".join(f"{k} {v}" for k, v in s["skip_reasons"].items())
-    failed = ", ".join(f"{k} {v}" for k, v in s["fail_reasons"].items())
-    print(f"run directory: {result.run_dir}")
-    print(
-        f"objects {s['n_objects']}: scored {s['n_scored']}, skipped {s['n_skipped']}"
-        f"{f' ({skipped})' if skipped else ''}, failed {s['n_failed']}"
-        f"{f' ({failed})' if failed else ''}"
-    )
-    print(
-        f"candidates (score >= {s['threshold']}): {s['n_candidates']} -> "
-        f"{result.run_dir / 'candidates.parquet'}"
-    )
-    rate = f", {s['cutouts_per_s']} cutouts/s" if s["cutouts_per_s"] else ""
-    print(f"time {s['elapsed_s']:.1f} s{rate}; model {s['model']} ({s['model_sha256'][:12]})")
-    if s["n_shards_quarantined"]:
-        print(
-            f"warning: {s['n_shards_quarantined']} shard(s) quarantined; see "
-            f"{result.run_dir / 'quarantine.jsonl'}",
-            file=sys.stderr,
-        )
-    if s["n_failed"]:
-        print(
-            f"warning: {s['n_failed']} object(s) failed; reasons in the scores files",
-            file=sys.stderr,
-        )
-    return int(result.exit_code)
-
-
 def _cmd_scan(args: argparse.Namespace) -> int:
     from lensfind.engine.config import ScanConfig, build_config
     from lensfind.engine.scan import run_scan
 
-    flags = {"survey": args.survey, "data_dir": args.data, "shard_size": args.shard_size}
-    return _report(run_scan(build_config(ScanConfig, {**_run_flags(args), **flags})))
+    flags = {"survey": args.survey, "data_dir": args.data, "shard_size": args.shard_size,
+             "inject_rate": args.inject_rate, "inject_seed": args.inject_seed}  # fmt: skip
+    return report(run_scan(build_config(ScanConfig, {**run_flags(args), **flags})))
 
 
 def _cmd_score(args: argparse.Namespace) -> int:
@@ -83,7 +42,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
     from lensfind.engine.rescore import run_score
 
     flags = {"cutouts": args.cutouts}
-    return _report(run_score(build_config(ScoreConfig, {**_run_flags(args), **flags})))
+    return report(run_score(build_config(ScoreConfig, {**run_flags(args), **flags})))
 
 
 def _cmd_bench_scan(args: argparse.Namespace) -> int:
@@ -92,7 +51,8 @@ def _cmd_bench_scan(args: argparse.Namespace) -> int:
 
     flags = {"survey": args.survey, "data_dir": args.data, "model": args.model,
              "workers": args.workers, "batch_size": args.batch_size,
-             "shard_size": args.shard_size, "quiet": args.quiet or None}  # fmt: skip
+             "shard_size": args.shard_size, "quiet": args.quiet or None,
+             "inject_rate": args.inject_rate}  # fmt: skip
     result = bench_scan(build_config(ScanConfig, flags), repeats=args.repeats)
     path = write_result(result, args.results)
     print(f"bare model      {result['model_cutouts_per_s']['median']:8.1f} cutouts/s")
@@ -100,7 +60,14 @@ def _cmd_bench_scan(args: argparse.Namespace) -> int:
         f"end to end      {result['end_to_end_cutouts_per_s']['median']:8.1f} cutouts/s "
         f"({result['end_to_end_with_startup_cutouts_per_s']['median']:.1f} with Dask start-up)"
     )
-    print(f"end_to_end_over_model {result['end_to_end_over_model']:.3f}  -> {path}")
+    print(f"end_to_end_over_model {result['end_to_end_over_model']:.3f}")
+    if "injection" in result:
+        inj = result["injection"]
+        print(
+            f"with injections (rate {inj['inject_rate']:g}): slowdown {inj['slowdown']:.3f} "
+            f"(budget {inj['budget']:.3f}, {'within' if inj['within_budget'] else 'OVER'})"
+        )
+    print(f"-> {path}")
     return 0
 
 
@@ -200,21 +167,6 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_run_arguments(s: argparse.ArgumentParser) -> None:
-    """Flags shared by ``scan`` and ``score``."""
-    s.add_argument("--model", help="shipped model name or model directory")
-    s.add_argument("--out", type=Path, help="run directory (default: runs/<name>-<time>)")
-    s.add_argument("--workers", type=int, help="local Dask worker processes (0: in-process)")
-    s.add_argument("--scheduler", help="address of an existing Dask scheduler")
-    s.add_argument("--batch-size", type=int, help="cutouts per model call")
-    s.add_argument("--threshold", type=float, help="candidate threshold (default: model card)")
-    s.add_argument("--resume", action="store_true", help="continue a killed run in --out")
-    s.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
-    s.add_argument("--metrics-host", help="metrics bind address (default 127.0.0.1)")
-    s.add_argument("--pushgateway", help="push final metrics to this Pushgateway URL")
-    s.add_argument("--shard-attempts", type=int, help="crashes before a shard is quarantined")
-
-
 def build_parser() -> argparse.ArgumentParser:
     # --quiet/--debug work before or after the subcommand; SUPPRESS keeps a
     # subcommand's unset flag from overwriting the top-level one.
@@ -240,7 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--survey", default="des_y3")
     s.add_argument("--data", type=Path, help="data directory (default: the embedded region)")
     s.add_argument("--shard-size", type=int, help="objects per shard")
-    _add_run_arguments(s)
+    add_inject_arguments(s, "0.05")
+    add_run_arguments(s)
     s.set_defaults(func=_cmd_scan)
 
     s = sub.add_parser(
@@ -249,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="re-score a cutout store (a scan's cutouts.zarr) with a model",
     )
     s.add_argument("--cutouts", type=Path, required=True, help="zarr cutout store")
-    _add_run_arguments(s)
+    add_run_arguments(s)
     s.set_defaults(func=_cmd_score)
 
     s = sub.add_parser("simulate", parents=[common], help="write a simulated training/test set")
@@ -307,9 +260,14 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--shard-size", type=int)
     b.add_argument("--repeats", type=int, default=3)
     b.add_argument(
+        "--inject-rate", type=float, help="injection rate of the with-injection scans (0: skip)"
+    )
+    b.add_argument(
         "--results", type=Path, default=Path("benchmarks/results"), help="where the JSON goes"
     )
     b.set_defaults(func=_cmd_bench_scan)
+
+    add_probe_parsers(sub, common)
 
     s = sub.add_parser("doctor", parents=[common], help="versions, providers, GPU")
     s.set_defaults(func=_cmd_doctor)

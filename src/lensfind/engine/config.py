@@ -17,6 +17,8 @@ from lensfind.errors import ConfigError
 C = TypeVar("C", bound="RunConfig")
 
 ENV_PREFIX = "LENSFIND_SCAN__"
+#: Default fraction of scanned galaxies given an injected-lens copy.
+DEFAULT_INJECT_RATE = 0.05
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,13 @@ class ScanConfig(RunConfig):
         Survey data directory; None uses the embedded default region.
     shard_size : int
         Maximum objects per shard.
+    inject_rate : float
+        Fraction of scored galaxies that also get a copy with an injected
+        simulated lens, scored in the same batches, to measure the scan's
+        selection function (0 turns it off). Injected copies never enter the
+        candidates.
+    inject_seed : int
+        Seed of the injections (which galaxies, which lenses).
     """
 
     env_prefix: ClassVar[str] = ENV_PREFIX
@@ -96,11 +105,15 @@ class ScanConfig(RunConfig):
     survey: str = "des_y3"
     data_dir: Path | None = None
     shard_size: int = 256
+    inject_rate: float = DEFAULT_INJECT_RATE
+    inject_seed: int = 0
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.shard_size < 1:
             raise ConfigError(f"shard_size must be >= 1, got {self.shard_size}")
+        if not 0.0 <= self.inject_rate <= 1.0:
+            raise ConfigError(f"inject_rate must be in [0, 1], got {self.inject_rate}")
 
 
 @dataclass(frozen=True)

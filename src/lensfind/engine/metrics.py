@@ -23,7 +23,7 @@ from lensfind import __version__
 from lensfind.errors import ConfigError
 from lensfind.versions import package_version
 
-STAGES = ("read", "cutout", "store", "score", "write")
+STAGES = ("read", "cutout", "store", "inject", "score", "write")
 
 #: Every metric family the scan exports (``_bucket``/``_sum``/``_count`` series of
 #: histograms and the ``_total`` series of counters belong to these families).

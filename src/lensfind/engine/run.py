@@ -87,8 +87,13 @@ def execute(
     lens_ids: set[int],
     extra_summary: dict[str, Any],
     start: float,
+    finalise: Callable[[pa.Table], dict[str, Any]] | None = None,
 ) -> ScanResult:
-    """Run the plan's pending shards, then write candidates and ``summary.json``."""
+    """Run the plan's pending shards, then write candidates and ``summary.json``.
+
+    ``finalise(scores)``, if given, runs after the candidates are written and
+    returns more summary entries (the scan's selection function).
+    """
     prepare_run_dir(run_dir, plan, card.sha256, config.resume)
     manifest = Manifest(run_dir)
     done = manifest.committed()
@@ -146,6 +151,7 @@ def execute(
         "stage_seconds": {k: round(v, 3) for k, v in sorted(dispatcher.stage_seconds.items())},
         "skip_reasons": _reason_counts(scores, "skipped"),
         "fail_reasons": _reason_counts(scores, "failed"),
+        **(finalise(scores) if finalise is not None else {}),
         "workers": config.workers if config.scheduler is None else config.scheduler,
         "lensfind_version": __version__,
         "finished_utc": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -2,13 +2,15 @@
 
 import time
 from pathlib import Path
+from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lensfind.engine.catalog import read_catalog
 from lensfind.engine.config import ScanConfig
 from lensfind.engine.datadir import catalog_path, default_region
-from lensfind.engine.plan import Shard, make_plan
+from lensfind.engine.plan import Plan, Shard, make_plan
 from lensfind.engine.run import (
     EXIT_OK,
     EXIT_WITH_FAILURES,
@@ -18,9 +20,10 @@ from lensfind.engine.run import (
     default_run_dir,
     execute,
 )
-from lensfind.engine.shard import ShardTask, process_shard
+from lensfind.engine.shard import INJECTIONS_DIR, ShardTask, process_shard
 from lensfind.errors import ConfigError
 from lensfind.models import resolve_model
+from lensfind.probes.selection import write_selection
 from lensfind.simulation.region import TRUTH_NAME
 from lensfind.surveys.registry import get_survey
 
@@ -52,14 +55,34 @@ def run_scan(config: ScanConfig) -> ScanResult:
             shard_id=shard.shard_id, tile=shard.tile, objects=catalog.take(list(shard.rows)),
             data_dir=str(data_dir), run_dir=str(run_dir), bands=spec.band_names,
             cutout_px=spec.cutout_px, model_dir=str(card.directory), model_sha256=card.sha256,
-            batch_size=config.batch_size,
+            batch_size=config.batch_size, survey=spec.name, inject_rate=config.inject_rate,
+            inject_seed=config.inject_seed,
         )  # fmt: skip
+
+    def selection(scores: pa.Table) -> dict[str, Any]:
+        return {"selection_function": scan_selection(run_dir, plan, scores, threshold, config)}
 
     return execute(
         config, plan, run_dir, card, threshold, process_shard, make_task,
         lens_ids=planted_lens_ids(data_dir),
         extra_summary={"embedded_default": config.data_dir is None}, start=start,
+        finalise=selection,
     )  # fmt: skip
+
+
+def scan_selection(
+    run_dir: Path, plan: Plan, scores: pa.Table, threshold: float, config: ScanConfig
+) -> dict[str, Any]:
+    """Gather the committed shards' injections into the run's selection function."""
+    summary: dict[str, Any] = {"inject_rate": config.inject_rate, "inject_seed": config.inject_seed}
+    files = [run_dir / INJECTIONS_DIR / f"{s.shard_id}.parquet" for s in plan.shards]
+    tables = [pq.read_table(f) for f in files if f.is_file()]
+    if not tables:
+        return {**summary, "n_injected": 0}
+    injections = pa.concat_tables(tables)
+    status = scores["status"].to_numpy(zero_copy_only=False)
+    hosts = scores["score"].to_numpy(zero_copy_only=False)[status == "scored"]
+    return {**summary, **write_selection(run_dir, injections, threshold, hosts)}
 
 
 def planted_lens_ids(data_dir: Path) -> set[int]:

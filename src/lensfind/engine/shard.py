@@ -22,8 +22,12 @@ from lensfind.engine.tiles import read_tile
 from lensfind.errors import LensfindError
 from lensfind.export.card import load_card, sha256_of
 from lensfind.export.scorer import OnnxScorer
+from lensfind.simulation.inject import InjectedBatch, batch_seed, choose_hosts, inject_lenses
+from lensfind.simulation.simulate import reference_band
+from lensfind.surveys.registry import get_survey
 
 SCORES_DIR = "scores"
+INJECTIONS_DIR = "injections"
 STATUSES = ("scored", "skipped", "failed")
 OFF_TILE = "off-tile: not on any tile of the data directory"
 _SCORERS: dict[tuple[str, str], OnnxScorer] = {}
@@ -67,6 +71,10 @@ class ShardTask:
     model_dir: str
     model_sha256: str
     batch_size: int = 256
+    survey: str = ""
+    #: fraction of good cutouts that also get an injected-lens copy (selection function)
+    inject_rate: float = 0.0
+    inject_seed: int = 0
 
 
 @dataclass
@@ -118,10 +126,12 @@ def process_shard(task: ShardTask) -> ShardResult:
             reason[:] = f"tile unreadable: {exc}"
         else:
             with tile:
+                tile_psf = tile.psf_fwhm_arcsec
                 seconds["read"] = time.perf_counter() - t0
                 t1 = time.perf_counter()
                 ra = task.objects.column("ra").to_numpy(zero_copy_only=False)
                 dec = task.objects.column("dec").to_numpy(zero_copy_only=False)
+                ids = task.objects.column("object_id").to_numpy()
                 x, y = tile.wcs.wcs_world2pix(ra, dec, 0)
                 try:
                     stamps, why = cut_stamps(tile.images, x, y, task.cutout_px, task.bands)
@@ -136,7 +146,6 @@ def process_shard(task: ShardTask) -> ShardResult:
                 reason[~good] = np.array(why, dtype=object)[~good]
                 seconds["cutout"] = time.perf_counter() - t1
                 t2 = time.perf_counter()
-                ids = task.objects.column("object_id").to_numpy()
                 write_shard_cutouts(
                     Path(task.run_dir) / STORE_NAME,
                     task.shard_id,
@@ -148,15 +157,72 @@ def process_shard(task: ShardTask) -> ShardResult:
                     bands=task.bands,
                 )
                 seconds["store"] = time.perf_counter() - t2
+                hosts = good & choose_hosts(ids, task.inject_rate, task.inject_seed)
+                if hosts.any():
+                    t3 = time.perf_counter()
+                    psf = tile_psf[reference_band(get_survey(task.survey))]
+                    injected = _inject(task, stamps[hosts], ids[hosts], psf)
+                    seconds["inject"] = time.perf_counter() - t3
+                    stamps = np.concatenate([stamps, injected.images])
+                    good = np.concatenate([good, np.ones(len(injected.images), dtype=bool)])
+                    status = np.concatenate([status, np.full(hosts.sum(), "failed", object)])
+                    reason = np.concatenate([reason, np.full(hosts.sum(), "", object)])
+                    score = np.concatenate([score, np.full(hosts.sum(), np.nan, np.float32)])
                 t3 = time.perf_counter()
                 batch_sizes = score_batches(task, stamps, good, status, reason, score)
                 seconds["score"] = time.perf_counter() - t3
+                if hosts.any():
+                    _write_injections(task, injected.truth, status[n:], reason[n:], score[n:])
+                    status, reason, score = status[:n], reason[:n], score[:n]
     t4 = time.perf_counter()
     result = write_scores(task, status, reason, score)
     result.seconds.update(seconds, write=time.perf_counter() - t4)
     result.batch_sizes = batch_sizes
     result.bytes_read = bytes_read
     return result
+
+
+def _inject(
+    task: ShardTask, stamps: np.ndarray, ids: np.ndarray, psf_fwhm_arcsec: float | None
+) -> InjectedBatch:
+    """Injected-lens copies of the chosen hosts, with their truth and host ids."""
+    spec = get_survey(task.survey)
+    mag_col = f"mag_{spec.band_names[reference_band(spec)]}"
+    mags = None
+    if mag_col in task.objects.column_names:
+        by_id = dict(
+            zip(task.objects.column("object_id").to_pylist(),
+                task.objects.column(mag_col).to_pylist(), strict=True)
+        )  # fmt: skip
+        mags = np.array([by_id[int(i)] for i in ids], dtype=float)
+    batch = inject_lenses(spec, stamps, batch_seed(task.inject_seed, task.shard_id),
+                          psf_fwhm_arcsec, mags)  # fmt: skip
+    batch.truth["object_id"] = ids
+    batch.truth["psf_fwhm_tile_arcsec"] = np.full(len(ids), psf_fwhm_arcsec or np.nan)
+    return batch
+
+
+def _write_injections(
+    task: ShardTask,
+    truth: dict[str, np.ndarray],
+    status: np.ndarray,
+    reason: np.ndarray,
+    score: np.ndarray,
+) -> None:
+    """Write ``injections/<shard_id>.parquet`` atomically (before the shard's scores)."""
+    table = pa.table({
+        "object_id": pa.array(truth["object_id"]),
+        "tile": pa.array([task.tile] * len(score), type=pa.string()),
+        "status": pa.array(status.tolist(), type=pa.string()),
+        "reason": pa.array(reason.tolist(), type=pa.string()),
+        "score": pa.array(score, type=pa.float32()),
+        **{k: pa.array(np.asarray(v, dtype=float)) for k, v in truth.items() if k != "object_id"},
+    })  # fmt: skip
+    out_dir = Path(task.run_dir) / INJECTIONS_DIR
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir / f".{task.shard_id}.parquet.tmp"
+    pq.write_table(table, tmp)
+    tmp.replace(out_dir / f"{task.shard_id}.parquet")
 
 
 def score_batches(

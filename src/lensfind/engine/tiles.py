@@ -1,6 +1,6 @@
 """Reading survey tiles: one FITS image per band, memory-mapped, with a celestial WCS."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +9,9 @@ from astropy.wcs import WCS
 
 from lensfind.engine.datadir import tile_path
 from lensfind.errors import TileReadError
+
+#: Header keywords read as the PSF FWHM of a band image, arcsec.
+PSF_FWHM_KEYS = ("FWHM", "PSF_FWHM")
 
 
 @dataclass
@@ -25,6 +28,8 @@ class TileImages:
     wcs: WCS
     paths: list[Path]
     _hduls: list[fits.HDUList]
+    #: PSF FWHM of each band from the header (``FWHM`` or ``PSF_FWHM``, arcsec), or None
+    psf_fwhm_arcsec: list[float | None] = field(default_factory=list)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -69,6 +74,14 @@ def _open_band(path: Path) -> tuple[fits.HDUList, np.ndarray, fits.Header]:
         ) from None
 
 
+def _header_fwhm(header: fits.Header) -> float | None:
+    for key in PSF_FWHM_KEYS:
+        value = header.get(key)
+        if isinstance(value, int | float) and np.isfinite(value) and value > 0:
+            return float(value)
+    return None
+
+
 def read_tile(data_dir: Path, tile: str, bands: tuple[str, ...]) -> TileImages:
     """Open every band of ``tile`` memory-mapped; the WCS comes from the first band.
 
@@ -95,6 +108,7 @@ def read_tile(data_dir: Path, tile: str, bands: tuple[str, ...]) -> TileImages:
                     raise TileReadError(f"{path.name}: no celestial WCS")
             tiles.images.append(data)
             tiles.paths.append(path)
+            tiles.psf_fwhm_arcsec.append(_header_fwhm(header))
     except BaseException:
         tiles.close()
         raise

@@ -11,6 +11,7 @@ from lensfind import __version__
 from lensfind.errors import ModelError
 from lensfind.export.card import CARD_NAME, ONNX_NAME, load_card, sha256_of
 from lensfind.export.scorer import OnnxScorer
+from lensfind.export.torch_weights import WEIGHTS_NAME, save_weights
 from lensfind.preprocess import AsinhNormalisation
 
 # torch (CPU, fp32) vs ONNX Runtime (CPU, fp32) on the same inputs, in probability.
@@ -108,6 +109,7 @@ def export_checkpoint(
             "python": platform.python_version(),
         },
     }
+    card["torch_weights"] = save_weights(model, out_dir / WEIGHTS_NAME)
     if "test_metrics_torch" in meta:
         card["test_metrics_torch"] = meta["test_metrics_torch"]
     (out_dir / CARD_NAME).write_text(json.dumps(card, indent=2))

@@ -74,6 +74,7 @@ def render(
     size_px: int | None = None,
     supersample: int = 2,
     psf: str = "gaussian",
+    source_only: bool = False,
 ) -> Rendered:
     """Render a batch of objects as noiseless, PSF-convolved stamps.
 
@@ -89,6 +90,8 @@ def render(
         Sub-pixels per pixel side used to integrate light over pixels.
     psf : {"gaussian", "moffat"}
         PSF shape; the FWHM comes from ``scene.psf_fwhm_arcsec``.
+    source_only : bool
+        Render only the lensed source (``lens_light`` is zero): for injections.
     """
     size = size_px or spec.cutout_px
     pix = spec.pixel_scale_arcsec
@@ -102,18 +105,25 @@ def render(
     def shape_of(comp: SersicComponents, xx: np.ndarray, yy: np.ndarray) -> np.ndarray:
         return _bin(_component(comp, xx, yy, sub_area), supersample)
 
-    main = _bin(
-        _component(scene.main, x, y, sub_area)
-        * spiral_modulation(
-            x - scene.main.dx_arcsec[e],
-            y - scene.main.dy_arcsec[e],
-            scene.arm_amplitude[e],
-            scene.arm_pitch_rad[e],
-            scene.arm_phase_rad[e],
-        ),
-        supersample,
-    )
-    companion = shape_of(scene.companion, x, y)
+    b = (slice(None), slice(None), None, None)
+    if source_only:
+        lens_light = np.zeros((n_obj, n_band, size, size))
+    else:
+        main = _bin(
+            _component(scene.main, x, y, sub_area)
+            * spiral_modulation(
+                x - scene.main.dx_arcsec[e],
+                y - scene.main.dy_arcsec[e],
+                scene.arm_amplitude[e],
+                scene.arm_pitch_rad[e],
+                scene.arm_phase_rad[e],
+            ),
+            supersample,
+        )
+        companion = shape_of(scene.companion, x, y)
+        lens_light = (
+            scene.main.flux[b] * main[:, None] + scene.companion.flux[b] * companion[:, None]
+        )
     bx, by = ray_trace(
         x,
         y,
@@ -125,8 +135,6 @@ def render(
     )
     source = shape_of(scene.source, bx, by)
 
-    b = (slice(None), slice(None), None, None)
-    lens_light = scene.main.flux[b] * main[:, None] + scene.companion.flux[b] * companion[:, None]
     source_light = scene.source.flux[b] * source[:, None]
     source_flux = source_light.sum(axis=(-2, -1))
 
@@ -145,8 +153,11 @@ def render(
     ox = scene.center_x_arcsec / pix
     oy = scene.center_y_arcsec / pix
     ramp = np.exp(-2j * np.pi * (fx * (c0 + ox)[e] + fy * (c0 + oy)[e]))
-    lens_f = np.fft.fft2(lens_light) + scene.point_flux[b] * ramp[:, None]
-    lens_conv = np.fft.ifft2(lens_f * otf).real
+    if source_only:
+        lens_conv = lens_light
+    else:
+        lens_f = np.fft.fft2(lens_light) + scene.point_flux[b] * ramp[:, None]
+        lens_conv = np.fft.ifft2(lens_f * otf).real
     source_conv = np.fft.ifft2(np.fft.fft2(source_light) * otf).real
     assert lens_conv.shape == (n_obj, n_band, size, size)
     return Rendered(lens_conv, source_conv, source_flux)

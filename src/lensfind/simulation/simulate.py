@@ -46,9 +46,10 @@ def _simulate_chunk(
     seeing_factor: np.ndarray | None,
     size_px: int,
     noise: bool,
+    source_only: bool = False,
 ) -> SimulatedSet:
     scene, partial = sample_scene(spec, kinds, rng, config, seeing_factor)
-    rend = render(scene, spec, size_px=size_px, psf=config.psf)
+    rend = render(scene, spec, size_px=size_px, psf=config.psf, source_only=source_only)
     lens = kinds == "lens"
     snr = source_snr(rend, spec)
     boost = np.ones(len(kinds))
@@ -56,7 +57,7 @@ def _simulate_chunk(
         faint = lens & (snr < config.min_source_snr)
         boost[faint] = config.min_source_snr / np.maximum(snr[faint], 1e-6)
     source_light = rend.source_light * boost[:, None, None, None]
-    total = rend.lens_light + source_light
+    total = source_light if source_only else rend.lens_light + source_light
     ref = reference_band(spec)
 
     intrinsic_flux = scene.source.flux.sum(axis=1)
@@ -97,6 +98,7 @@ def simulate(
     noise: bool = True,
     chunk: int = 64,
     progress: Callable[[int], None] | None = None,
+    source_only: bool = False,
 ) -> SimulatedSet:
     """Simulate ``n`` labelled stamps, reproducibly from ``seed``.
 
@@ -124,6 +126,9 @@ def simulate(
         Objects rendered per vectorised batch.
     progress : callable, optional
         Called with the number of objects finished after each chunk.
+    source_only : bool
+        Return only the lensed-source light (no deflector, stars or companions):
+        the stamps to inject into real cutouts. The truth is unchanged.
     """
     config = config or PopulationConfig()
     size = size_px or spec.cutout_px
@@ -147,6 +152,7 @@ def simulate(
             None if seeing_factor is None else np.asarray(seeing_factor[sl]),
             size,
             noise,
+            source_only,
         )
         images[sl] = part.images
         for key, value in part.truth.items():

@@ -84,3 +84,174 @@ def evaluate(labels: np.ndarray, scores: np.ndarray, threshold: float = 0.5) -> 
     }
     out.update({k: v for k, v in confusion_at(labels, scores, threshold).items()})
     return out
+
+
+# --- Scores at a decision threshold ----------------------------------------------
+# A cutout is predicted a lens when ``score >= threshold`` (as in confusion_at).
+# Where a ratio has a zero denominator the functions return ``zero_division``
+# (0.0 by default, as scikit-learn with ``zero_division=0``; pass ``nan`` to see it).
+
+#: van Lohuizen 2021 sec. 3.5.1: beta of the F-beta score (precision over recall).
+DEFAULT_BETA = 0.17
+
+
+def _counts(labels: np.ndarray, scores: np.ndarray, threshold: float) -> tuple[int, ...]:
+    labels, scores = _check(labels, scores)
+    pred = scores >= threshold
+    tp = int((pred & labels).sum())
+    fp = int((pred & ~labels).sum())
+    fn = int((~pred & labels).sum())
+    return tp, fp, fn, labels.size - tp - fp - fn
+
+
+def _ratio(num: float, den: float, zero_division: float) -> float:
+    return num / den if den else float(zero_division)
+
+
+def accuracy(labels: np.ndarray, scores: np.ndarray, threshold: float = 0.5) -> float:
+    """Fraction of correct calls, ``(TP + TN) / N`` (vL eq. 3.20)."""
+    tp, _, _, tn = _counts(labels, scores, threshold)
+    n = np.asarray(labels).size
+    if n == 0:
+        raise ValueError("accuracy of an empty set")
+    return (tp + tn) / n
+
+
+def precision(
+    labels: np.ndarray, scores: np.ndarray, threshold: float = 0.5, zero_division: float = 0.0
+) -> float:
+    """Purity ``TP / (TP + FP)`` (vL eq. 3.6); ``zero_division`` when nothing is called a lens."""
+    tp, fp, _, _ = _counts(labels, scores, threshold)
+    return _ratio(tp, tp + fp, zero_division)
+
+
+def recall(
+    labels: np.ndarray, scores: np.ndarray, threshold: float = 0.5, zero_division: float = 0.0
+) -> float:
+    """Completeness (TPR) ``TP / (TP + FN)`` (vL eq. 3.7); ``zero_division`` without lenses."""
+    tp, _, fn, _ = _counts(labels, scores, threshold)
+    return _ratio(tp, tp + fn, zero_division)
+
+
+def _fbeta_from_counts(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray, beta: float) -> np.ndarray:
+    # (1 + b^2) Pr Re / (b^2 Pr + Re), written with counts: defined (0) when
+    # TP = 0 but FP + FN > 0, undefined only when TP = FP = FN = 0.
+    b2 = beta * beta
+    den = (1 + b2) * tp + b2 * fn + fp
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.asarray((1 + b2) * tp / den, dtype=float)
+
+
+def fbeta(
+    labels: np.ndarray,
+    scores: np.ndarray,
+    threshold: float = 0.5,
+    beta: float = DEFAULT_BETA,
+    zero_division: float = 0.0,
+) -> float:
+    """F-beta score ``(1 + b^2) Pr Re / (b^2 Pr + Re)`` (vL eq. 3.18).
+
+    ``beta < 1`` weights precision more than recall; the default 0.17 is vL's.
+    Computed from counts, ``(1 + b^2) TP / ((1 + b^2) TP + b^2 FN + FP)``, as
+    scikit-learn does: 0 when there are no true positives, ``zero_division``
+    only when there are neither lenses nor lens calls.
+    """
+    if beta <= 0:
+        raise ValueError(f"beta must be positive, not {beta}")
+    tp, fp, fn, _ = _counts(labels, scores, threshold)
+    if tp + fp + fn == 0:
+        return float(zero_division)
+    return float(_fbeta_from_counts(np.array(tp), np.array(fp), np.array(fn), beta))
+
+
+def f1(
+    labels: np.ndarray, scores: np.ndarray, threshold: float = 0.5, zero_division: float = 0.0
+) -> float:
+    """F1 score, the harmonic mean of precision and recall (vL eq. 3.8)."""
+    return fbeta(labels, scores, threshold, beta=1.0, zero_division=zero_division)
+
+
+def fbeta_curve(
+    labels: np.ndarray,
+    scores: np.ndarray,
+    beta: float = DEFAULT_BETA,
+    n_thresholds: int = 101,
+    zero_division: float = 0.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """F-beta at equally spaced thresholds on [0, 1] (vL sec. 3.5.1).
+
+    Returns ``thresholds, fbeta``: ``np.linspace(0, 1, n_thresholds)`` (step
+    0.01 by default; vL do not state theirs) and the F-beta of the classifier
+    ``score >= threshold`` at each, ``zero_division`` where it is undefined.
+    """
+    if beta <= 0:
+        raise ValueError(f"beta must be positive, not {beta}")
+    if n_thresholds < 2:
+        raise ValueError(f"an F-beta curve needs at least 2 thresholds, not {n_thresholds}")
+    labels, scores = _check(labels, scores)
+    thresholds = np.linspace(0.0, 1.0, n_thresholds)
+    pos, neg = np.sort(scores[labels]), np.sort(scores[~labels])
+    tp = pos.size - np.searchsorted(pos, thresholds, side="left")  # scores >= t
+    fp = neg.size - np.searchsorted(neg, thresholds, side="left")
+    fn = pos.size - tp
+    f = _fbeta_from_counts(tp, fp, fn, beta)
+    f[(tp + fp + fn) == 0] = zero_division
+    return thresholds, f
+
+
+def fbeta_curve_mean(
+    labels: np.ndarray,
+    scores: np.ndarray,
+    beta: float = DEFAULT_BETA,
+    n_thresholds: int = 101,
+    zero_division: float = 0.0,
+) -> float:
+    """Mean of the F-beta curve, vL's indicator of the area under it (eq. 3.21).
+
+    The mean over the ``n_thresholds`` thresholds of :func:`fbeta_curve`, as the
+    text of vL sec. 3.5.1 describes ("divide by the number of decision
+    thresholds"); eq. 3.21 as printed divides the S + 1 terms by S.
+    """
+    _, f = fbeta_curve(labels, scores, beta, n_thresholds, zero_division)
+    return float(f.mean())
+
+
+# --- Metcalf et al. 2019 (Euclid/Bologna lens-finding challenge) -------------------
+
+
+def tpr_before_false_positives(labels: np.ndarray, scores: np.ndarray, k: int) -> float:
+    """TPR at the highest threshold that lets through fewer than ``k`` non-lenses.
+
+    The fraction of lenses scored strictly above the ``k``-th highest non-lens
+    score, i.e. the completeness reached before the ``k``-th false positive.
+    Ties: a lens whose score equals that non-lens score is *not* counted (no
+    threshold separates the two), so ties count against the finder. With fewer
+    than ``k`` non-lenses every lens counts (1.0).
+    """
+    if k < 1:
+        raise ValueError(f"k must be >= 1, not {k}")
+    labels, scores = _check(labels, scores)
+    if not labels.any():
+        raise ValueError("a true-positive rate needs at least one lens")
+    neg = scores[~labels]
+    if neg.size < k:
+        return 1.0
+    kth = np.partition(neg, neg.size - k)[neg.size - k]  # k-th highest non-lens score
+    return float((scores[labels] > kth).mean())
+
+
+def tpr0(labels: np.ndarray, scores: np.ndarray) -> float:
+    """TPR0 of Metcalf+19: the fraction of lenses above the highest-scoring non-lens.
+
+    Equals ``tpr_at_fpr(labels, scores, 0.0)``; ties with that non-lens do not count.
+    """
+    return tpr_before_false_positives(labels, scores, 1)
+
+
+def tpr10(labels: np.ndarray, scores: np.ndarray) -> float:
+    """TPR10 of Metcalf+19: the TPR before the tenth false positive (at most 9).
+
+    The fraction of lenses above the 10th-highest non-lens score; ties with it
+    do not count; 1.0 with fewer than 10 non-lenses.
+    """
+    return tpr_before_false_positives(labels, scores, 10)

@@ -1,0 +1,81 @@
+"""What the ``engine`` subcommands share: run flags, and printing a run's outcome."""
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def run_flags(args: argparse.Namespace) -> dict[str, Any]:
+    """The :class:`~lensfind.engine.config.RunConfig` fields from the shared run flags."""
+    return {
+        "model": args.model, "out": args.out, "workers": args.workers,
+        "scheduler": args.scheduler, "batch_size": args.batch_size,
+        "threshold": args.threshold, "resume": args.resume or None,
+        "quiet": args.quiet or None, "metrics_port": args.metrics_port,
+        "metrics_host": args.metrics_host, "pushgateway": args.pushgateway,
+        "shard_attempts": args.shard_attempts,
+    }  # fmt: skip
+
+
+def report(result: Any) -> int:
+    """Print where a run went and what it found; return its exit status."""
+    s = result.summary
+    skipped = ", ".join(f"{k} {v}" for k, v in s["skip_reasons"].items())
+    failed = ", ".join(f"{k} {v}" for k, v in s["fail_reasons"].items())
+    print(f"run directory: {result.run_dir}")
+    print(
+        f"objects {s['n_objects']}: scored {s['n_scored']}, skipped {s['n_skipped']}"
+        f"{f' ({skipped})' if skipped else ''}, failed {s['n_failed']}"
+        f"{f' ({failed})' if failed else ''}"
+    )
+    print(
+        f"candidates (score >= {s['threshold']}): {s['n_candidates']} -> "
+        f"{result.run_dir / 'candidates.parquet'}"
+    )
+    sel = s.get("selection_function") or {}
+    if sel.get("n_injected"):
+        print(
+            f"selection function: {sel['n_injected_scored']} injected lenses, "
+            f"{sel['completeness']:.1%} recovered -> {result.run_dir / sel['file']}"
+        )
+    rate = f", {s['cutouts_per_s']} cutouts/s" if s["cutouts_per_s"] else ""
+    print(f"time {s['elapsed_s']:.1f} s{rate}; model {s['model']} ({s['model_sha256'][:12]})")
+    if s["n_shards_quarantined"]:
+        print(
+            f"warning: {s['n_shards_quarantined']} shard(s) quarantined; see "
+            f"{result.run_dir / 'quarantine.jsonl'}",
+            file=sys.stderr,
+        )
+    if s["n_failed"]:
+        print(
+            f"warning: {s['n_failed']} object(s) failed; reasons in the scores files",
+            file=sys.stderr,
+        )
+    return int(result.exit_code)
+
+
+def add_run_arguments(s: argparse.ArgumentParser, model: bool = True) -> None:
+    """Flags shared by ``scan`` and ``score`` (and ``probe``, which has its own ``--model``)."""
+    if model:
+        s.add_argument("--model", help="shipped model name or model directory")
+    s.add_argument("--out", type=Path, help="run directory (default: runs/<name>-<time>)")
+    s.add_argument("--workers", type=int, help="local Dask worker processes (0: in-process)")
+    s.add_argument("--scheduler", help="address of an existing Dask scheduler")
+    s.add_argument("--batch-size", type=int, help="cutouts per model call")
+    s.add_argument("--threshold", type=float, help="candidate threshold (default: model card)")
+    s.add_argument("--resume", action="store_true", help="continue a killed run in --out")
+    s.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
+    s.add_argument("--metrics-host", help="metrics bind address (default 127.0.0.1)")
+    s.add_argument("--pushgateway", help="push final metrics to this Pushgateway URL")
+    s.add_argument("--shard-attempts", type=int, help="crashes before a shard is quarantined")
+
+
+def add_inject_arguments(s: argparse.ArgumentParser, default: str) -> None:
+    s.add_argument(
+        "--inject-rate",
+        type=float,
+        help=f"fraction of galaxies also scored with an injected lens, for the selection "
+        f"function (default {default}; 0 turns it off)",
+    )
+    s.add_argument("--inject-seed", type=int, help="seed of the injections (default 0)")

@@ -1,0 +1,100 @@
+"""Plots of probe results in the style of Jacobs et al. (2022): mean correct-class
+score +- its standard deviation against the parameter, the 0.5 line, one curve per
+model, one panel per test set; heat maps for 2-D surfaces; completeness curves."""
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from lensfind.probes.sensitivity import TEST_SETS, ProbeResult
+
+_TITLES = {"lenses": "lenses", "nonlenses": "non-lenses", "mix": "50/50 mix"}
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _col(table: pa.Table, name: str) -> np.ndarray:
+    return np.asarray(table[name].to_pylist())
+
+
+def plot_curves(result: ProbeResult, path: Path) -> Path:
+    """Mean ``s_k`` +- std against the bin centre or strength, per test set and model."""
+    plt = _pyplot()
+    t = result.table
+    x = _col(t, "p") if "p" in t.column_names else _col(t, "centre")
+    sets = [s for s in TEST_SETS if s in set(_col(t, "test_set").tolist())]
+    fig, axes = plt.subplots(1, len(sets), figsize=(4.2 * len(sets), 3.6), squeeze=False)
+    for ax, ts in zip(axes[0], sets, strict=True):
+        for model in dict.fromkeys(_col(t, "model").tolist()):
+            sel = (_col(t, "model") == model) & (_col(t, "test_set") == ts)
+            if "ok" in t.column_names:
+                sel &= _col(t, "ok").astype(bool)
+            mean, std = _col(t, "mean")[sel], _col(t, "std")[sel]
+            ax.errorbar(x[sel], mean, yerr=std, marker="o", ms=3, capsize=2, label=model)
+        ax.axhline(0.5, color="0.4", lw=1, ls="--")
+        ax.set_ylim(-0.05, 1.05)
+        ax.set_xlabel(result.x_label)
+        ax.set_title(_TITLES.get(ts, ts))
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("mean correct-class score $s_k$")
+    axes[0][-1].legend(fontsize=8, loc="lower left")
+    fig.suptitle(f"sensitivity to {result.name}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_surface(result: ProbeResult, path: Path, value: str = "mean") -> Path:
+    """Heat map of a 2-D surface (first model), ``value`` per cell, with counts written in."""
+    plt = _pyplot()
+    t = result.table
+    model = _col(t, "model")[0]
+    sel = _col(t, "model") == model
+    xs, ys = _col(t, "centre")[sel], _col(t, "y_centre")[sel]
+    v, n = _col(t, value)[sel], _col(t, "n")[sel]
+    ux, uy = np.unique(xs), np.unique(ys)
+    grid = np.full((len(uy), len(ux)), np.nan)
+    for xi, yi, vi, ni in zip(xs, ys, v, n, strict=True):
+        if ni > 0:
+            grid[np.searchsorted(uy, yi), np.searchsorted(ux, xi)] = vi
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    extent = (float(ux.min()), float(ux.max()), float(uy.min()), float(uy.max()))
+    im = ax.imshow(grid, origin="lower", aspect="auto", vmin=0, vmax=1, cmap="viridis",
+                   extent=extent, interpolation="nearest")  # fmt: skip
+    fig.colorbar(im, ax=ax, label=f"{value} ({model})")
+    ax.set_xlabel(str(result.meta.get("x", result.x_label)))
+    ax.set_ylabel(str(result.meta.get("y", "")))
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_completeness(table: pa.Table, path: Path, threshold: float) -> Path:
+    """Completeness (with Wilson 95% intervals) against each selection-function parameter."""
+    plt = _pyplot()
+    params = list(dict.fromkeys(_col(table, "parameter").tolist()))
+    fig, axes = plt.subplots(1, len(params), figsize=(3.8 * len(params), 3.4), squeeze=False)
+    for ax, param in zip(axes[0], params, strict=True):
+        sel = (_col(table, "parameter") == param) & (_col(table, "n") > 0)
+        x, c = _col(table, "centre")[sel], _col(table, "completeness")[sel]
+        lo, hi = _col(table, "ci_lo")[sel], _col(table, "ci_hi")[sel]
+        ax.errorbar(x, c, yerr=np.clip([c - lo, hi - c], 0, None), marker="o", ms=3, capsize=2)
+        ax.set_ylim(-0.05, 1.05)
+        ax.set_xlabel(param)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel(f"completeness (p >= {threshold:g})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,200 @@
+"""Named probes and the paper's full suite, as run by ``engine probe``.
+
+Perturbation probes come from :data:`lensfind.probes.kernels.PERTURBATIONS`;
+``psf`` re-simulates the set; parameter probes bin by a truth column with the
+paper's bin widths (0.052 arcsec in Einstein radius, 0.1 mag in magnitude).
+"""
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lensfind.errors import ConfigError
+from lensfind.export.scorer import Scorer
+from lensfind.probes.kernels import PERTURBATIONS
+from lensfind.probes.report import write_report, write_result
+from lensfind.probes.sensitivity import (
+    PSF_FACTORS,
+    TEST_SETS,
+    ProbeResult,
+    ProbeSet,
+    make_probe_set,
+    parameter_probe,
+    perturbation_probe,
+    perturbation_surface,
+    psf_probe,
+    surface_probe,
+)
+from lensfind.probes.stats import make_edges
+from lensfind.surveys.spec import SurveySpec
+
+
+@dataclass(frozen=True)
+class ParameterProbe:
+    """A truth column to bin by, its default bin width and axis label (with units)."""
+
+    column: str
+    width: float
+    label: str
+
+
+PARAMETERS: dict[str, ParameterProbe] = {
+    "theta_e": ParameterProbe("theta_e_arcsec", 0.052, "Einstein radius (arcsec)"),
+    "source_mag": ParameterProbe("mag_g_source", 0.1, "lensed source g magnitude (AB)"),
+    "lens_mag": ParameterProbe("mag_r_lens", 0.1, "lens r magnitude (AB)"),
+    "seeing": ParameterProbe("psf_fwhm_arcsec", 0.05, "PSF FWHM, r band (arcsec)"),
+    "alpha": ParameterProbe("alpha", 0.05, "source / lens peak brightness ratio"),
+}
+#: The paper's full set, in the order of its figures.
+SUITE = ("colour", "psf", "blur", "noise", "annulus", "disk", "theta_e", "source_mag", "lens_mag")
+
+
+def probe_names() -> list[str]:
+    """Every name ``engine probe`` accepts (besides ``suite``, ``selection`` and ``surface``)."""
+    return [*PERTURBATIONS, "psf", *PARAMETERS, "parameter"]
+
+
+@dataclass(frozen=True)
+class ProbeOptions:
+    """Options of one named probe (None: the probe's defaults).
+
+    Attributes
+    ----------
+    strengths : sequence of float, optional
+        Perturbation strengths (units of the perturbation).
+    column : str, optional
+        Truth column for ``parameter`` (or to replace a named parameter probe's).
+    bins, width, edges, quantile : binning of a parameter probe
+        Number of bins, bin width, explicit edges, equal-count bins.
+    min_count : int
+        Bins with fewer objects are flagged and left out of the trend.
+    fill : str
+        Occlusion fill, ``zero`` (the paper) or ``sky`` (Gaussian sky noise).
+    seed : int
+        Seed of stochastic perturbations.
+    threshold : float
+        Lens-probability threshold for accuracy / completeness.
+    by : str, optional
+        With a perturbation: also a surface over this truth column x strength.
+    """
+
+    strengths: Sequence[float] | None = None
+    column: str | None = None
+    bins: int | None = None
+    width: float | None = None
+    edges: Sequence[float] | None = None
+    quantile: bool = False
+    min_count: int = 10
+    fill: str = "zero"
+    seed: int = 0
+    threshold: float = 0.5
+    by: str | None = None
+
+
+def _edges(values: np.ndarray, opts: ProbeOptions, width: float | None) -> np.ndarray:
+    if opts.edges is not None:
+        return make_edges(values, list(opts.edges))
+    if opts.quantile:
+        return make_edges(values, opts.bins or 10, mode="quantile")
+    if opts.bins is not None:
+        return make_edges(values, opts.bins)
+    return make_edges(values, width=opts.width or width)
+
+
+def perturber(
+    name: str, spec: SurveySpec, opts: ProbeOptions
+) -> Callable[[np.ndarray, float], Any]:
+    """``f(images, p)`` applying the registry perturbation ``name`` with the options' seed/fill."""
+    pert = PERTURBATIONS[name]
+    sky = np.array([b.sky_sigma_counts for b in spec.bands], dtype=np.float32)
+
+    def apply(images: np.ndarray, p: float) -> np.ndarray:
+        return pert.apply(images, p, seed=opts.seed, sky_sigma=sky, fill=opts.fill)
+
+    return apply
+
+
+def run_probe(
+    name: str,
+    scorers: Mapping[str, Scorer],
+    spec: SurveySpec,
+    probe_set: ProbeSet | None,
+    n: int,
+    seed: int,
+    opts: ProbeOptions,
+    progress: Callable[[int], None] | None = None,
+) -> list[ProbeResult]:
+    """Run the named probe (a surface too when ``opts.by`` is set); see :func:`probe_names`."""
+    if name == "psf":
+        factors = opts.strengths or PSF_FACTORS
+        return [psf_probe(scorers, spec, n, seed, factors, opts.threshold, progress=progress)]
+    probe_set = probe_set or make_probe_set(spec, n, seed)
+    if name in PERTURBATIONS:
+        pert = PERTURBATIONS[name]
+        strengths = list(opts.strengths or pert.strengths)
+        f = perturber(name, spec, opts)
+        label = f"{pert.description} ({pert.unit})"
+        results = [perturbation_probe(scorers, probe_set, name, f, strengths, opts.threshold,
+                                      x_label=label, progress=progress,
+                                      meta={"seed": opts.seed, "fill": opts.fill})]  # fmt: skip
+        if opts.by is not None:
+            values = _column(probe_set, opts.by)
+            results.append(perturbation_surface(
+                scorers, probe_set, opts.by, _edges(values, opts, None), name, f, strengths,
+                opts.threshold, min_count=opts.min_count))  # fmt: skip
+        return results
+    if name in PARAMETERS or name == "parameter":
+        spec_p = PARAMETERS.get(name)
+        column = opts.column or (spec_p.column if spec_p else None)
+        if column is None:
+            raise ConfigError("probe 'parameter' needs --column (a truth column)")
+        values = _column(probe_set, column)
+        lens_values = values[probe_set.is_lens]
+        edges = _edges(lens_values, opts, spec_p.width if spec_p else None)
+        label = spec_p.label if spec_p and column == spec_p.column else column
+        results = [parameter_probe(scorers, probe_set, column, edges, opts.threshold,
+                                   opts.min_count, x_label=label)]  # fmt: skip
+        if opts.by is not None:
+            y = _column(probe_set, opts.by)[probe_set.is_lens]
+            results.append(surface_probe(scorers, probe_set, column, opts.by, edges,
+                                         make_edges(y, opts.bins or 8), opts.threshold,
+                                         min_count=max(1, opts.min_count // 2)))  # fmt: skip
+        return results
+    raise ConfigError(
+        f"unknown probe {name!r} (known: suite, selection, {', '.join(probe_names())})"
+    )
+
+
+def _column(probe_set: ProbeSet, column: str) -> np.ndarray:
+    if column not in probe_set.truth:
+        raise ConfigError(f"unknown truth column {column!r} (known: {', '.join(probe_set.truth)})")
+    return np.asarray(probe_set.truth[column], dtype=float)
+
+
+def run_probes(
+    names: Sequence[str],
+    scorers: Mapping[str, Scorer],
+    model_shas: dict[str, str],
+    spec: SurveySpec,
+    n: int,
+    seed: int,
+    out_dir: Path,
+    opts: ProbeOptions | None = None,
+    progress: Callable[[str], Callable[[int], None] | None] | None = None,
+) -> Path:
+    """Run probes on one shared probe set, write every result and ``report.html``."""
+    opts = opts or ProbeOptions()
+    probe_set = None
+    if any(name != "psf" for name in names):
+        probe_set = make_probe_set(spec, n, seed)
+    entries = []
+    for name in names:
+        tick = progress(name) if progress else None
+        for result in run_probe(name, scorers, spec, probe_set, n, seed, opts, tick):
+            entries.append((result, write_result(result, out_dir, model_shas)))
+    description = {"survey": spec.name, "n": n, "seed": seed, "models": model_shas,
+                   "test_sets": list(TEST_SETS), "probes": list(names)}  # fmt: skip
+    return write_report(out_dir, entries, f"lensfind sensitivity probes: {spec.name}", description)
