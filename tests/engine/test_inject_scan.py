@@ -68,7 +68,8 @@ def test_injected_copies_are_the_chosen_scored_hosts(runs):
 def test_cli_flag_and_summary_line(region, model_dir, tmp_path, capsys):
     out = tmp_path / "run"
     code = main(["scan", "--data", str(region), "--model", str(model_dir), "--out", str(out),
-                 "--workers", "0", "--inject-rate", "1", "--inject-seed", "7", "--quiet"])  # fmt: skip
+                 "--workers", "0", "--inject-rate", "1", "--inject-seed", "7",
+                 "--quiet"])  # fmt: skip
     assert code == 0
     assert "selection function:" in capsys.readouterr().out
     summary = json.loads((out / "summary.json").read_text())["selection_function"]

@@ -123,3 +123,28 @@ def test_load_card_and_byte_flip(exported, tmp_path):
         load_card(copy)
     assert str(path) in str(info.value)
     assert "sha256" in str(info.value)
+
+
+def test_torch_weights_travel_with_the_onnx_model(exported, checkpoint, tiny_set, tmp_path):
+    from lensfind.export.torch_weights import WEIGHTS_NAME, TorchScorer, load_torch_model
+
+    out, card = exported
+    entry = card["torch_weights"]
+    assert entry["file"] == WEIGHTS_NAME and entry["sha256"] == sha256_of(out / WEIGHTS_NAME)
+    model, _ = load_checkpoint(checkpoint)
+    loaded = load_torch_model(load_card(out))
+    for (k, a), (k2, b) in zip(model.state_dict().items(), loaded.state_dict().items(),
+                               strict=True):  # fmt: skip
+        assert k == k2 and torch.equal(a, b)
+    raw = read_dataset(tiny_set)[0].images[:16]
+    np.testing.assert_allclose(TorchScorer(load_card(out))(raw), OnnxScorer(out)(raw), atol=1e-5)
+    # a changed weights file is refused
+    bad = tmp_path / "bad"
+    shutil.copytree(out, bad)
+    with open(bad / WEIGHTS_NAME, "r+b") as f:
+        f.seek(200)
+        byte = f.read(1)
+        f.seek(200)
+        f.write(bytes([byte[0] ^ 1]))
+    with pytest.raises(ModelError, match="sha256 does not match"):
+        load_torch_model(load_card(bad))

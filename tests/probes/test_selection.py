@@ -36,7 +36,8 @@ def test_sources_are_the_lensed_light_alone_on_a_small_stamp():
     assert src.sources.shape == (n, 4, 100, 100)
     # the same draws rendered on the full cutout with the deflector made invisible
     full = simulate(SPEC, n, 5, config=INJECTION_POPULATION, kinds=np.full(n, "lens"),
-                    seeing_factor=np.full(n, 1.0), noise=False, source_only=True).images  # fmt: skip
+                    seeing_factor=np.full(n, 1.0), noise=False,
+                    source_only=True).images  # fmt: skip
     rel = np.abs(src.sources - full).sum(axis=(1, 2, 3)) / full.sum(axis=(1, 2, 3))
     assert rel.max() < 3e-3
     assert set(src.truth) >= {"theta_e_arcsec", "mag_g_source", "psf_fwhm_arcsec"}

@@ -93,7 +93,7 @@ def test_perturbation_probe_statistics_and_paired_deltas(fixed_set):
         (m, s) for m in "ab" for s in ("lenses", "nonlenses", "mix")
     }
     # fully dimmed images score 0.5 -> the lens curve falls to 0.5 exactly at p = 1
-    lens_a = [x for x in r.trends if x["model"] == "a" and x["test_set"] == "lenses"][0]
+    lens_a = next(x for x in r.trends if x["model"] == "a" and x["test_set"] == "lenses")
     assert lens_a["slope"] < 0
 
 

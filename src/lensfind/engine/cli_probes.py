@@ -28,7 +28,6 @@ def _floats(text: str | None) -> list[float] | None:
 def _cmd_probe(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
-    from lensfind.export.scorer import OnnxScorer
     from lensfind.models import resolve_model
     from lensfind.probes.suite import SUITE, ProbeOptions, run_probes
     from lensfind.surveys import get_survey
@@ -37,7 +36,7 @@ def _cmd_probe(args: argparse.Namespace) -> int:
         return _probe_selection(args)
     spec = get_survey(args.survey)
     cards = [resolve_model(m, spec.name) for m in (args.model or [None])]
-    scorers = {c.name: OnnxScorer(c, threads=args.threads) for c in cards}
+    scorers = {c.name: _scorer(c, args.runtime, args.threads) for c in cards}
     shas = {c.name: c.sha256 for c in cards}
     names = list(SUITE) if args.name == "suite" else [args.name]
     opts = ProbeOptions(
@@ -62,6 +61,17 @@ def _cmd_probe(args: argparse.Namespace) -> int:
             bar.close()
     print(f"probe results, plots and report -> {path}")
     return 0
+
+
+def _scorer(card: Any, runtime: str, threads: int) -> Any:
+    """The card's model as a scorer on the chosen runtime."""
+    if runtime == "torch":
+        from lensfind.export.torch_weights import TorchScorer
+
+        return TorchScorer(card)
+    from lensfind.export.scorer import OnnxScorer
+
+    return OnnxScorer(card, threads=threads)
 
 
 def _probe_selection(args: argparse.Namespace) -> int:
@@ -105,6 +115,8 @@ def add_probe_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     s.add_argument("--perturb-seed", type=int, default=0, help="seed of random perturbations")
     s.add_argument("--by", help="also a 2-D surface over this truth column")
     s.add_argument("--threads", type=int, default=2, help="ONNX Runtime threads")
+    s.add_argument("--runtime", default="onnx", choices=("onnx", "torch"),
+                   help="score with ONNX Runtime or the card's torch weights")  # fmt: skip
     s.add_argument("--data", type=Path, help="selection: data directory (default: embedded)")
     s.add_argument("--shard-size", type=int, help=argparse.SUPPRESS)
     add_inject_arguments(s, "1.0 for 'selection'")

@@ -53,3 +53,38 @@ def load_torch_model(card: ModelCard) -> "torch.nn.Module":
     except RuntimeError as exc:
         raise ModelError(f"{path}: weights do not fit {card.raw['arch']} ({exc})") from None
     return model.eval()
+
+
+class TorchScorer:
+    """A :class:`~lensfind.export.scorer.Scorer` running the card's torch weights.
+
+    Takes raw cutouts in counts like every scorer (normalisation included) and
+    returns lens probabilities; for probes that compare runtimes, and for
+    gradient methods that need the same network as the ONNX file.
+
+    Parameters
+    ----------
+    card : ModelCard
+        A model whose card lists ``torch_weights``.
+    device : str
+        Torch device (``"cpu"``, ``"cuda"``).
+    """
+
+    def __init__(self, card: ModelCard, device: str = "cpu") -> None:
+        self.card = card
+        self.device = device
+        self.model = load_torch_model(card).to(device)
+
+    def __call__(self, cutouts: np.ndarray) -> np.ndarray:
+        from lensfind.training._torch import torch
+
+        expected = self.card.input_shape
+        if cutouts.ndim != 4 or tuple(cutouts.shape[1:]) != expected:
+            raise ModelError(
+                f"{self.card.name}: expected cutouts (N, {', '.join(map(str, expected))}), "
+                f"got {tuple(cutouts.shape)}"
+            )
+        x = self.card.normalisation(np.ascontiguousarray(cutouts, dtype=np.float32))
+        with torch.inference_mode():
+            z = self.model(torch.from_numpy(x).to(self.device))
+            return torch.sigmoid(z).float().cpu().numpy().reshape(-1)
