@@ -220,3 +220,37 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def write_hats(
+    table: "Any", out_dir: Path, order: int = 1, ra_col: str = "RA", dec_col: str = "DEC"
+) -> Path:
+    """Write an object table as a minimal HATS catalogue (for tests and examples).
+
+    Partitions are HEALPix pixels of one ``order`` under
+    ``dataset/Norder=<k>/Dir=<d>/Npix=<n>.parquet`` with the ``_healpix_29``
+    index, and ``ra``/``dec`` renamed to ``ra_col``/``dec_col`` as named in
+    ``hats.properties``, so readers must honour the properties.
+    """
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from lensfind.engine.catalog import HEALPIX_29
+    from lensfind.engine.plan import healpix29
+
+    hpx = healpix29(table)
+    table = table.append_column(HEALPIX_29, pa.array(hpx, pa.int64()))
+    table = table.rename_columns(
+        [{"ra": ra_col, "dec": dec_col}.get(c, c) for c in table.column_names]
+    )
+    pixel = hpx >> np.int64(2 * (29 - order))
+    for npix in np.unique(pixel):
+        part = out_dir / "dataset" / f"Norder={order}" / f"Dir={npix // 10000 * 10000}"
+        part.mkdir(parents=True, exist_ok=True)
+        pq.write_table(table.filter(pa.array(pixel == npix)), part / f"Npix={npix}.parquet")
+    props = {"obs_collection": out_dir.name, "dataproduct_type": "object",
+             "hats_nrows": table.num_rows, "hats_col_ra": ra_col, "hats_col_dec": dec_col,
+             "hats_max_rows": table.num_rows, "hats_order": order}  # fmt: skip
+    (out_dir / "hats.properties").write_text("".join(f"{k}={v}\n" for k, v in props.items()))
+    return out_dir

@@ -77,7 +77,7 @@ def test_missing_and_unreadable_files(tmp_path):
 
 def test_catalog_path_prefers_parquet_then_fits(region, tmp_path):
     assert catalog_path(region) == region / "catalog.parquet"
-    with pytest.raises(CatalogError, match=re.escape("no catalog.parquet or catalog.fits")):
+    with pytest.raises(CatalogError, match=re.escape("no catalog.parquet, catalog.fits or")):
         catalog_path(tmp_path)
     (tmp_path / "catalog.fits").write_bytes(b"")
     assert catalog_path(tmp_path) == tmp_path / "catalog.fits"
@@ -110,3 +110,23 @@ def test_a_file_that_is_not_a_table_is_named(tmp_path):
     path.write_text("hello")
     with pytest.raises(CatalogError, match=re.escape(f"{path}: cannot read catalogue")):
         read_catalog(path)
+
+
+def test_hats_catalogue_reads_like_parquet_and_names_its_problems(catalog, tmp_path):
+    from lensfind.engine.catalog import catalog_sha256, is_hats
+    from lensfind.testing import write_hats
+
+    hats = write_hats(catalog, tmp_path / "catalog.hats", order=2)
+    assert is_hats(hats) and len(list((hats / "dataset").rglob("*.parquet"))) >= 1
+    table = read_catalog(hats)
+    assert "_healpix_29" in table.column_names
+    order = np.argsort(table["object_id"].to_numpy())
+    for name in catalog.column_names:
+        np.testing.assert_array_equal(table[name].to_numpy(zero_copy_only=False)[order],
+                                      catalog[name].to_numpy(zero_copy_only=False))  # fmt: skip
+    assert len(catalog_sha256(hats)) == 64
+    empty = tmp_path / "empty.hats"
+    (empty / "dataset").mkdir(parents=True)
+    (empty / "hats.properties").write_text("hats_col_ra=RA\n")
+    with pytest.raises(CatalogError, match="without partition files"):
+        read_catalog(empty)

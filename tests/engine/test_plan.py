@@ -12,7 +12,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lensfind.engine.catalog import read_catalog
-from lensfind.engine.plan import NO_TILE, Plan, assign_tiles, available_tiles, make_plan
+from lensfind.engine.plan import (
+    NO_TILE,
+    Plan,
+    assign_tiles,
+    available_tiles,
+    healpix29,
+    make_plan,
+)
 from lensfind.errors import CatalogError
 from lensfind.surveys import get_survey
 
@@ -25,11 +32,12 @@ def _check_partition(plan: Plan, catalog: pa.Table, shard_size: int) -> None:
     assert plan.n_objects == catalog.num_rows
     assert all(1 <= len(s.rows) <= shard_size for s in plan.shards)
     ids = catalog.column("object_id").to_numpy()
-    ids_by_tile: dict[str, list[int]] = {}
+    hpx = healpix29(catalog)
+    keys_by_tile: dict[str, list[tuple[int, int]]] = {}
     for s in plan.shards:
-        ids_by_tile.setdefault(s.tile, []).extend(int(ids[r]) for r in s.rows)
-    for tile_ids in ids_by_tile.values():
-        assert tile_ids == sorted(tile_ids), "shards ordered by object_id within a tile"
+        keys_by_tile.setdefault(s.tile, []).extend((int(hpx[r]), int(ids[r])) for r in s.rows)
+    for keys in keys_by_tile.values():
+        assert keys == sorted(keys), "shards in HEALPix order, then object_id, within a tile"
     shard_ids = [s.shard_id for s in plan.shards]
     assert len(set(shard_ids)) == len(shard_ids)
 
@@ -163,3 +171,29 @@ def test_plan_write_read_round_trip(region, tmp_path):
     path = tmp_path / "plan.json"
     plan.write(path)
     assert Plan.read(path) == plan
+
+
+def test_shards_are_healpix_ordered_patches(region, catalog):
+    from lensfind.engine.plan import healpix29, make_plan
+    from lensfind.surveys import get_survey
+
+    plan = make_plan(catalog, region / "catalog.parquet", region, get_survey("des_y3"), 5)
+    hpx = healpix29(catalog)
+    for tile in {s.tile for s in plan.shards}:
+        rows = [r for s in plan.shards if s.tile == tile for r in s.rows]
+        assert (np.diff(hpx[rows]) >= 0).all()  # one sweep along the HEALPix curve
+    assert sorted(r for s in plan.shards for r in s.rows) == list(range(catalog.num_rows))
+
+
+def test_healpix_index_matches_a_reference_and_flags_bad_positions():
+    import astropy.units as u
+    import pyarrow as pa
+    from astropy_healpix import HEALPix
+
+    from lensfind.engine.plan import healpix29
+
+    ra = np.array([0.0, 45.0, 359.9, 120.0, np.nan])
+    dec = np.array([0.0, -30.0, 89.0, 95.0, 0.0])
+    got = healpix29(pa.table({"ra": ra, "dec": dec}))
+    ref = HEALPix(nside=2**29, order="nested").lonlat_to_healpix(ra[:3] * u.deg, dec[:3] * u.deg)
+    assert got[:3].tolist() == ref.tolist() and got[3:].tolist() == [-1, -1]

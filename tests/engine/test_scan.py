@@ -461,3 +461,16 @@ def test_existing_scheduler_gives_the_same_catalogue(full_run, region, scan_conf
     assert (result.run_dir / "candidates.parquet").read_bytes() == (
         full_run.run_dir / "candidates.parquet"
     ).read_bytes()
+
+
+def test_scan_of_a_hats_catalogue_scores_the_same(full_run, copy_region, scan_config, tmp_path):
+    from lensfind.testing import write_hats
+
+    data = copy_region()
+    write_hats(pq.read_table(data / "catalog.parquet"), data / "catalog.hats", order=3)
+    (data / "catalog.parquet").unlink()
+    result = run_scan(scan_config(data, tmp_path / "run", inject_rate=0.0))
+    a = pq.read_table(full_run.run_dir / "candidates.parquet").sort_by("object_id")
+    b = pq.read_table(result.run_dir / "candidates.parquet").sort_by("object_id")
+    assert a["object_id"].equals(b["object_id"]) and a["score"].equals(b["score"])
+    assert result.summary["n_objects"] == full_run.summary["n_objects"]

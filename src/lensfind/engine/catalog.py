@@ -1,5 +1,13 @@
-"""Reading and validating object catalogues (Parquet or FITS tables)."""
+"""Reading and validating object catalogues: Parquet, FITS tables, or HATS catalogues.
 
+A HATS catalogue (HEALPix-partitioned Parquet, as written by hats-import and read
+by lsdb) is a directory with a ``hats.properties`` (or ``properties``) file and
+``dataset/Norder=*/Dir=*/Npix=*.parquet``; its ``hats_col_ra`` / ``hats_col_dec``
+columns are read as ``ra`` / ``dec``, and its ``_healpix_29`` spatial index is
+kept (the plan orders shards by it).
+"""
+
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -7,8 +15,55 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lensfind.errors import CatalogError
+from lensfind.export.card import sha256_of
 
 REQUIRED = ("object_id", "ra", "dec")
+HATS_PROPERTIES = ("hats.properties", "properties")
+HEALPIX_29 = "_healpix_29"
+
+
+def is_hats(path: Path) -> bool:
+    """Whether ``path`` is a HATS catalogue directory."""
+    return path.is_dir() and any((path / name).is_file() for name in HATS_PROPERTIES)
+
+
+def hats_properties(path: Path) -> dict[str, str]:
+    """The ``key=value`` properties of a HATS catalogue."""
+    name = next(n for n in HATS_PROPERTIES if (path / n).is_file())
+    props = {}
+    for line in (path / name).read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            key, value = line.split("=", 1)
+            props[key.strip()] = value.strip()
+    return props
+
+
+def hats_files(path: Path) -> list[Path]:
+    """The partition files of a HATS catalogue, in a fixed order."""
+    return sorted(
+        p for p in (path / "dataset").rglob("*.parquet") if not p.name.startswith(("_", "."))
+    )
+
+
+def _read_hats(path: Path) -> pa.Table:
+    files = hats_files(path)
+    if not files:
+        raise CatalogError(f"{path}: HATS catalogue without partition files under dataset/")
+    table = pa.concat_tables([pq.read_table(f) for f in files], promote_options="default")
+    props = hats_properties(path)
+    rename = {props.get("hats_col_ra", "ra"): "ra", props.get("hats_col_dec", "dec"): "dec"}
+    return table.rename_columns([rename.get(c, c) for c in table.column_names])
+
+
+def catalog_sha256(path: Path) -> str:
+    """sha256 of a catalogue's bytes (for a HATS directory: of its partition files)."""
+    if not path.is_dir():
+        return sha256_of(path)
+    h = hashlib.sha256()
+    for f in hats_files(path):
+        h.update(f"{f.relative_to(path).as_posix()}:{sha256_of(f)};".encode())
+    return h.hexdigest()
 
 
 def _native(values: np.ndarray) -> np.ndarray:
@@ -26,7 +81,9 @@ def read_catalog(path: Path) -> pa.Table:
     Raises :class:`CatalogError` naming the file and the column at fault.
     """
     try:
-        if path.suffix == ".parquet":
+        if is_hats(path):
+            table = _read_hats(path)
+        elif path.suffix == ".parquet":
             table = pq.read_table(path)
         else:
             from astropy.table import Table
@@ -35,6 +92,8 @@ def read_catalog(path: Path) -> pa.Table:
             table = pa.table({name: _native(np.asarray(t[name])) for name in t.colnames})
     except FileNotFoundError:
         raise CatalogError(f"{path}: catalogue not found") from None
+    except CatalogError:
+        raise
     except Exception as exc:  # any parser error: name the file
         raise CatalogError(f"{path}: cannot read catalogue ({exc})") from None
     missing = [c for c in REQUIRED if c not in table.column_names]

@@ -3,6 +3,7 @@
 A data directory holds::
 
     catalog.parquet | catalog.fits   objects: object_id, ra, dec (deg) [, tile, ...]
+    | catalog.hats/                  or a HATS catalogue (HEALPix-partitioned Parquet)
     <TILE>_<band>.fits               one image per tile and band (DES naming), with WCS
     truth.parquet                    optional: planted-lens truth (synthetic regions)
 
@@ -20,16 +21,19 @@ from lensfind.simulation.region import CATALOG_NAME, RegionConfig, make_region
 from lensfind.surveys.spec import SurveySpec
 
 DEFAULT_REGION_VERSION = "v1"
+HATS_CATALOG_NAME = "catalog.hats"
 
 
 def catalog_path(data_dir: Path) -> Path:
-    """The catalogue file of a data directory (Parquet preferred, then FITS)."""
+    """The catalogue of a data directory (Parquet preferred, then FITS, then HATS)."""
     if not data_dir.is_dir():
         raise CatalogError(f"{data_dir}: data directory not found")
     for name in (CATALOG_NAME, "catalog.fits", "catalog.fit"):
         if (data_dir / name).is_file():
             return data_dir / name
-    raise CatalogError(f"{data_dir}: no catalog.parquet or catalog.fits")
+    if (data_dir / HATS_CATALOG_NAME).is_dir():
+        return data_dir / HATS_CATALOG_NAME
+    raise CatalogError(f"{data_dir}: no catalog.parquet, catalog.fits or {HATS_CATALOG_NAME}/")
 
 
 def tile_path(data_dir: Path, tile: str, band: str) -> Path:

@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from lensfind.engine.catalog import HEALPIX_29, catalog_sha256
 from lensfind.engine.datadir import tile_path
 from lensfind.engine.tiles import tile_footprint_contains
 from lensfind.errors import CatalogError
-from lensfind.export.card import sha256_of
 from lensfind.surveys.spec import SurveySpec
 
 NO_TILE = ""
@@ -71,7 +71,7 @@ def fingerprint(
     catalog_file: Path, data_dir: Path, spec: SurveySpec, tiles: list[str], shard_size: int
 ) -> str:
     """sha256 of the catalogue bytes, tile file names and sizes, and plan settings."""
-    h = hashlib.sha256(sha256_of(catalog_file).encode())
+    h = hashlib.sha256(catalog_sha256(catalog_file).encode())
     for tile in sorted(tiles):
         for band in spec.band_names:
             p = tile_path(data_dir, tile, band)
@@ -103,21 +103,43 @@ def assign_tiles(catalog: pa.Table, data_dir: Path, spec: SurveySpec) -> np.ndar
     return out.astype(str)
 
 
+def healpix29(catalog: pa.Table) -> np.ndarray:
+    """HEALPix nested index at order 29 of every object (``-1`` for bad coordinates).
+
+    Taken from a HATS ``_healpix_29`` column when present, else computed.
+    """
+    if HEALPIX_29 in catalog.column_names:
+        return catalog.column(HEALPIX_29).to_numpy(zero_copy_only=False).astype(np.int64)
+    import astropy.units as u
+    from astropy_healpix import core
+
+    ra = catalog.column("ra").to_numpy(zero_copy_only=False).astype(float)
+    dec = catalog.column("dec").to_numpy(zero_copy_only=False).astype(float)
+    good = np.isfinite(ra) & np.isfinite(dec) & (np.abs(dec) <= 90)
+    out = np.full(len(ra), -1, dtype=np.int64)
+    out[good] = core.lonlat_to_healpix(ra[good] * u.deg, dec[good] * u.deg, 2**29,
+                                       order="nested")  # fmt: skip
+    return out
+
+
 def make_plan(
     catalog: pa.Table, catalog_file: Path, data_dir: Path, spec: SurveySpec, shard_size: int
 ) -> Plan:
     """Group objects by tile and split each tile into shards of <= ``shard_size`` objects.
 
-    Within a tile, objects are ordered by ``object_id`` so shards are reproducible.
+    Within a tile, objects are in HEALPix nested order (order 29, the HATS
+    spatial index), ties by ``object_id``, so a shard is a compact patch of sky
+    and the plan is reproducible.
     """
     if shard_size < 1:
         raise CatalogError(f"shard size must be >= 1, got {shard_size}")
     tiles = assign_tiles(catalog, data_dir, spec)
     ids = catalog.column("object_id").to_numpy()
+    hpx = healpix29(catalog)
     shards: list[Shard] = []
     for tile in sorted(set(tiles.tolist())):
         rows = np.flatnonzero(tiles == tile)
-        rows = rows[np.argsort(ids[rows], kind="stable")]
+        rows = rows[np.lexsort((ids[rows], hpx[rows]))]
         label = tile or "no-tile"
         for k, start in enumerate(range(0, len(rows), shard_size)):
             part = rows[start : start + shard_size]
