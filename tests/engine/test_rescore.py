@@ -12,6 +12,7 @@ from lensfind.engine.config import ScoreConfig
 from lensfind.engine.manifest import MANIFEST_NAME
 from lensfind.engine.metrics import METRIC_NAMES
 from lensfind.engine.rescore import run_score
+from lensfind.engine.store import STORE_NAME
 from lensfind.errors import ConfigError, ResumeError
 from lensfind.testing import make_test_model, metric_families
 
@@ -99,3 +100,20 @@ def test_cli_score(full_run, model_dir, tmp_path, capsys):
     )
     scores = pq.read_table(tmp_path / "run" / "candidates.parquet")["score"].to_numpy()
     assert np.isfinite(scores).all() and (scores >= 0.5).all()
+
+
+def test_a_float16_store_rescores_within_the_recorded_precision(region, scan_config, model_dir,
+                                                                 tmp_path):  # fmt: skip
+    from lensfind.engine.scan import run_scan
+
+    scan = run_scan(scan_config(region, tmp_path / "scan", store_dtype="float16", inject_rate=0))
+    assert scan.summary["store_clipped_pixels"] == 0
+    rescored = run_score(ScoreConfig(cutouts=scan.run_dir / STORE_NAME, model=str(model_dir),
+                                     out=tmp_path / "rescore", workers=0, quiet=True))  # fmt: skip
+    a = pq.read_table(scan.run_dir / "candidates.parquet").sort_by("object_id")
+    b = pq.read_table(rescored.run_dir / "candidates.parquet").sort_by("object_id")
+    sa = dict(zip(a["object_id"].to_pylist(), a["score"].to_pylist(), strict=True))
+    sb = dict(zip(b["object_id"].to_pylist(), b["score"].to_pylist(), strict=True))
+    common = sa.keys() & sb.keys()
+    assert len(common) >= 0.9 * len(sa)
+    assert max(abs(sa[k] - sb[k]) for k in common) < 1e-3

@@ -1,6 +1,7 @@
 """lensfind.engine.store: the zarr v3 cutout store."""
 
 import numpy as np
+import pytest
 import zarr
 
 from lensfind.engine.store import STORE_NAME, read_shard_cutouts, write_shard_cutouts
@@ -79,3 +80,50 @@ def test_store_is_a_zarr_v3_group(tmp_path):
     assert shard["object_id"].dtype == np.int64
     np.testing.assert_array_equal(shard["object_id"][:], ids)
     np.testing.assert_array_equal(shard["images"][:], images)
+
+
+def test_one_sharded_compressed_file_per_array(tmp_path):
+    import json
+
+    rng = np.random.default_rng(0)
+    images = rng.normal(0, 3, (40, 4, 20, 20)).astype(np.float32)
+    store = tmp_path / "s.zarr"
+    write_shard_cutouts(store, "T-0000", np.arange(40), images, tile="T", bands=tuple("griz"))
+    meta = json.loads((store / "T-0000" / "images" / "zarr.json").read_text())
+    (codec,) = meta["codecs"]
+    assert codec["name"] == "sharding_indexed"
+    assert codec["configuration"]["chunk_shape"] == [16, 4, 20, 20]
+    assert "zstd" in [c["name"] for c in codec["configuration"]["codecs"]]
+    files = [p for p in (store / "T-0000" / "images").rglob("*") if p.is_file()]
+    assert len(files) == 2  # zarr.json + one shard file holding every chunk
+    np.testing.assert_array_equal(read_shard_cutouts(store, "T-0000")[1], images)
+
+
+def test_float16_storage_rounds_within_its_bound_and_counts_clipping(tmp_path):
+    rng = np.random.default_rng(1)
+    scale = np.array([3.0, 4.0, 5.0, 6.0], np.float32)
+    images = rng.normal(0, 3, (10, 4, 20, 20)).astype(np.float32)
+    images[0, 0, 10, 10] = 1e5  # bright but representable: 1e5 / 3 < 65504
+    images[1, 2, 3, 3] = 1e6  # beyond float16 * scale: clipped and counted
+    store = tmp_path / "s.zarr"
+    clipped = write_shard_cutouts(store, "T-0000", np.arange(10), images, dtype="float16",
+                                  scale=scale)  # fmt: skip
+    assert clipped == 1
+    _, back = read_shard_cutouts(store, "T-0000")
+    assert back.dtype == np.float32
+    ok = np.ones(images.shape, bool)
+    ok[1, 2, 3, 3] = False
+    unit = scale.reshape(1, -1, 1, 1) * np.ones_like(images)
+    # float16: relative error <= 2^-11 of the value (in units of scale), subnormals aside
+    err = np.abs(back - images)[ok]
+    assert (err <= np.maximum(np.abs(images)[ok] * 2.0**-11, unit[ok] * 2.0**-24)).all()
+    assert back[1, 2, 3, 3] == pytest.approx(65504 * 5.0)
+
+    def data_bytes(path):
+        files = [p for p in path.rglob("*") if p.is_file() and p.suffix != ".json"]
+        return sum(p.stat().st_size for p in files)
+
+    bytes16 = data_bytes(store / "T-0000" / "images")
+    write_shard_cutouts(tmp_path / "f32.zarr", "T-0000", np.arange(10), images)
+    bytes32 = data_bytes(tmp_path / "f32.zarr" / "T-0000" / "images")
+    assert bytes16 < 0.6 * bytes32

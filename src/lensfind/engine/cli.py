@@ -33,7 +33,8 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     from lensfind.engine.scan import run_scan
 
     flags = {"survey": args.survey, "data_dir": args.data, "shard_size": args.shard_size,
-             "inject_rate": args.inject_rate, "inject_seed": args.inject_seed}  # fmt: skip
+             "inject_rate": args.inject_rate, "inject_seed": args.inject_seed,
+             "store_dtype": args.store_dtype}  # fmt: skip
     return report(run_scan(build_config(ScanConfig, {**run_flags(args), **flags})))
 
 
@@ -192,6 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--survey", default="des_y3")
     s.add_argument("--data", type=Path, help="data directory (default: the embedded region)")
     s.add_argument("--shard-size", type=int, help="objects per shard")
+    s.add_argument("--store-dtype", choices=("float32", "float16"),
+                   help="cutout store precision (float16: half the bytes)")  # fmt: skip
     add_inject_arguments(s, "0.05")
     add_run_arguments(s)
     s.set_defaults(func=_cmd_scan)

@@ -98,6 +98,9 @@ class ScanConfig(RunConfig):
         candidates.
     inject_seed : int
         Seed of the injections (which galaxies, which lenses).
+    store_dtype : str
+        Cutout store precision: ``float32`` counts, or ``float16`` in units of
+        three sky sigmas (half the bytes; relative rounding <= 5e-4).
     """
 
     env_prefix: ClassVar[str] = ENV_PREFIX
@@ -107,11 +110,14 @@ class ScanConfig(RunConfig):
     shard_size: int = 256
     inject_rate: float = DEFAULT_INJECT_RATE
     inject_seed: int = 0
+    store_dtype: str = "float32"
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.shard_size < 1:
             raise ConfigError(f"shard_size must be >= 1, got {self.shard_size}")
+        if self.store_dtype not in ("float32", "float16"):
+            raise ConfigError(f"store_dtype must be float32 or float16, got {self.store_dtype!r}")
         if not 0.0 <= self.inject_rate <= 1.0:
             raise ConfigError(f"inject_rate must be in [0, 1], got {self.inject_rate}")
 

@@ -132,6 +132,7 @@ class Dispatcher:
                 "scores_file": result.scores_file,
                 "sha256": result.sha256,
                 "seconds": result.seconds,
+                "store_clipped_pixels": result.store_clipped_pixels,
             }
         )
         for k, v in result.seconds.items():

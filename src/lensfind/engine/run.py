@@ -151,6 +151,7 @@ def execute(
         "stage_seconds": {k: round(v, 3) for k, v in sorted(dispatcher.stage_seconds.items())},
         "skip_reasons": _reason_counts(scores, "skipped"),
         "fail_reasons": _reason_counts(scores, "failed"),
+        "store_clipped_pixels": sum(e.get("store_clipped_pixels", 0) for e in committed.values()),
         **(finalise(scores) if finalise is not None else {}),
         "workers": config.workers if config.scheduler is None else config.scheduler,
         "lensfind_version": __version__,

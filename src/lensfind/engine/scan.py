@@ -56,7 +56,7 @@ def run_scan(config: ScanConfig) -> ScanResult:
             data_dir=str(data_dir), run_dir=str(run_dir), bands=spec.band_names,
             cutout_px=spec.cutout_px, model_dir=str(card.directory), model_sha256=card.sha256,
             batch_size=config.batch_size, survey=spec.name, inject_rate=config.inject_rate,
-            inject_seed=config.inject_seed,
+            inject_seed=config.inject_seed, store_dtype=config.store_dtype,
         )  # fmt: skip
 
     def selection(scores: pa.Table) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from lensfind.export.scorer import OnnxScorer
 from lensfind.simulation.inject import InjectedBatch, batch_seed, choose_hosts, inject_lenses
 from lensfind.simulation.simulate import reference_band
 from lensfind.surveys.registry import get_survey
+from lensfind.surveys.spec import SurveySpec
 
 SCORES_DIR = "scores"
 INJECTIONS_DIR = "injections"
@@ -75,6 +76,8 @@ class ShardTask:
     #: fraction of good cutouts that also get an injected-lens copy (selection function)
     inject_rate: float = 0.0
     inject_seed: int = 0
+    #: cutout store dtype: float32 counts, or float16 in units of 3 sky sigma
+    store_dtype: str = "float32"
 
 
 @dataclass
@@ -92,6 +95,8 @@ class ShardResult:
     batch_sizes: list[int] = field(default_factory=list)
     #: image bytes read from the tile for the cutouts
     bytes_read: int = 0
+    #: pixels clipped to the float16 range in the cutout store
+    store_clipped_pixels: int = 0
 
 
 def reason_class(reason: str) -> str:
@@ -117,6 +122,7 @@ def process_shard(task: ShardTask) -> ShardResult:
     t0 = time.perf_counter()
     batch_sizes: list[int] = []
     bytes_read = 0
+    clipped = 0
     if task.tile == NO_TILE:
         status[:], reason[:] = "skipped", OFF_TILE
     else:
@@ -146,7 +152,7 @@ def process_shard(task: ShardTask) -> ShardResult:
                 reason[~good] = np.array(why, dtype=object)[~good]
                 seconds["cutout"] = time.perf_counter() - t1
                 t2 = time.perf_counter()
-                write_shard_cutouts(
+                clipped = write_shard_cutouts(
                     Path(task.run_dir) / STORE_NAME,
                     task.shard_id,
                     ids[good],
@@ -155,6 +161,8 @@ def process_shard(task: ShardTask) -> ShardResult:
                     dec=dec[good],
                     tile=task.tile,
                     bands=task.bands,
+                    dtype=task.store_dtype,
+                    scale=store_scale(get_survey(task.survey)) if task.survey else None,
                 )
                 seconds["store"] = time.perf_counter() - t2
                 hosts = good & choose_hosts(ids, task.inject_rate, task.inject_seed)
@@ -179,7 +187,13 @@ def process_shard(task: ShardTask) -> ShardResult:
     result.seconds.update(seconds, write=time.perf_counter() - t4)
     result.batch_sizes = batch_sizes
     result.bytes_read = bytes_read
+    result.store_clipped_pixels = clipped
     return result
+
+
+def store_scale(spec: SurveySpec) -> np.ndarray:
+    """Per-band unit (counts) of float16 cutout storage: three sky sigmas."""
+    return 3.0 * np.array([b.sky_sigma_counts for b in spec.bands], dtype=np.float32)
 
 
 def _inject(

@@ -2,14 +2,22 @@
 
 Layout of ``cutouts.zarr``::
 
-    <shard_id>/images     (N, bands, H, W) float32, counts (unnormalised)
+    <shard_id>/images     (N, bands, H, W) float32 counts, or float16 in units of
+                          ``scale`` counts per band (attrs ``encoding``)
     <shard_id>/object_id  (N,) int64
     <shard_id>/ra, dec    (N,) float64, degrees
     <shard_id> attrs      tile, bands
 
-Each shard's group is written under a temporary name by the one task that owns
-the shard and renamed into place, so concurrent writers never share a chunk and
-a killed task leaves no half-written group under a real name.
+Every array uses the zarr v3 sharding codec: one shard file per array holds all
+of a work shard's chunks (16 cutouts each, zstd-compressed), so a store of 10^9
+cutouts has ~10^7 files, not ~10^9. Each work shard's group is written under a
+temporary name by the one task that owns the shard and renamed into place: one
+writer per zarr shard by construction, and a killed task leaves no half-written
+group under a real name.
+
+``float16`` storage halves the store: pixels are divided by a per-band scale
+(three sky sigmas) and rounded to float16 (relative error <= 2^-11, about 5e-4);
+values beyond float16's range are clipped and counted.
 """
 
 import hashlib
@@ -18,10 +26,15 @@ from pathlib import Path
 
 import numpy as np
 import zarr
+from zarr.codecs import ZstdCodec
 
 from lensfind.errors import LensfindError
 
 STORE_NAME = "cutouts.zarr"
+STORE_DTYPES = ("float32", "float16")
+#: cutouts per inner chunk of the sharding codec
+CHUNK_CUTOUTS = 16
+_F16_MAX = float(np.finfo(np.float16).max)
 
 
 class StoreError(LensfindError):
@@ -37,12 +50,18 @@ def write_shard_cutouts(
     dec: np.ndarray | None = None,
     tile: str = "",
     bands: tuple[str, ...] = (),
-) -> None:
+    dtype: str = "float32",
+    scale: np.ndarray | None = None,
+) -> int:
     """Write one shard's cutouts (only valid stamps) atomically into the store.
 
     ``ra``/``dec`` (degrees), ``tile`` and ``bands`` let ``engine score``
     re-score the store into a full run directory without the survey files.
+    ``dtype="float16"`` stores ``images / scale`` (``scale`` per band, counts).
+    Returns the number of pixels clipped to the float16 range (0 for float32).
     """
+    if dtype not in STORE_DTYPES:
+        raise ValueError(f"store dtype {dtype!r} not in {STORE_DTYPES}")
     store.mkdir(parents=True, exist_ok=True)
     if not (store / "zarr.json").exists():
         try:
@@ -55,12 +74,24 @@ def write_shard_cutouts(
         shutil.rmtree(tmp)
     group = zarr.open_group(str(tmp), mode="w", zarr_format=3)
     n = max(len(object_id), 1)
+    chunk = min(n, CHUNK_CUTOUTS)
+    clipped = 0
+    encoding: dict[str, object] = {"dtype": dtype}
+    if dtype == "float16":
+        if scale is None:
+            raise ValueError("float16 storage needs a per-band scale")
+        scale = np.asarray(scale, dtype=np.float32).reshape(1, -1, 1, 1)
+        scaled = images / scale
+        clipped = int((np.abs(scaled) > _F16_MAX).sum())
+        images = np.clip(scaled, -_F16_MAX, _F16_MAX).astype(np.float16)
+        encoding["scale"] = scale.ravel().tolist()
     arr = group.create_array(
         "images",
         shape=images.shape,
-        dtype="float32",
-        chunks=(min(n, 256), *images.shape[1:]),
-        compressors=None,
+        dtype=dtype,
+        chunks=(chunk, *images.shape[1:]),
+        shards=(-(-n // chunk) * chunk, *images.shape[1:]),
+        compressors=ZstdCodec(level=1),
     )
     if len(object_id):
         arr[:] = images
@@ -71,10 +102,11 @@ def write_shard_cutouts(
         col = group.create_array(name, shape=(len(object_id),), dtype=dtype, chunks=(n,))
         if len(object_id):
             col[:] = values
-    group.attrs.update({"tile": tile, "bands": list(bands)})
+    group.attrs.update({"tile": tile, "bands": list(bands), "encoding": encoding})
     if final.exists():
         shutil.rmtree(final)
     tmp.rename(final)
+    return clipped
 
 
 def list_shards(store: Path) -> list[str]:
@@ -107,10 +139,15 @@ def read_shard_catalog(
 
 
 def read_shard_cutouts(store: Path, shard_id: str) -> tuple[np.ndarray, np.ndarray]:
-    """Return ``(object_id, images)`` of one shard."""
-    ids = zarr.open_array(str(store / shard_id / "object_id"), mode="r")
-    images = zarr.open_array(str(store / shard_id / "images"), mode="r")
-    return np.asarray(ids[:]), np.asarray(images[:])
+    """Return ``(object_id, images)`` of one shard, images as float32 counts."""
+    group = store / shard_id
+    ids = zarr.open_array(str(group / "object_id"), mode="r")
+    images = np.asarray(zarr.open_array(str(group / "images"), mode="r")[:])
+    encoding = zarr.open_group(str(group), mode="r").attrs.get("encoding", {})
+    if images.dtype == np.float16:
+        scale = np.asarray(encoding["scale"], dtype=np.float32).reshape(1, -1, 1, 1)
+        images = images.astype(np.float32) * scale
+    return np.asarray(ids[:]), images
 
 
 def store_fingerprint(store: Path, shard_ids: list[str]) -> str:
