@@ -32,7 +32,9 @@ TEST_MODEL_OFFSET = 0.1
 TEST_MODEL_OPSET = 17
 
 
-def make_test_model(out_dir: Path, survey: str = "des_y3", name: str = "test-model") -> Path:
+def make_test_model(
+    out_dir: Path, survey: str = "des_y3", name: str = "test-model", gain: float = 0.0
+) -> Path:
     """Write a tiny deterministic ONNX "lens finder" and its model card.
 
     The graph takes ``cutouts`` float32 ``(batch, bands, H, W)`` (dynamic batch;
@@ -56,6 +58,9 @@ def make_test_model(out_dir: Path, survey: str = "des_y3", name: str = "test-mod
         normalisation scales (the sky-noise sigma of each band).
     name : str
         Model name recorded in the card.
+    gain : float
+        Replaces ``TEST_MODEL_GAIN`` when non-zero (``float("nan")`` gives a
+        model whose outputs are all NaN, for failure tests).
 
     Returns
     -------
@@ -84,7 +89,7 @@ def make_test_model(out_dir: Path, survey: str = "des_y3", name: str = "test-mod
     )
     y = helper.make_tensor_value_info("lens_probability", TensorProto.FLOAT, ["batch"])
     offset = helper.make_tensor("offset", TensorProto.FLOAT, [], [TEST_MODEL_OFFSET])
-    gain = helper.make_tensor("gain", TensorProto.FLOAT, [], [TEST_MODEL_GAIN])
+    gain = helper.make_tensor("gain", TensorProto.FLOAT, [], [gain or TEST_MODEL_GAIN])
     nodes = [
         # opset 17: ReduceMean takes its axes as an attribute
         helper.make_node("ReduceMean", ["cutouts"], ["mean"], axes=[1, 2, 3], keepdims=0),
@@ -118,7 +123,7 @@ def make_test_model(out_dir: Path, survey: str = "des_y3", name: str = "test-mod
         },
         "output": {
             "name": "lens_probability",
-            "meaning": f"sigmoid({TEST_MODEL_GAIN} * (mean normalised flux - "
+            "meaning": f"sigmoid({gain or TEST_MODEL_GAIN} * (mean normalised flux - "
             f"{TEST_MODEL_OFFSET})); a test stand-in, not a lens finder",
         },
         "normalisation": {

@@ -117,3 +117,25 @@ def test_a_float16_store_rescores_within_the_recorded_precision(region, scan_con
     common = sa.keys() & sb.keys()
     assert len(common) >= 0.9 * len(sa)
     assert max(abs(sa[k] - sb[k]) for k in common) < 1e-3
+
+
+def test_a_corrupt_store_chunk_fails_only_its_shard(full_run, model_dir, tmp_path, capsys):
+    store = tmp_path / "cutouts.zarr"
+    shutil.copytree(full_run.run_dir / STORE_NAME, store)
+    victim = sorted(p for p in store.iterdir() if p.is_dir())[0]
+    (shard_file,) = [
+        p for p in (victim / "images").rglob("*") if p.is_file() and p.suffix != ".json"
+    ]
+    data = bytearray(shard_file.read_bytes())
+    data[10:400] = bytes(390)  # zeroed bytes inside the first compressed chunk
+    shard_file.write_bytes(bytes(data))
+    out = tmp_path / "run"
+    code = main(["score", "--cutouts", str(store), "--model", str(model_dir), "--out", str(out),
+                 "--workers", "0", "--quiet"])  # fmt: skip
+    assert code == 3  # completed, with failed objects
+    scores = pq.read_table(out / "scores").to_pylist()
+    bad = [r for r in scores if r["status"] == "failed"]
+    assert bad and all(r["reason"].startswith(f"store unreadable: {store}/{victim.name}:")
+                       for r in bad)  # fmt: skip
+    assert {r["status"] for r in scores if r not in bad} == {"scored"}
+    assert "object(s) failed" in capsys.readouterr().err

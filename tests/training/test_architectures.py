@@ -96,6 +96,7 @@ REGISTRY_NAMES = [
     "ou200_vis",
     "jacobs_des",
     "resnet18_1band",
+    "resnet_small_1band",
     "lensfind_des_compact",
 ]
 _CACHE: dict = {}
@@ -343,6 +344,21 @@ def test_resnet18_one_band():
     m2 = build_model("resnet18_1band", size_px=64).eval()
     with torch.inference_mode():
         assert m2(torch.randn(2, 1, 64, 64)).shape == (2,)
+
+
+def test_resnet_small_is_resnet18_at_one_eighth_width():
+    big, small = _paper_model("resnet18_1band"), _paper_model("resnet_small_1band")
+    nn = torch.nn
+    convs = [m for m in small.modules() if isinstance(m, nn.Conv2d)]
+    # same layers in the same order (17 3x3/7x7 convolutions + 3 1x1 shortcuts), 1/8 width
+    assert [c.kernel_size for c in convs] == [
+        c.kernel_size for c in big.modules() if isinstance(c, nn.Conv2d)
+    ]
+    assert [small.layer1[0].conv1.out_channels, small.layer2[0].conv1.out_channels,
+            small.layer3[0].conv1.out_channels, small.layer4[0].conv1.out_channels] == [
+        8, 16, 32, 64]  # fmt: skip
+    assert small.state_dict().keys() == big.state_dict().keys()
+    assert 150_000 < _n_params(small) < 200_000
 
 
 # --- inputs from a SurveySpec -------------------------------------------------------

@@ -7,7 +7,7 @@ INVALID = "invalid: non-finite position"
 
 
 def nan_reason(band: str, n_pixels: int) -> str:
-    return f"masked: {n_pixels} NaN pixel(s) in band {band}"
+    return f"masked: {n_pixels} non-finite (NaN/inf) pixel(s) in band {band}"
 
 
 def cut_stamps(

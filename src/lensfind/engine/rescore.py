@@ -44,18 +44,26 @@ class RescoreTask:
 def process_rescore(task: RescoreTask) -> ShardResult:
     """Score one store shard and write ``scores/<shard_id>.parquet`` atomically."""
     t0 = time.perf_counter()
-    ids, images = read_shard_cutouts(Path(task.store), task.shard_id)
-    expected = task.objects.column("object_id").to_numpy()
-    if not np.array_equal(ids, expected):
-        raise StoreError(f"{task.store}/{task.shard_id}: object_id changed since planning")
-    n = len(ids)
+    n = task.objects.num_rows
     status = np.full(n, "failed", dtype=object)
     reason = np.full(n, "", dtype=object)
     score = np.full(n, np.nan, dtype=np.float32)
+    sizes: list[int] = []
+    images = np.empty((0,), dtype=np.float32)
+    score_s = 0.0
+    try:
+        ids, images = read_shard_cutouts(Path(task.store), task.shard_id)
+    except Exception as exc:  # a corrupt chunk or shard file: fail this shard's objects
+        reason[:] = f"store unreadable: {task.store}/{task.shard_id}: {type(exc).__name__}: {exc}"
+    else:
+        expected = task.objects.column("object_id").to_numpy()
+        if not np.array_equal(ids, expected):
+            raise StoreError(f"{task.store}/{task.shard_id}: object_id changed since planning")
     read_s = time.perf_counter() - t0
-    t1 = time.perf_counter()
-    sizes = score_batches(task, images, np.ones(n, dtype=bool), status, reason, score)
-    score_s = time.perf_counter() - t1
+    if images.ndim == 4:
+        t1 = time.perf_counter()
+        sizes = score_batches(task, images, np.ones(n, dtype=bool), status, reason, score)
+        score_s = time.perf_counter() - t1
     t2 = time.perf_counter()
     result = write_scores(task, status, reason, score)
     result.seconds.update(read=read_s, score=score_s, write=time.perf_counter() - t2)

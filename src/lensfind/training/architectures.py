@@ -17,6 +17,7 @@ ou200              Wilde+22 Table 4     VIS,Y,J,H 200x200         :mod:`.arch.wi
 ou200_vis          Wilde+22 (OU-VIS)    VIS 200x200               :mod:`.arch.wilde`
 jacobs_des         Jacobs+22            g,r,i,z 100x100           :mod:`.arch.jacobs`
 resnet18_1band     van Lohuizen 2021    one band (r) 101x101      :mod:`.arch.resnet`
+resnet_small_1band lensfind (vL, 1/8)   one band (r) 101x101      :mod:`.arch.resnet`
 lensfind_des_compact  lensfind default  g,r,i,z 100x100           :mod:`.arch.compact`
 =================  ===================  ========================  ====================
 
@@ -35,7 +36,7 @@ from lensfind.surveys.spec import SurveySpec
 from lensfind.training._torch import nn
 from lensfind.training.arch.compact import LensfindDESCompact
 from lensfind.training.arch.jacobs import JacobsDESNet
-from lensfind.training.arch.resnet import ResNet18
+from lensfind.training.arch.resnet import SMALL_WIDTHS, ResNet18
 from lensfind.training.arch.wilde import (
     OU66_DENSE,
     OU66_OPS,
@@ -124,6 +125,9 @@ _INFOS = (
                      "norm and dropout reconstructed (see lensfind.training.arch.jacobs)"),
     ArchitectureInfo("resnet18_1band", VANLOHUIZEN21, ("r",), 101, "count", "any", LENS_LOGIT,
                      "ResNet18, one input band, one output (sigmoid in the loss)"),
+    ArchitectureInfo("resnet_small_1band", VANLOHUIZEN21, ("r",), 101, "count", "any",
+                     LENS_LOGIT, "resnet18_1band at 1/8 width (stages of 8, 16, 32, 64 "
+                     "channels, 0.18 M parameters) for CPU-sized loss studies"),
     ArchitectureInfo(DEFAULT_ARCH, "lensfind (default des_y3 model)", ("g", "r", "i", "z"), 100,
                      "any", "any", LENS_LOGIT, "built for CPU speed; any bands and size"),
 )  # fmt: skip
@@ -142,6 +146,7 @@ _BUILDERS: dict[str, Callable[[int, int], nn.Module]] = {
     "ou200_vis": lambda b, s: WildeLensLogit(b, s, OU200_OPS, OU200_DENSE),
     "jacobs_des": lambda b, s: JacobsDESNet(b, s),
     "resnet18_1band": lambda b, s: ResNet18(b),
+    "resnet_small_1band": lambda b, s: ResNet18(b, SMALL_WIDTHS),
     DEFAULT_ARCH: lambda b, s: LensfindDESCompact(b, s),
 }
 assert _BUILDERS.keys() == ARCHITECTURES.keys()

@@ -255,3 +255,46 @@ def tpr10(labels: np.ndarray, scores: np.ndarray) -> float:
     do not count; 1.0 with fewer than 10 non-lenses.
     """
     return tpr_before_false_positives(labels, scores, 10)
+
+
+# --- van Lohuizen 2021 sec. 3.5.2 and the model-card report ----------------------------
+
+
+def soft_fbeta(labels: np.ndarray, scores: np.ndarray, beta: float = DEFAULT_BETA) -> float:
+    """Soft F-beta metric (vL sec. 3.5.2): F-beta of the *soft* counts.
+
+    ``TP = sum(p y)``, ``FP = sum(p (1 - y))``, ``FN = sum((1 - p) y)`` (vL eqs.
+    3.9-3.11) in ``(1 + b^2) TP / ((1 + b^2) TP + b^2 FN + FP)``; one minus the
+    soft F-beta loss evaluated on the whole set. 0 when all three counts are 0.
+    """
+    if beta <= 0:
+        raise ValueError(f"beta must be positive, not {beta}")
+    labels, scores = _check(labels, scores)
+    y = labels.astype(float)
+    tp, fp, fn = (scores * y).sum(), (scores * (1 - y)).sum(), ((1 - scores) * y).sum()
+    den = (1 + beta**2) * tp + beta**2 * fn + fp
+    return float((1 + beta**2) * tp / den) if den > 0 else 0.0
+
+
+def evaluate_all(
+    labels: np.ndarray, scores: np.ndarray, threshold: float = 0.5, beta: float = DEFAULT_BETA
+) -> dict[str, float]:
+    """:func:`evaluate` plus the lens-finding scores a model card reports.
+
+    Adds ``f1`` and ``fbeta`` at ``threshold`` (``beta``), ``fbeta_curve_mean``
+    (vL eq. 3.21), ``soft_fbeta`` (vL sec. 3.5.2) and Metcalf+19's ``tpr0`` and
+    ``tpr10``.
+    """
+    out = evaluate(labels, scores, threshold)
+    out.update(
+        {
+            "beta": float(beta),
+            "f1": f1(labels, scores, threshold),
+            "fbeta": fbeta(labels, scores, threshold, beta),
+            "fbeta_curve_mean": fbeta_curve_mean(labels, scores, beta),
+            "soft_fbeta": soft_fbeta(labels, scores, beta),
+            "tpr0": tpr0(labels, scores),
+            "tpr10": tpr10(labels, scores),
+        }
+    )
+    return out
