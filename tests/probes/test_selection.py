@@ -81,7 +81,7 @@ def test_selection_table_completeness_per_bin(tmp_path):
     assert t["n_recovered"][:2] == [1, 2]
     assert all(lo <= c <= hi for lo, c, hi in
                zip(t["ci_lo"], t["completeness"], t["ci_hi"], strict=True) if c == c)  # fmt: skip
-    summary = write_selection(tmp_path, inj, 0.5, host_scores=np.array([0.1, 0.7, np.nan]))
+    summary = write_selection(tmp_path, inj, 0.5, host_positive_rate=0.5)
     assert summary["n_injected"] == 7 and summary["completeness"] == pytest.approx(5 / 7)
     assert summary["host_positive_rate"] == 0.5
     assert (tmp_path / "selection_function.parquet").is_file()

@@ -10,18 +10,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pyarrow as pa
 from tqdm.auto import tqdm
 
 from lensfind import __version__
-from lensfind.engine.candidates import read_scores, select_candidates, write_candidates
+from lensfind.engine.candidates import ScoreTally, rank_candidates, tally_scores, write_candidates
 from lensfind.engine.config import RunConfig
 from lensfind.engine.dispatch import Dispatcher, quarantined_shards
 from lensfind.engine.manifest import Manifest
 from lensfind.engine.metrics import ScanMetrics
 from lensfind.engine.plan import PLAN_NAME, Plan, Shard
-from lensfind.engine.shard import STATUSES, ShardResult, reason_class
+from lensfind.engine.shard import ShardResult
 from lensfind.errors import ConfigError, ResumeError
 from lensfind.export.card import ModelCard
 
@@ -87,11 +85,11 @@ def execute(
     lens_ids: set[int],
     extra_summary: dict[str, Any],
     start: float,
-    finalise: Callable[[pa.Table], dict[str, Any]] | None = None,
+    finalise: Callable[[ScoreTally], dict[str, Any]] | None = None,
 ) -> ScanResult:
     """Run the plan's pending shards, then write candidates and ``summary.json``.
 
-    ``finalise(scores)``, if given, runs after the candidates are written and
+    ``finalise(tally)``, if given, runs after the candidates are written and
     returns more summary entries (the scan's selection function).
     """
     prepare_run_dir(run_dir, plan, card.sha256, config.resume)
@@ -123,11 +121,10 @@ def execute(
     missing = [s for s in shard_ids if s not in committed]
     if missing:  # cannot happen unless the manifest was edited by hand
         raise ResumeError(f"{run_dir}: shards {missing[:3]} never committed")
-    scores = read_scores(run_dir, shard_ids)
-    candidates = select_candidates(scores, threshold, card.sha256)
+    tally = tally_scores(run_dir, shard_ids, threshold)
+    candidates = rank_candidates(tally, card.sha256)
     write_candidates(run_dir, candidates)
-    status = scores["status"].to_numpy(zero_copy_only=False)
-    counts = {s: int((status == s).sum()) for s in STATUSES}
+    counts = tally.status_counts()
     scored_now = sum(committed[s.shard_id]["counts"]["scored"] for s in pending)
     summary: dict[str, Any] = {
         "survey": plan.survey,
@@ -149,10 +146,10 @@ def execute(
         "dispatch_s": round(dispatcher.dispatch_seconds, 3),
         "cutouts_per_s": round(scored_now / run_seconds, 1) if pending and run_seconds else None,
         "stage_seconds": {k: round(v, 3) for k, v in sorted(dispatcher.stage_seconds.items())},
-        "skip_reasons": _reason_counts(scores, "skipped"),
-        "fail_reasons": _reason_counts(scores, "failed"),
+        "skip_reasons": tally.reason_counts("skipped"),
+        "fail_reasons": tally.reason_counts("failed"),
         "store_clipped_pixels": sum(e.get("store_clipped_pixels", 0) for e in committed.values()),
-        **(finalise(scores) if finalise is not None else {}),
+        **(finalise(tally) if finalise is not None else {}),
         "workers": config.workers if config.scheduler is None else config.scheduler,
         "lensfind_version": __version__,
         "finished_utc": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -165,11 +162,3 @@ def execute(
         except OSError as exc:  # the run succeeded; a monitoring hiccup must not fail it
             log.warning("could not push metrics to %s: %s", config.pushgateway, exc)
     return ScanResult(run_dir, summary, metrics)
-
-
-def _reason_counts(scores: pa.Table, status: str) -> dict[str, int]:
-    st = scores["status"].to_numpy(zero_copy_only=False)
-    reasons = scores["reason"].to_numpy(zero_copy_only=False)[st == status]
-    keys = [reason_class(r) for r in reasons]
-    uniq, cnt = np.unique(np.array(keys, dtype=str), return_counts=True)
-    return {str(k): int(c) for k, c in zip(uniq, cnt, strict=True)}

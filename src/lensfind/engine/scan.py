@@ -7,6 +7,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from lensfind.engine.candidates import ScoreTally
 from lensfind.engine.catalog import read_catalog
 from lensfind.engine.config import ScanConfig
 from lensfind.engine.datadir import catalog_path, default_region
@@ -59,8 +60,8 @@ def run_scan(config: ScanConfig) -> ScanResult:
             inject_seed=config.inject_seed, store_dtype=config.store_dtype,
         )  # fmt: skip
 
-    def selection(scores: pa.Table) -> dict[str, Any]:
-        return {"selection_function": scan_selection(run_dir, plan, scores, threshold, config)}
+    def selection(tally: ScoreTally) -> dict[str, Any]:
+        return {"selection_function": scan_selection(run_dir, plan, tally, threshold, config)}
 
     return execute(
         config, plan, run_dir, card, threshold, process_shard, make_task,
@@ -71,7 +72,7 @@ def run_scan(config: ScanConfig) -> ScanResult:
 
 
 def scan_selection(
-    run_dir: Path, plan: Plan, scores: pa.Table, threshold: float, config: ScanConfig
+    run_dir: Path, plan: Plan, tally: ScoreTally, threshold: float, config: ScanConfig
 ) -> dict[str, Any]:
     """Gather the committed shards' injections into the run's selection function."""
     summary: dict[str, Any] = {"inject_rate": config.inject_rate, "inject_seed": config.inject_seed}
@@ -80,9 +81,10 @@ def scan_selection(
     if not tables:
         return {**summary, "n_injected": 0}
     injections = pa.concat_tables(tables)
-    status = scores["status"].to_numpy(zero_copy_only=False)
-    hosts = scores["score"].to_numpy(zero_copy_only=False)[status == "scored"]
-    return {**summary, **write_selection(run_dir, injections, threshold, hosts)}
+    n_scored = tally.status_counts()["scored"]
+    above = sum(t.num_rows for t in tally.above)
+    host_rate = above / n_scored if n_scored else None
+    return {**summary, **write_selection(run_dir, injections, threshold, host_rate)}
 
 
 def planted_lens_ids(data_dir: Path) -> set[int]:

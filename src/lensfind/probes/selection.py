@@ -63,12 +63,12 @@ def selection_table(
 
 
 def write_selection(
-    out_dir: Path, injections: pa.Table, threshold: float, host_scores: np.ndarray | None = None
+    out_dir: Path, injections: pa.Table, threshold: float, host_positive_rate: float | None = None
 ) -> dict[str, Any]:
     """Write ``injections.parquet``, ``selection_function.parquet`` and its PNG.
 
-    Returns the summary entries: injections, overall completeness, and the
-    fraction of (un-injected) host cutouts above the threshold.
+    Returns the summary entries: injections, overall completeness, and (passed
+    through) the fraction of the scan's own cutouts above the threshold.
     """
     pq.write_table(injections, out_dir / INJECTIONS_NAME)
     score = injections["score"].to_numpy(zero_copy_only=False).astype(float)
@@ -78,10 +78,8 @@ def write_selection(
         "n_injected_scored": int(scored.sum()),
         "completeness": float((score[scored] >= threshold).mean()) if scored.any() else None,
     }
-    if host_scores is not None:
-        h = np.asarray(host_scores, dtype=float)
-        h = h[np.isfinite(h)]
-        summary["host_positive_rate"] = float((h >= threshold).mean()) if h.size else None
+    if host_positive_rate is not None:
+        summary["host_positive_rate"] = host_positive_rate
     if scored.any():
         table = selection_table(injections, threshold)
         pq.write_table(table, out_dir / SELECTION_NAME)
