@@ -2,6 +2,8 @@
 
 import json
 
+import numpy as np
+
 from lensfind.engine.cli import main
 
 
@@ -30,3 +32,35 @@ def test_bench_scan_writes_the_ratio(region, model_dir, tmp_path, capsys):
     assert inj["within_budget"] == (inj["slowdown"] <= inj["budget"])
     assert {"numpy", "onnxruntime", "lensfind"} <= set(r["versions"])
     assert "end_to_end_over_model" in capsys.readouterr().out
+
+
+def test_bench_score_measures_memory_per_size_in_fresh_processes(model_dir, tmp_path, capsys):
+    results = tmp_path / "results"
+    code = main(["bench", "score", "--sizes", "300,700", "--model", str(model_dir), "--results",
+                 str(results), "--quiet"])  # fmt: skip
+    assert code == 0
+    (path,) = results.glob("score-des_y3-700cutouts-*.json")
+    r = json.loads(path.read_text())
+    assert [x["n_cutouts"] for x in r["runs"]] == [300, 700]
+    assert [x["n_scored"] for x in r["runs"]] == [300, 700]
+    peaks = [x["peak_rss_mb"] for x in r["runs"]]
+    assert all(p > 50 for p in peaks)
+    assert r["peak_rss_growth"] == max(peaks) / min(peaks) - 1
+    proj = r["projection_1e9"]
+    assert proj["cpu_core_hours"] == 1e9 / r["runs"][-1]["cutouts_per_s"] / 3600
+    assert proj["gpu_hours"] is None and proj["assumptions"]
+    assert "peak RSS growth" in capsys.readouterr().out
+
+
+def test_synthetic_store_has_distinct_ids_and_shares_image_bytes(tmp_path):
+    from lensfind.engine.bench_score import make_synthetic_store
+    from lensfind.engine.store import list_shards, read_shard_cutouts
+
+    store = make_synthetic_store(tmp_path, 600, shard_size=256)
+    shards = list_shards(store)
+    ids = np.concatenate([read_shard_cutouts(store, s)[0] for s in shards])
+    assert len(shards) == 3 and sorted(ids.tolist()) == list(range(600))
+    first, second = (read_shard_cutouts(store, s)[1] for s in shards[:2])
+    np.testing.assert_array_equal(first, second)
+    linked = [p for p in (store / shards[1] / "images").rglob("*") if p.is_file()]
+    assert all(p.stat().st_nlink == 2 for p in linked)  # hard links: no extra disk

@@ -1,7 +1,6 @@
 """The ``engine`` (alias ``lensfind``) command line: parse, build a config, call one function."""
 
 import argparse
-import json
 import sys
 import traceback
 from collections.abc import Sequence
@@ -10,6 +9,7 @@ from pathlib import Path
 from lensfind import __version__
 from lensfind.engine.cli_common import add_inject_arguments, add_run_arguments, report, run_flags
 from lensfind.engine.cli_probes import add_probe_parsers
+from lensfind.engine.cli_train import add_train_parsers
 from lensfind.errors import LensfindError
 
 EXIT_ERROR = 2
@@ -72,6 +72,25 @@ def _cmd_bench_scan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench_score(args: argparse.Namespace) -> int:
+    from lensfind.engine.bench_score import bench_score, write_score_result
+
+    sizes = [int(float(v)) for v in args.sizes.split(",")]
+    result = bench_score(sizes, args.model, args.survey)
+    path = write_score_result(result, args.results)
+    for r in result["runs"]:
+        print(f"{r['n_cutouts']:>9d} cutouts: {r['cutouts_per_s']:8.1f} cutouts/s, "
+              f"peak RSS {r['peak_rss_mb']:.0f} MB")  # fmt: skip
+    proj = result["projection_1e9"]
+    print(f"peak RSS growth {result['peak_rss_growth']:+.1%} from {min(sizes)} to {max(sizes)}")
+    print(f"10^9 cutouts: {proj['cpu_core_hours']:.0f} CPU core-hours "
+          f"({proj['wall_hours_this_machine']:.0f} h on this machine); assumptions:")  # fmt: skip
+    for a in proj["assumptions"]:
+        print(f"  - {a}")
+    print(f"-> {path}")
+    return 0
+
+
 def _cmd_simulate(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
@@ -108,42 +127,6 @@ def _cmd_survey_make(args: argparse.Namespace) -> int:
     with tqdm(total=n, desc=f"region {spec.name}", unit="obj", disable=args.quiet) as bar:
         make_region(args.out, spec, config, progress=bar.update)
     print(f"wrote a synthetic {spec.name} region to {args.out}")
-    return 0
-
-
-def _cmd_train(args: argparse.Namespace) -> int:
-    from lensfind.training.loop import TrainConfig, train
-
-    config = TrainConfig(
-        arch=args.arch,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        seed=args.seed,
-        threads=args.threads,
-    )
-    report = train(args.train_set, args.out, config, test_set=args.test_set, quiet=args.quiet)
-    print(
-        f"checkpoint: {args.out / 'checkpoint.pt'}; best validation AUROC "
-        f"{report['best_val_auroc']:.4f}"
-    )
-    if "test_metrics_torch" in report:
-        print("held-out:", json.dumps(report["test_metrics_torch"]))
-    return 0
-
-
-def _cmd_export(args: argparse.Namespace) -> int:
-    from lensfind.export.onnx_export import export_checkpoint
-
-    card = export_checkpoint(
-        args.checkpoint, args.out, name=args.name, test_set=args.test_set, threshold=args.threshold
-    )
-    print(
-        f"wrote {args.out / 'model.onnx'} (sha256 {card['sha256'][:12]}); parity max |diff| "
-        f"{card['parity']['max_abs_diff']:.2e}"
-    )
-    if "test_metrics" in card:
-        print("held-out (ONNX Runtime):", json.dumps(card["test_metrics"]))
     return 0
 
 
@@ -230,25 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--seed", type=int, default=2026)
     m.set_defaults(func=_cmd_survey_make)
 
-    s = sub.add_parser("train", parents=[common], help="train a model (needs lensfind[train])")
-    s.add_argument("--train-set", type=Path, required=True)
-    s.add_argument("--test-set", type=Path)
-    s.add_argument("--out", type=Path, required=True)
-    s.add_argument("--arch", default="lensfind_des_compact")
-    s.add_argument("--epochs", type=int, default=8)
-    s.add_argument("--batch-size", type=int, default=64)
-    s.add_argument("--lr", type=float, default=2e-3)
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--threads", type=int, default=2)
-    s.set_defaults(func=_cmd_train)
-
-    s = sub.add_parser("export", parents=[common], help="export a checkpoint to ONNX + card")
-    s.add_argument("--checkpoint", type=Path, required=True)
-    s.add_argument("--out", type=Path, required=True)
-    s.add_argument("--name")
-    s.add_argument("--test-set", type=Path)
-    s.add_argument("--threshold", type=float, default=0.5)
-    s.set_defaults(func=_cmd_export)
+    add_train_parsers(sub, common)
 
     s = sub.add_parser("bench", parents=[common], help="benchmarks")
     bsub = s.add_subparsers(dest="bench_command", required=True)
@@ -269,6 +234,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--results", type=Path, default=Path("benchmarks/results"), help="where the JSON goes"
     )
     b.set_defaults(func=_cmd_bench_scan)
+    b = bsub.add_parser(
+        "score", parents=[common], help="engine score memory vs store size; 10^9 projection"
+    )
+    b.add_argument("--sizes", default="10000,100000", help="comma-separated store sizes")
+    b.add_argument("--model", default="des_y3", help="shipped model name or model directory")
+    b.add_argument("--survey", default="des_y3")
+    b.add_argument(
+        "--results", type=Path, default=Path("benchmarks/results"), help="where the JSON goes"
+    )
+    b.set_defaults(func=_cmd_bench_score)
 
     add_probe_parsers(sub, common)
 

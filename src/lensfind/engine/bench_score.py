@@ -1,0 +1,132 @@
+"""``engine bench score``: peak memory of ``engine score`` against store size, and the
+projection of a 10^9-cutout run from measured rates.
+
+The synthetic store holds one real block of cutouts (simulated, survey noise)
+written once and hard-linked under every shard with distinct object ids, so a
+10^6-cutout store costs one block of disk. Each size is scored in a fresh
+process (``workers=0``), whose own peak RSS (``ru_maxrss``) is the figure: flat
+memory means the same peak whatever the number of cutouts.
+"""
+
+import json
+import multiprocessing as mp
+import os
+import resource
+import shutil
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+
+from lensfind.engine.bench import _machine
+from lensfind.engine.store import STORE_NAME, write_shard_cutouts
+from lensfind.versions import versions
+
+#: Stated assumptions of the 10^9 projection.
+PROJECTION_ASSUMPTIONS = (
+    "throughput scales linearly with cores (one single-threaded worker per core)",
+    "the store is read at least as fast as measured here (local disk, page cache warm)",
+    "GPU-hours need a measured GPU rate (engine bench models on a GPU); none is assumed",
+)
+
+
+def make_synthetic_store(
+    path: Path, n_objects: int, survey: str = "des_y3", shard_size: int = 256, seed: int = 0
+) -> Path:
+    """A cutout store of ``n_objects`` made of one hard-linked block of simulated cutouts."""
+    from lensfind.simulation.simulate import simulate
+    from lensfind.surveys import get_survey
+
+    spec = get_survey(survey)
+    block = simulate(spec, shard_size, seed).images
+    store = path / STORE_NAME
+    template = "block-0000"
+    ids = np.arange(shard_size, dtype=np.int64)
+    write_shard_cutouts(store, template, ids, block, ra=np.zeros(shard_size),
+                        dec=np.zeros(shard_size), tile="SYNTH", bands=spec.band_names)  # fmt: skip
+    src = store / template
+    for k in range(1, -(-n_objects // shard_size)):
+        n = min(shard_size, n_objects - k * shard_size)
+        name, new_ids = f"block-{k:07d}", ids[:n] + k * shard_size
+        if n < shard_size:  # a short last block: a real (not linked) group
+            write_shard_cutouts(store, name, new_ids, block[:n], ra=np.zeros(n),
+                                dec=np.zeros(n), tile="SYNTH", bands=spec.band_names)  # fmt: skip
+            continue
+        dest = store / name
+        shutil.copytree(src, dest, copy_function=os.link)  # every file a hard link ...
+        shutil.rmtree(dest / "object_id")  # ... but the ids, which are rewritten
+        arr = zarr.open_group(str(dest), mode="a").create_array(
+            "object_id", shape=(n,), dtype="int64", chunks=(n,)
+        )
+        arr[:] = new_ids
+    return store
+
+
+def _score_child(store: str, model: str, out: str, queue: Any) -> None:
+    from lensfind.engine.config import ScoreConfig
+    from lensfind.engine.rescore import run_score
+
+    t0 = time.perf_counter()
+    result = run_score(ScoreConfig(cutouts=Path(store), model=model, out=Path(out), workers=0,
+                                   quiet=True))  # fmt: skip
+    queue.put({
+        "n_scored": result.summary["n_scored"], "wall_s": time.perf_counter() - t0,
+        "dispatch_s": result.summary["dispatch_s"],
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+    })  # fmt: skip
+
+
+def score_in_fresh_process(store: Path, model: str, out: Path) -> dict[str, Any]:
+    """Run ``engine score`` on ``store`` in a new process; its counts, time and peak RSS."""
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_score_child, args=(str(store), model, str(out), queue))
+    proc.start()
+    result = queue.get()
+    proc.join()
+    return dict(result)
+
+
+def bench_score(sizes: list[int], model: str, survey: str = "des_y3") -> dict[str, Any]:
+    """Peak RSS and rate of ``engine score`` at each store size, plus the 10^9 projection."""
+    runs = []
+    with tempfile.TemporaryDirectory(prefix="lensfind-bench-score-") as tmp:
+        for n in sizes:
+            store = make_synthetic_store(Path(tmp) / f"s{n}", n, survey)
+            r = score_in_fresh_process(store, model, Path(tmp) / f"run{n}")
+            runs.append({"n_cutouts": n, **r, "cutouts_per_s": r["n_scored"] / r["dispatch_s"]})
+            shutil.rmtree(Path(tmp) / f"s{n}")
+            shutil.rmtree(Path(tmp) / f"run{n}")
+    peaks = [r["peak_rss_mb"] for r in runs]
+    rate = runs[-1]["cutouts_per_s"]
+    cores = os.cpu_count() or 1
+    return {
+        "benchmark": "score",
+        "date_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": _machine(),
+        "versions": versions(),
+        "config": {"survey": survey, "model": model, "workers": 0},
+        "n_cutouts": max(sizes),
+        "runs": runs,
+        "peak_rss_growth": max(peaks) / min(peaks) - 1.0,
+        "projection_1e9": {
+            "cutouts_per_s_one_process": rate,
+            "cpu_core_hours": 1e9 / rate / 3600.0,
+            "wall_hours_this_machine": 1e9 / (rate * cores) / 3600.0,
+            "gpu_hours": None,
+            "assumptions": list(PROJECTION_ASSUMPTIONS),
+        },
+    }
+
+
+def write_score_result(result: dict[str, Any], out_dir: Path) -> Path:
+    """Write ``score-<survey>-<n>cutouts-<date>.json`` into ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / (f"score-{result['config']['survey']}-{result['n_cutouts']}cutouts-"
+                      f"{result['date_utc'][:10]}.json")  # fmt: skip
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    return path

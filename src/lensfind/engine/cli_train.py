@@ -1,0 +1,164 @@
+"""``engine train``, ``engine export`` and ``engine ensemble``: model making on the command line.
+
+``engine train`` takes every setting of :class:`~lensfind.training.config.TrainConfig`
+and :class:`~lensfind.training.config.TrainJob` as a flag (``--select-by``,
+``--no-flip``, ...) and from a flat YAML file (``--config FILE.yaml``, keys as the
+field names; relative paths are relative to the file); flags win over the file,
+the file over the defaults, and an unknown key is an error naming it.
+"""
+
+import argparse
+import dataclasses
+import json
+import re
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin, get_type_hints
+
+from lensfind.training.config import CONFIG_FIELDS, JOB_FIELDS, TrainConfig, TrainJob
+
+
+def _field_help(cls: type) -> dict[str, str]:
+    """One-line help per field from the numpydoc ``Attributes`` section of ``cls``."""
+    out: dict[str, str] = {}
+    names: list[str] = []
+    for line in (cls.__doc__ or "").splitlines():
+        head = re.match(r"^    ([a-z_][\w, ]*) : ", line)
+        if head:
+            names = [n.strip() for n in head.group(1).split(",")]
+        elif names and line.startswith("        "):
+            for n in names:
+                out[n] = (out.get(n, "") + " " + line.strip()).strip()
+    return out
+
+
+def _add_field_flags(s: argparse.ArgumentParser, cls: type, fields: tuple[str, ...]) -> None:
+    hints = get_type_hints(cls)
+    helps = _field_help(cls)
+    defaults = {f.name: f.default for f in dataclasses.fields(cls)}
+    for name in fields:
+        flag = "--" + name.replace("_", "-")
+        hint = hints[name]
+        if get_origin(hint) is not Literal:
+            args = [a for a in get_args(hint) if a is not type(None)]
+            hint = args[0] if args else hint
+        default = defaults[name]
+        shown = "" if default is dataclasses.MISSING else f" (default: {default})"
+        text = helps.get(name, "") + shown
+        if hint is bool:
+            s.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=text)
+        elif get_origin(hint) is Literal:
+            s.add_argument(flag, choices=get_args(hint), default=None, help=text)
+        elif hint in (int, float, Path):
+            s.add_argument(flag, type=hint, default=None, metavar=name.upper(), help=text)
+        else:  # str, and tuples as comma-separated values
+            s.add_argument(flag, default=None, metavar=name.upper(), help=text)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from lensfind.training.config import build_train_job
+    from lensfind.training.loop import CHECKPOINT_NAME, train
+
+    flags = {k: getattr(args, k, None) for k in (*JOB_FIELDS, *CONFIG_FIELDS)}
+    flags["quiet"] = True if getattr(args, "quiet", False) else None
+    job = build_train_job(flags, args.config)
+    report = train(job.train_set, job.out, job.config, job.test_set, job.quiet, job.resume)
+    print(
+        f"checkpoint: {job.out / CHECKPOINT_NAME}; best validation AUROC "
+        f"{report['best_val_auroc']:.4f}; kept epoch {report['best_epoch']} of "
+        f"{report['epochs_run']} by {report['select_by']} = {report['best_value']:.4f}"
+    )
+    print(f"metrics, plots and report: {job.out}")
+    if "test_metrics_torch" in report:
+        print("held-out:", json.dumps(report["test_metrics_torch"]))
+    if job.export:
+        _export(job.out / CHECKPOINT_NAME, job.export_dir or job.out / "model", job.name,
+                job.test_set, job.threshold)  # fmt: skip
+    return 0
+
+
+def _export(
+    checkpoint: Path, out: Path, name: str | None, test_set: Path | None, threshold: float
+) -> None:
+    from lensfind.export.card_md import MODEL_CARD_MD
+    from lensfind.export.onnx_export import export_checkpoint
+
+    card = export_checkpoint(checkpoint, out, name=name, test_set=test_set, threshold=threshold)
+    print(
+        f"wrote {out / 'model.onnx'} (sha256 {card['sha256'][:12]}); parity max |diff| "
+        f"{card['parity']['max_abs_diff']:.2e}; card {out / MODEL_CARD_MD}"
+    )
+    if "test_metrics" in card:
+        print("held-out (ONNX Runtime):", json.dumps(card["test_metrics"]))
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    _export(args.checkpoint, args.out, args.name, args.test_set, args.threshold)
+    return 0
+
+
+def _cmd_ensemble(args: argparse.Namespace) -> int:
+    from lensfind.export.card_md import MODEL_CARD_MD
+    from lensfind.export.ensemble_export import export_ensemble
+
+    members = [Path(m) for m in args.members.split(",") if m.strip()]
+    gate = {"epochs": args.gate_epochs, "batch_size": args.gate_batch_size,
+            "lr": args.gate_lr, "width": args.gate_width}  # fmt: skip
+    card = export_ensemble(
+        members, args.out, args.method, val_set=args.val_set, test_set=args.test_set,
+        name=args.name, threshold=args.threshold, seed=args.seed, gate_options=gate,
+        threads=args.threads, quiet=args.quiet,
+    )  # fmt: skip
+    ens = card["ensemble"]
+    weights = ens["weights"]
+    shown = ", ".join(f"{w:.4f}" for w in weights) if weights else "per image (gating CNN)"
+    print(f"ensemble of {len(ens['members'])} ({args.method}): weights {shown}")
+    print(
+        f"wrote {args.out / 'model.onnx'} (sha256 {card['sha256'][:12]}); parity max |diff| "
+        f"{card['parity']['max_abs_diff']:.2e}; card {args.out / MODEL_CARD_MD}"
+    )
+    for key in ("val_metrics", "test_metrics"):
+        if key in card:
+            print(f"{key}:", json.dumps(card[key]))
+    return 0
+
+
+def add_train_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
+    """Add ``train``, ``export`` and ``ensemble`` to the ``engine`` subcommands."""
+    s = sub.add_parser(
+        "train",
+        parents=[common],
+        help="train a model (needs lensfind[train]); every setting also in --config YAML",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    s.add_argument("--config", type=Path, help="YAML file of settings (flat keys; flags win)")
+    job_fields = tuple(f for f in JOB_FIELDS if f != "quiet")
+    _add_field_flags(s, TrainJob, job_fields)
+    _add_field_flags(s, TrainConfig, CONFIG_FIELDS)
+    s.set_defaults(func=_cmd_train)
+
+    s = sub.add_parser("export", parents=[common], help="export a checkpoint to ONNX + card")
+    s.add_argument("--checkpoint", type=Path, required=True)
+    s.add_argument("--out", type=Path, required=True)
+    s.add_argument("--name")
+    s.add_argument("--test-set", type=Path)
+    s.add_argument("--threshold", type=float, default=0.5)
+    s.set_defaults(func=_cmd_export)
+
+    s = sub.add_parser(
+        "ensemble", parents=[common], help="combine exported models into one ONNX model"
+    )
+    s.add_argument("--members", required=True, help="comma-separated model directories")
+    s.add_argument("--method", choices=("mean", "nelder_mead", "gated"), default="nelder_mead")
+    s.add_argument("--val-set", type=Path, help="set the weights / gate are fitted on")
+    s.add_argument("--test-set", type=Path, help="held-out set for the card's metrics")
+    s.add_argument("--out", type=Path, required=True, help="ensemble model directory")
+    s.add_argument("--name")
+    s.add_argument("--threshold", type=float, default=0.5)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--threads", type=int, default=2)
+    s.add_argument("--gate-epochs", type=int, default=5)
+    s.add_argument("--gate-batch-size", type=int, default=64)
+    s.add_argument("--gate-lr", type=float, default=1e-3)
+    s.add_argument("--gate-width", type=int, default=16)
+    s.set_defaults(func=_cmd_ensemble)
