@@ -13,9 +13,9 @@ Randomness is deterministic given ``seed`` and independent of the thread count:
   :func:`standard_normal`, whose value at flat index ``c`` depends only on
   ``(seed, c)``: a SplitMix64 hash of the counter (keyed by
   ``numpy.random.SeedSequence(seed)``) fed to a 256-layer ziggurat
-  (Marsaglia & Tsang 2000). NumPy draws about 1e8 normals/s on one core, too
-  slow for the required 10x model throughput; the counter hash runs in
-  parallel inside the kernels.
+  (Marsaglia & Tsang 2000), generated in parallel inside the kernels. NumPy's
+  single-threaded generators are too slow for the required throughput (each
+  kernel at least 10x the model's scoring rate).
 
 The same seed gives the same random field at every strength (common random
 numbers), and an image's noise depends on its index within the batch.
@@ -170,7 +170,22 @@ def standard_normal(shape: tuple[int, ...], seed: int) -> np.ndarray:
 
 
 def colour_factors(n_images: int, n_bands: int, sigma: float, seed: int) -> np.ndarray:
-    """Per-band colour-jitter factors ``~ N(1, sigma)`` as float32 ``(n_images, n_bands)``."""
+    """Per-band colour-jitter factors ``~ N(1, sigma)``, drawn with ``default_rng(seed)``.
+
+    Parameters
+    ----------
+    n_images, n_bands : int
+        Output shape.
+    sigma : float
+        Standard deviation of the factors (dimensionless).
+    seed : int
+        Non-negative seed.
+
+    Returns
+    -------
+    ndarray (n_images, n_bands) float32
+        Multiplicative factors (dimensionless).
+    """
     _key(seed)
     rng = np.random.default_rng(seed)
     return rng.normal(1.0, float(sigma), size=(n_images, n_bands)).astype(np.float32)
@@ -386,7 +401,13 @@ def flux_scale(images: np.ndarray, factor: float) -> np.ndarray:
 
 
 def gaussian_kernel(sigma_px: float) -> np.ndarray:
-    """Normalised 1-D Gaussian weights, radius ``int(4 sigma + 0.5)`` pixels, as scipy."""
+    """Normalised 1-D Gaussian weights for ``sigma_px`` pixels, as scipy.ndimage.
+
+    Returns
+    -------
+    ndarray (2 r + 1,) float64
+        Weights at offsets ``-r .. r`` pixels, ``r = int(4 sigma_px + 0.5)``.
+    """
     radius = int(_TRUNCATE * sigma_px + 0.5)
     x = np.arange(-radius, radius + 1, dtype=np.float64)
     phi = np.exp(-0.5 / (sigma_px * sigma_px) * x * x)
@@ -468,7 +489,20 @@ def gaussian_noise(images: np.ndarray, sigma: float, seed: int) -> np.ndarray:
 
 
 def radial_indices(shape: tuple[int, int], r_in_px: float, r_out_px: float) -> np.ndarray:
-    """Flat indices of pixels at centre distance [r_in, r_out) from ``(H // 2, W // 2)``."""
+    """Flat indices of the pixels at distance [r_in, r_out) from ``(H // 2, W // 2)``.
+
+    Parameters
+    ----------
+    shape : (int, int)
+        Stamp shape ``(H, W)``, pixels.
+    r_in_px, r_out_px : float
+        Inner (included) and outer (excluded) radius, pixels, between pixel centres.
+
+    Returns
+    -------
+    ndarray (M,) int64
+        Indices into the flattened ``(H, W)`` stamp, ascending.
+    """
     h, w = shape
     di = (np.arange(h) - h // 2).astype(np.float64)
     dj = (np.arange(w) - w // 2).astype(np.float64)
@@ -626,8 +660,10 @@ def rotate(images: np.ndarray, angle_deg: float) -> np.ndarray:
     Counter-clockwise for positive angles as displayed with the origin at the
     lower left (``imshow(origin='lower')``): ``rotate(x, 90)`` equals
     ``np.rot90(x, -1, axes=(2, 3))`` for odd square stamps. The centre is the
-    object pixel, not scipy.ndimage.rotate's array centre ``(H - 1) / 2``; both
-    agree for odd sizes. Source positions outside the stamp give 0, as
+    object pixel, not the array centre ``(H - 1) / 2`` of scipy.ndimage.rotate;
+    for odd sizes, where they agree, ``rotate(x, a)`` equals
+    ``scipy.ndimage.rotate(x, -a, axes=(3, 2), reshape=False, order=1)``.
+    Source positions outside the stamp give 0, as
     ``scipy.ndimage.affine_transform(..., order=1, mode='constant', cval=0)``.
 
     Parameters

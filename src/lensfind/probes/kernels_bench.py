@@ -28,6 +28,7 @@ def bench_kernels(
     scorer: Scorer,
     repeats: int = 5,
     names: Iterable[str] | None = None,
+    settle_s: float = 0.05,
 ) -> dict:
     """Measure cutouts/s of each registered kernel and of ``scorer`` in one run.
 
@@ -47,6 +48,9 @@ def bench_kernels(
     names : iterable of str, optional
         Perturbations to time; default all of
         :data:`lensfind.probes.kernels.PERTURBATIONS`.
+    settle_s : float
+        Pause before each timed call, seconds, so that thread pools still
+        spinning after the previous call (ONNX Runtime's) do not slow it.
 
     Returns
     -------
@@ -71,6 +75,7 @@ def bench_kernels(
     rates: dict[str, list[float]] = {name: [] for name in calls}
     for _ in range(repeats):
         for name, call in calls.items():
+            time.sleep(settle_s)
             t0 = time.perf_counter()
             call()
             rates[name].append(len(x) / (time.perf_counter() - t0))

@@ -41,7 +41,10 @@ def _on(array: np.ndarray, like: torch.Tensor) -> torch.Tensor:
 
 
 def colour_jitter(images: torch.Tensor, sigma: float, seed: int) -> torch.Tensor:
-    """Multiply each band by a factor ``~ N(1, sigma)``; see :func:`kernels.colour_jitter`."""
+    """Multiply each band by a factor ``~ N(1, sigma)``.
+
+    See :func:`lensfind.probes.kernels.colour_jitter`.
+    """
     x = _batch(images)
     sigma = _nonneg("sigma", sigma)
     f = colour_factors(x.shape[0], x.shape[1], sigma, seed)
@@ -51,7 +54,10 @@ def colour_jitter(images: torch.Tensor, sigma: float, seed: int) -> torch.Tensor
 
 
 def flux_scale(images: torch.Tensor, factor: float) -> torch.Tensor:
-    """Multiply every pixel by ``factor`` (float32); see :func:`kernels.flux_scale`."""
+    """Multiply every pixel by ``factor`` (float32).
+
+    See :func:`lensfind.probes.kernels.flux_scale`.
+    """
     if not np.isfinite(float(factor)):
         raise ValueError(f"factor: expected a finite number, got {factor!r}")
     x = _batch(images)
@@ -69,7 +75,10 @@ def _blur_axis(x: torch.Tensor, w: torch.Tensor, axis: int) -> torch.Tensor:
 
 
 def gaussian_blur(images: torch.Tensor, sigma_px: float) -> torch.Tensor:
-    """Gaussian blur, scipy ``'reflect'`` boundaries; see :func:`kernels.gaussian_blur`."""
+    """Gaussian blur, scipy ``'reflect'`` boundaries.
+
+    See :func:`lensfind.probes.kernels.gaussian_blur`.
+    """
     x = _batch(images)
     sigma_px = _nonneg("sigma_px", sigma_px)
     if sigma_px == 0.0 or x.numel() == 0:
@@ -80,12 +89,16 @@ def gaussian_blur(images: torch.Tensor, sigma_px: float) -> torch.Tensor:
 
 
 def gaussian_noise(images: torch.Tensor, sigma: float, seed: int) -> torch.Tensor:
-    """Add ``sigma`` band standard deviations of noise; see :func:`kernels.gaussian_noise`."""
+    """Add ``sigma`` band standard deviations of noise.
+
+    See :func:`lensfind.probes.kernels.gaussian_noise`.
+    """
     x = _batch(images)
     sigma = _nonneg("sigma", sigma)
-    z = standard_normal(tuple(x.shape), seed)
     if sigma == 0.0 or x.numel() == 0:
+        standard_normal((0,), seed)  # validates the seed
         return x.clone()
+    z = standard_normal(tuple(x.shape), seed)
     wide = torch.float32 if x.device.type == "mps" else torch.float64  # MPS has no float64
     var = torch.var(x.to(wide), dim=(2, 3), correction=0)
     a = (sigma * torch.sqrt(var)).to(torch.float32)
@@ -129,7 +142,10 @@ def occlude_annulus(
     sky_sigma: np.ndarray | None = None,
     seed: int = 0,
 ) -> torch.Tensor:
-    """Replace an annulus [radius, radius + width) pixels; see :func:`kernels.occlude_annulus`."""
+    """Replace an annulus [radius, radius + width) pixels.
+
+    See :func:`lensfind.probes.kernels.occlude_annulus`.
+    """
     r = _nonneg("radius_px", radius_px)
     return _occlusion(images, r, r + _nonneg("width_px", width_px), fill, sky_sigma, seed)
 
@@ -141,12 +157,18 @@ def occlude_disk(
     sky_sigma: np.ndarray | None = None,
     seed: int = 0,
 ) -> torch.Tensor:
-    """Replace the pixels closer than ``radius_px``; see :func:`kernels.occlude_disk`."""
+    """Replace the pixels closer than ``radius_px``.
+
+    See :func:`lensfind.probes.kernels.occlude_disk`.
+    """
     return _occlusion(images, 0.0, _nonneg("radius_px", radius_px), fill, sky_sigma, seed)
 
 
 def rotate(images: torch.Tensor, angle_deg: float) -> torch.Tensor:
-    """Bilinear rotation about ``(H // 2, W // 2)``; see :func:`kernels.rotate`."""
+    """Bilinear rotation about ``(H // 2, W // 2)``.
+
+    See :func:`lensfind.probes.kernels.rotate`.
+    """
     angle = float(angle_deg)
     if not np.isfinite(angle):
         raise ValueError(f"angle_deg: expected a finite angle, got {angle_deg!r}")

@@ -99,9 +99,11 @@ def _edges(values: np.ndarray, opts: ProbeOptions, width: float | None) -> np.nd
         return make_edges(values, list(opts.edges))
     if opts.quantile:
         return make_edges(values, opts.bins or 10, mode="quantile")
+    if opts.width is not None:
+        return make_edges(values, width=opts.width)
     if opts.bins is not None:
         return make_edges(values, opts.bins)
-    return make_edges(values, width=opts.width or width)
+    return make_edges(values, width=width) if width else make_edges(values, 10)
 
 
 def perturber(
@@ -157,6 +159,8 @@ def run_probe(
         label = spec_p.label if spec_p and column == spec_p.column else column
         results = [parameter_probe(scorers, probe_set, column, edges, opts.threshold,
                                    opts.min_count, x_label=label)]  # fmt: skip
+        if name in PARAMETERS:
+            results[0].name = name  # files named for the probe, not the column
         if opts.by is not None:
             y = _column(probe_set, opts.by)[probe_set.is_lens]
             results.append(surface_probe(scorers, probe_set, column, opts.by, edges,
