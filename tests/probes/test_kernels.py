@@ -16,20 +16,17 @@ from scipy import stats as sps
 
 from lensfind.errors import ConfigError
 from lensfind.probes.kernels import (
-    PERTURBATIONS,
-    Perturbation,
-    colour_factors,
     colour_jitter,
     flux_scale,
     gaussian_blur,
     gaussian_noise,
-    get_perturbation,
     occlude_annulus,
     occlude_disk,
     rotate,
     rotation_matrix,
-    standard_normal,
 )
+from lensfind.probes.perturbations import PERTURBATIONS, Perturbation, get_perturbation
+from lensfind.probes.random_fields import colour_factors, standard_normal
 
 HYP = settings(max_examples=30, deadline=None, database=None)
 

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from lensfind.errors import ConfigError
-from lensfind.probes.kernels import PERTURBATIONS
 from lensfind.probes.kernels_bench import bench_kernels
+from lensfind.probes.perturbations import PERTURBATIONS
 
 
 class FakeScorer:

@@ -13,7 +13,7 @@ import numba
 import numpy as np
 
 from lensfind.export.scorer import Scorer
-from lensfind.probes.kernels import PERTURBATIONS, get_perturbation
+from lensfind.probes.perturbations import PERTURBATIONS, get_perturbation
 
 SCORE_BATCH = 256  # cutouts per scorer call
 
@@ -47,7 +47,7 @@ def bench_kernels(
         Timed rounds (>= 1).
     names : iterable of str, optional
         Perturbations to time; default all of
-        :data:`lensfind.probes.kernels.PERTURBATIONS`.
+        :data:`lensfind.probes.perturbations.PERTURBATIONS`.
     settle_s : float
         Pause before each timed call, seconds, so that thread pools still
         spinning after the previous call (ONNX Runtime's) do not slow it.

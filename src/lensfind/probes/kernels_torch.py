@@ -14,12 +14,11 @@ import numpy as np
 from lensfind.probes.kernels import (
     FILLS,
     bilinear_plan,
-    colour_factors,
     gaussian_kernel,
     radial_indices,
     reflect_index,
-    standard_normal,
 )
+from lensfind.probes.random_fields import colour_factors, standard_normal
 from lensfind.training._torch import torch
 
 

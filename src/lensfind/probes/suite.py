@@ -1,6 +1,6 @@
 """Named probes and the paper's full suite, as run by ``engine probe``.
 
-Perturbation probes come from :data:`lensfind.probes.kernels.PERTURBATIONS`;
+Perturbation probes come from :data:`lensfind.probes.perturbations.PERTURBATIONS`;
 ``psf`` re-simulates the set; parameter probes bin by a truth column with the
 paper's bin widths (0.052 arcsec in Einstein radius, 0.1 mag in magnitude).
 """
@@ -14,7 +14,7 @@ import numpy as np
 
 from lensfind.errors import ConfigError
 from lensfind.export.scorer import Scorer
-from lensfind.probes.kernels import PERTURBATIONS
+from lensfind.probes.perturbations import PERTURBATIONS
 from lensfind.probes.report import write_report, write_result
 from lensfind.probes.sensitivity import (
     PSF_FACTORS,
