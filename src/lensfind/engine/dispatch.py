@@ -10,7 +10,7 @@ written as failed (reason ``quarantined: ...``), a line goes to
 import json
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED
 from concurrent.futures import wait as cf_wait
 from dataclasses import dataclass, field
@@ -63,28 +63,40 @@ class Dispatcher:
     def run(
         self,
         fn: Callable[[Any], ShardResult],
-        tasks: list[Any],
+        tasks: Iterable[Any],
         workers: int,
         scheduler: str | None,
         progress: Any,
+        total: int | None = None,
     ) -> None:
         """Run ``fn(task)`` for every task, at most two per worker in flight; commit each.
 
         Tasks carry ``shard_id``, ``tile``, ``run_dir`` and ``objects`` (a table with
         ``object_id``, ``ra``, ``dec``), which is all a quarantine needs to fail them.
+        ``tasks`` is consumed lazily (a generator keeps only the tasks in flight and
+        those waiting for a retry in memory); ``total``, their number, feeds the
+        queued-shards gauge.
         """
         manifest = Manifest(self.run_dir)
-        queue = deque(tasks)
+        fresh = iter(tasks)
+        queue: deque[Any] = deque()  # retries first, then fresh tasks as slots free up
+
+        def next_task() -> Any:
+            return queue.popleft() if queue else next(fresh, None)
+
+        pending = next_task()
+        n_committed = 0
         attempts: dict[str, int] = {}
         in_flight: dict[Any, Any] = {}
         with executor(workers, scheduler) as ex:
             limit = 2 * max(_n_workers(ex, workers), 1)
             t0 = time.perf_counter()
-            while queue or in_flight:
-                while queue and len(in_flight) < limit:
-                    t = queue.popleft()
-                    in_flight[ex.submit(fn, t)] = t
-                self.metrics.queued.set(len(queue))
+            while pending is not None or in_flight:
+                while pending is not None and len(in_flight) < limit:
+                    in_flight[ex.submit(fn, pending)] = pending
+                    pending = next_task()
+                if total is not None:
+                    self.metrics.queued.set(max(total - n_committed - len(in_flight), 0))
                 self.metrics.in_flight.set(len(in_flight))
                 for fut in _wait_any(list(in_flight)):
                     t = in_flight.pop(fut)
@@ -94,10 +106,13 @@ class Dispatcher:
                         self.metrics.shard_failures.inc()
                         attempts[t.shard_id] = attempts.get(t.shard_id, 0) + 1
                         if attempts[t.shard_id] < self.shard_attempts:
-                            queue.appendleft(t)
+                            if pending is not None:
+                                queue.appendleft(pending)
+                            pending = t
                             continue
                         result = self._quarantine(t, attempts[t.shard_id], exc)
                     self._commit(manifest, t, result)
+                    n_committed += 1
                     progress.update(t.objects.num_rows)
             self.dispatch_seconds = time.perf_counter() - t0
             self.metrics.queued.set(0)

@@ -110,8 +110,8 @@ def execute(
         with tqdm(total=plan.n_objects, initial=n_done, desc=f"{plan.survey}", unit="obj",
                   disable=config.quiet, smoothing=0.1) as bar:  # fmt: skip
             run_start = time.perf_counter()
-            tasks = [make_task(s) for s in pending]
-            dispatcher.run(fn, tasks, config.workers, config.scheduler, bar)
+            tasks = (make_task(s) for s in pending)  # made as slots free up
+            dispatcher.run(fn, tasks, config.workers, config.scheduler, bar, total=len(pending))
             run_seconds = time.perf_counter() - run_start
     finally:
         metrics.close()

@@ -23,6 +23,7 @@ values beyond float16's range are clipped and counted.
 import hashlib
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import zarr
@@ -76,7 +77,7 @@ def write_shard_cutouts(
     n = max(len(object_id), 1)
     chunk = min(n, CHUNK_CUTOUTS)
     clipped = 0
-    encoding: dict[str, object] = {"dtype": dtype}
+    encoding: dict[str, Any] = {"dtype": dtype}
     if dtype == "float16":
         if scale is None:
             raise ValueError("float16 storage needs a per-band scale")
@@ -143,8 +144,8 @@ def read_shard_cutouts(store: Path, shard_id: str) -> tuple[np.ndarray, np.ndarr
     group = store / shard_id
     ids = zarr.open_array(str(group / "object_id"), mode="r")
     images = np.asarray(zarr.open_array(str(group / "images"), mode="r")[:])
-    encoding = zarr.open_group(str(group), mode="r").attrs.get("encoding", {})
     if images.dtype == np.float16:
+        encoding: Any = zarr.open_group(str(group), mode="r").attrs.get("encoding", {})
         scale = np.asarray(encoding["scale"], dtype=np.float32).reshape(1, -1, 1, 1)
         images = images.astype(np.float32) * scale
     return np.asarray(ids[:]), images
