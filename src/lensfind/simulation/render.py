@@ -135,30 +135,37 @@ def render(
     )
     source = shape_of(scene.source, bx, by)
 
-    source_light = scene.source.flux[b] * source[:, None]
-    source_flux = source_light.sum(axis=(-2, -1))
+    source_flux = scene.source.flux * source.sum(axis=(-2, -1))[:, None]
 
     fy = np.fft.fftfreq(size)[:, None]
     fx = np.fft.fftfreq(size)[None, :]
+    fxr = np.fft.rfftfreq(size)[None, :]
     fwhm_px = scene.psf_fwhm_arcsec / pix
     if psf == "gaussian":
-        otf = gaussian_otf(fwhm_px[b], fy, fx)
+        otf_r = gaussian_otf(fwhm_px[b], fy, fxr)
     elif psf == "moffat":
-        otf = np.fft.fft2(moffat_kernel(fwhm_px, size))
+        otf_r = np.fft.rfft2(moffat_kernel(fwhm_px, size))
     else:
         raise ValueError(f"unknown PSF shape {psf!r} (gaussian, moffat)")
 
-    # Point sources at the object centre: a phase ramp puts them at sub-pixel offsets.
-    c0 = size // 2
-    ox = scene.center_x_arcsec / pix
-    oy = scene.center_y_arcsec / pix
-    ramp = np.exp(-2j * np.pi * (fx * (c0 + ox)[e] + fy * (c0 + oy)[e]))
     if source_only:
         lens_conv = lens_light
     else:
+        # Point sources at the object centre: a phase ramp puts them at sub-pixel offsets.
+        otf = gaussian_otf(fwhm_px[b], fy, fx) if psf == "gaussian" else np.fft.fft2(
+            moffat_kernel(fwhm_px, size)
+        )
+        c0 = size // 2
+        ox = scene.center_x_arcsec / pix
+        oy = scene.center_y_arcsec / pix
+        ramp = np.exp(-2j * np.pi * (fx * (c0 + ox)[e] + fy * (c0 + oy)[e]))
         lens_f = np.fft.fft2(lens_light) + scene.point_flux[b] * ramp[:, None]
         lens_conv = np.fft.ifft2(lens_f * otf).real
-    source_conv = np.fft.ifft2(np.fft.fft2(source_light) * otf).real
+    # The source's shape is the same in every band: one real FFT per object, then
+    # each band's PSF and flux (conv(f S, P) = f conv(S, P)).
+    source_conv = scene.source.flux[b] * np.fft.irfft2(
+        np.fft.rfft2(source)[:, None] * otf_r, s=(size, size)
+    )
     assert lens_conv.shape == (n_obj, n_band, size, size)
     return Rendered(lens_conv, source_conv, source_flux)
 
