@@ -5,11 +5,11 @@ import pytest
 
 pytest.importorskip("torch")
 
-from lensfind.export.scorer import OnnxScorer  # noqa: E402
-from lensfind.export.torch_weights import TorchScorer  # noqa: E402
-from lensfind.models import resolve_model  # noqa: E402
-from lensfind.simulation.simulate import simulate  # noqa: E402
-from lensfind.surveys import get_survey  # noqa: E402
+from lensfind.export.scorer import OnnxScorer
+from lensfind.export.torch_weights import TorchScorer
+from lensfind.models import resolve_model
+from lensfind.simulation.simulate import simulate
+from lensfind.surveys import get_survey
 
 
 def test_torch_and_onnx_agree_on_simulated_cutouts():

@@ -1,6 +1,7 @@
 """The ``engine`` (alias ``lensfind``) command line: parse, build a config, call one function."""
 
 import argparse
+import shlex
 import sys
 import traceback
 from collections.abc import Sequence
@@ -91,6 +92,64 @@ def _cmd_bench_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def _command(args: argparse.Namespace) -> str:
+    """An ``engine bench`` command line equivalent to ``args``, for the records."""
+    words = ["engine", "bench", args.bench_command]
+    for key, value in sorted(vars(args).items()):
+        if key in ("func", "command", "bench_command", "debug") or value in (None, False, []):
+            continue
+        flag = "--" + key.replace("_", "-")
+        for v in value if isinstance(value, list) else [value]:
+            words += [flag] if v is True else [flag, str(v)]
+    return shlex.join(words)
+
+
+def _cmd_bench_models(args: argparse.Namespace) -> int:
+    from lensfind.engine.bench_models import QUICK_BATCH_SIZES, bench_models
+    from lensfind.engine.bench_report import write_models_result
+
+    quick = args.quick
+    batches = tuple(int(b) for b in args.batch_sizes.split(","))
+    result = bench_models(
+        models=args.model, archs=tuple(args.arch), provider=args.provider,
+        precisions=tuple(p.strip() for p in args.precisions.split(",")),
+        batch_sizes=QUICK_BATCH_SIZES if quick else batches,
+        repeats=2 if quick else args.repeats, min_cutouts=8 if quick else 256,
+        threads=args.threads, quiet=args.quiet, command=_command(args),
+    )  # fmt: skip
+    for r in result["results"]:
+        print(f"{r['model']:24s} {r['runtime']:12s} {r['precision']:4s} {r['mode']:6s} "
+              f"batch {r['batch_size']:>4d}: {r['cutouts_per_s']['median']:9.1f} cutouts/s, "
+              f"{r['latency_ms']['median']:8.2f} ms/batch")  # fmt: skip
+    for s in result["skipped"]:
+        print(f"not measured: {', '.join(f'{k} {v}' for k, v in s.items() if k != 'reason')}: "
+              f"{s['reason']}")  # fmt: skip
+    goal = result["goal"]
+    print(f"goal (ONNX Runtime >= torch eager on CPU): {goal['met']} {goal['ort_over_torch']}")
+    for path in write_models_result(result, args.results).values():
+        print(f"-> {path}")
+    return 0
+
+
+def _cmd_bench_datapath(args: argparse.Namespace) -> int:
+    from lensfind.engine.bench_datapath import bench_datapath
+    from lensfind.engine.bench_report import write_datapath_result
+
+    quick = args.quick
+    result = bench_datapath(
+        survey=args.survey, model=args.model, tile_px=400 if quick else args.tile_px,
+        n_cutouts=32 if quick else args.n, n_kernel=8 if quick else 256,
+        repeats=2 if quick else args.repeats,
+        kernels=("blur", "disk") if quick else None,
+        quiet=args.quiet, command=_command(args),
+    )  # fmt: skip
+    for name, r in result["stages"].items():
+        print(f"{name:28s} {r['median']:12,.0f} cutouts/s  [{r['min']:,.0f}-{r['max']:,.0f}]")
+    for path in write_datapath_result(result, args.results).values():
+        print(f"-> {path}")
+    return 0
+
+
 def _cmd_simulate(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
@@ -135,18 +194,51 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 
     import onnxruntime
 
-    from lensfind.versions import versions
+    from lensfind.export.cuda import CudaError, cudart, list_gpus
+    from lensfind.export.scorer import EXECUTION_PROVIDERS, resolve_provider
+    from lensfind.models import shipped_models
+    from lensfind.versions import package_version, versions
 
     print(f"lensfind {__version__}, Python {platform.python_version()} on {platform.platform()}")
     for pkg, version in versions().items():
         if pkg not in ("lensfind", "python"):
             print(f"  {pkg:12s} {version}")
+    gpu_wheel = package_version("onnxruntime-gpu")
+    print(f"  {'':12s} onnxruntime build: {onnxruntime.get_device()}"
+          f"{f' (onnxruntime-gpu {gpu_wheel})' if gpu_wheel else ''}")  # fmt: skip
+    try:
+        from lensfind.training._torch import torch
+
+        print(f"  {'':12s} torch CUDA build: {torch.version.cuda or 'none'}, "
+              f"devices visible to torch: {torch.cuda.device_count()}")  # fmt: skip
+    except ImportError:
+        pass
+    try:
+        rt = cudart()
+        driver = rt.driver_version()
+        print(f"CUDA: runtime {rt.runtime_version()} ({rt.path}), driver {driver or 'none'}")
+    except CudaError:
+        print("CUDA: no CUDA runtime library (libcudart) found")
     providers = onnxruntime.get_available_providers()
     print(f"ONNX Runtime providers: {', '.join(providers)}")
-    gpu = any(p in providers for p in ("CUDAExecutionProvider", "TensorrtExecutionProvider"))
-    print(f"GPU scoring path: {'available' if gpu else 'not available (CPU scoring)'}")
-    from lensfind.models import shipped_models
-
+    gpus = list_gpus()
+    print("GPUs: " + ("; ".join(f"{g.index}: {g.name} (compute capability "
+                               f"{g.compute_capability}, {g.memory_mib} MiB)" for g in gpus)
+                     or "none found"))  # fmt: skip
+    auto = resolve_provider("auto", providers)
+    if auto == "cpu":
+        missing = [p for p in ("CUDAExecutionProvider", "TensorrtExecutionProvider")
+                   if p not in providers]  # fmt: skip
+        print(f"GPU scoring path: not used; --provider auto -> cpu (onnxruntime lacks "
+              f"{', '.join(missing)}; install lensfind[gpu])")  # fmt: skip
+    else:
+        note = "" if gpus else "; WARNING: no GPU found, sessions will fail to start on it"
+        print(f"GPU scoring path: used; --provider auto -> {auto} "
+              f"({EXECUTION_PROVIDERS[auto]}){note}")  # fmt: skip
+    trt = package_version("tensorrt") or package_version("tensorrt-cu12")
+    native = "available" if trt and gpus else "not available"
+    why = "" if trt and gpus else (" (no GPU)" if trt else " (tensorrt not installed)")
+    print(f"native TensorRT scorer: {native}{why}")
     print(f"shipped models: {', '.join(shipped_models()) or 'none'}")
     return 0
 
@@ -244,6 +336,52 @@ def build_parser() -> argparse.ArgumentParser:
         "--results", type=Path, default=Path("benchmarks/results"), help="where the JSON goes"
     )
     b.set_defaults(func=_cmd_bench_score)
+    b = bsub.add_parser(
+        "models", parents=[common],
+        help="model throughput and latency per runtime, precision and batch size",
+    )  # fmt: skip
+    b.add_argument(
+        "--model",
+        action="append",
+        help="shipped model name or model directory (repeat; default: every shipped)",
+    )
+    b.add_argument(
+        "--arch",
+        action="append",
+        default=[],
+        help="also a seed architecture with random weights (repeat; needs torch)",
+    )
+    b.add_argument(
+        "--provider",
+        default="all",
+        help="runtimes: all available here (default), or groups cpu, cuda, tensorrt "
+        "(comma-separated; a group missing here is an error)",
+    )
+    b.add_argument("--precisions", default="fp32,fp16,int8", help="comma-separated")
+    b.add_argument("--batch-sizes", default="1,16,64,256", help="comma-separated")
+    b.add_argument("--repeats", type=int, default=5, help="timed repeats (medians, min, max)")
+    b.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
+    b.add_argument(
+        "--quick",
+        action="store_true",
+        help="batches 1,8 and 2 repeats of >= 8 cutouts (tests, smoke checks)",
+    )
+    b.add_argument("--results", type=Path, default=Path("benchmarks/results"),
+                   help="where the JSON, Markdown and PNG go")  # fmt: skip
+    b.set_defaults(func=_cmd_bench_models)
+    b = bsub.add_parser(
+        "datapath", parents=[common],
+        help="FITS read, cutouts, zarr write/read, perturbation kernels in cutouts/s",
+    )  # fmt: skip
+    b.add_argument("--survey", default="des_y3")
+    b.add_argument("--model", help="model scored beside the kernels (default: the survey's)")
+    b.add_argument("--tile-px", type=int, default=2000, help="side of the test tile")
+    b.add_argument("--n", type=int, default=2048, help="cutouts per repeat")
+    b.add_argument("--repeats", type=int, default=5)
+    b.add_argument("--quick", action="store_true", help="a small tile, few cutouts, 2 repeats")
+    b.add_argument("--results", type=Path, default=Path("benchmarks/results"),
+                   help="where the JSON, Markdown and PNG go")  # fmt: skip
+    b.set_defaults(func=_cmd_bench_datapath)
 
     add_probe_parsers(sub, common)
 

@@ -5,6 +5,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from lensfind.export.scorer import PROVIDER_CHOICES
+
 
 def run_flags(args: argparse.Namespace) -> dict[str, Any]:
     """The :class:`~lensfind.engine.config.RunConfig` fields from the shared run flags."""
@@ -14,7 +16,7 @@ def run_flags(args: argparse.Namespace) -> dict[str, Any]:
         "threshold": args.threshold, "resume": args.resume or None,
         "quiet": args.quiet or None, "metrics_port": args.metrics_port,
         "metrics_host": args.metrics_host, "pushgateway": args.pushgateway,
-        "shard_attempts": args.shard_attempts,
+        "shard_attempts": args.shard_attempts, "provider": args.provider,
     }  # fmt: skip
 
 
@@ -69,6 +71,12 @@ def add_run_arguments(s: argparse.ArgumentParser, model: bool = True) -> None:
     s.add_argument("--metrics-host", help="metrics bind address (default 127.0.0.1)")
     s.add_argument("--pushgateway", help="push final metrics to this Pushgateway URL")
     s.add_argument("--shard-attempts", type=int, help="crashes before a shard is quarantined")
+    s.add_argument(
+        "--provider",
+        choices=PROVIDER_CHOICES,
+        help="ONNX Runtime execution provider (default auto: the best available of tensorrt, "
+        "cuda, cpu; a named one that is missing is an error)",
+    )
 
 
 def add_inject_arguments(s: argparse.ArgumentParser, default: str) -> None:

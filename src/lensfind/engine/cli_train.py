@@ -42,7 +42,7 @@ def _add_field_flags(s: argparse.ArgumentParser, cls: type, fields: tuple[str, .
             args = [a for a in get_args(hint) if a is not type(None)]
             hint = args[0] if args else hint
         default = defaults[name]
-        shown = "" if default is dataclasses.MISSING else f" (default: {default})"
+        shown = "" if default in (dataclasses.MISSING, None) else f" (default: {default})"
         text = helps.get(name, "") + shown
         if hint is bool:
             s.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=text)

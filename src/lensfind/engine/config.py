@@ -10,15 +10,23 @@ import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from lensfind.errors import ConfigError
+from lensfind.export.scorer import PROVIDER_CHOICES
 
-C = TypeVar("C", bound="RunConfig")
+C = TypeVar("C", bound="EnvConfig")
 
 ENV_PREFIX = "LENSFIND_SCAN__"
 #: Default fraction of scanned galaxies given an injected-lens copy.
 DEFAULT_INJECT_RATE = 0.05
+
+
+class EnvConfig(Protocol):
+    """A frozen dataclass of settings with an environment prefix (``build_config`` builds it)."""
+
+    env_prefix: ClassVar[str]
+    __dataclass_fields__: ClassVar[dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -51,6 +59,10 @@ class RunConfig:
         Prometheus Pushgateway URL to push the final metrics to.
     shard_attempts : int
         Crashes of a shard task after which the shard is quarantined.
+    provider : str
+        ONNX Runtime execution provider: ``auto`` (the best available: TensorRT,
+        CUDA, then CPU), ``cpu``, ``cuda`` or ``tensorrt``. A named provider that
+        is not available is an error, never a silent fallback.
     """
 
     env_prefix: ClassVar[str] = ""
@@ -67,8 +79,13 @@ class RunConfig:
     metrics_host: str = "127.0.0.1"
     pushgateway: str | None = None
     shard_attempts: int = 3
+    provider: str = "auto"
 
     def __post_init__(self) -> None:
+        if self.provider not in PROVIDER_CHOICES:
+            raise ConfigError(
+                f"provider must be one of {', '.join(PROVIDER_CHOICES)}, got {self.provider!r}"
+            )
         if self.workers < 0:
             raise ConfigError(f"workers must be >= 0, got {self.workers}")
         if self.batch_size < 1 or self.shard_attempts < 1:

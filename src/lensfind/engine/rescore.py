@@ -15,7 +15,7 @@ import pyarrow as pa
 from lensfind.engine.config import ScoreConfig
 from lensfind.engine.plan import Plan, Shard
 from lensfind.engine.run import ScanResult, default_run_dir, execute
-from lensfind.engine.shard import ShardResult, score_batches, write_scores
+from lensfind.engine.shard import ShardResult, check_provider, score_batches, write_scores
 from lensfind.engine.store import (
     StoreError,
     list_shards,
@@ -39,6 +39,7 @@ class RescoreTask:
     model_dir: str
     model_sha256: str
     batch_size: int = 256
+    provider: str = "auto"
 
 
 def process_rescore(task: RescoreTask) -> ShardResult:
@@ -102,6 +103,7 @@ def run_score(config: ScoreConfig) -> ScanResult:
     start = time.perf_counter()
     assert config.cutouts is not None and config.model is not None  # ScoreConfig checks
     store = config.cutouts
+    check_provider(config)
     card = resolve_model(config.model, survey="")
     _check_compatible(store, card.bands, card.input_shape)
     threshold = card.threshold if config.threshold is None else config.threshold
@@ -112,12 +114,12 @@ def run_score(config: ScoreConfig) -> ScanResult:
         return RescoreTask(
             shard_id=shard.shard_id, tile=shard.tile, objects=objects[shard.shard_id],
             store=str(store), run_dir=str(run_dir), model_dir=str(card.directory),
-            model_sha256=card.sha256, batch_size=config.batch_size,
+            model_sha256=card.sha256, batch_size=config.batch_size, provider=config.provider,
         )  # fmt: skip
 
     return execute(
         config, plan, run_dir, card, threshold, process_rescore, make_task, lens_ids=set(),
-        extra_summary={"cutouts": str(store)}, start=start,
+        extra_summary={"cutouts": str(store), "provider": config.provider}, start=start,
     )  # fmt: skip
 
 

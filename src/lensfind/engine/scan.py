@@ -21,7 +21,7 @@ from lensfind.engine.run import (
     default_run_dir,
     execute,
 )
-from lensfind.engine.shard import INJECTIONS_DIR, ShardTask, process_shard
+from lensfind.engine.shard import INJECTIONS_DIR, ShardTask, check_provider, process_shard
 from lensfind.errors import ConfigError
 from lensfind.models import resolve_model
 from lensfind.probes.selection import write_selection
@@ -37,6 +37,7 @@ __all__ = [
 def run_scan(config: ScanConfig) -> ScanResult:
     """Scan a survey region and write the run directory (see the design's Formats)."""
     start = time.perf_counter()
+    check_provider(config)
     spec = get_survey(config.survey)
     card = resolve_model(config.model, spec.name)
     if card.bands != spec.band_names or card.input_shape[1] != spec.cutout_px:
@@ -58,6 +59,7 @@ def run_scan(config: ScanConfig) -> ScanResult:
             cutout_px=spec.cutout_px, model_dir=str(card.directory), model_sha256=card.sha256,
             batch_size=config.batch_size, survey=spec.name, inject_rate=config.inject_rate,
             inject_seed=config.inject_seed, store_dtype=config.store_dtype,
+            provider=config.provider,
         )  # fmt: skip
 
     def selection(tally: ScoreTally) -> dict[str, Any]:
@@ -66,7 +68,8 @@ def run_scan(config: ScanConfig) -> ScanResult:
     return execute(
         config, plan, run_dir, card, threshold, process_shard, make_task,
         lens_ids=planted_lens_ids(data_dir),
-        extra_summary={"embedded_default": config.data_dir is None}, start=start,
+        extra_summary={"embedded_default": config.data_dir is None, "provider": config.provider},
+        start=start,
         finalise=selection,
     )  # fmt: skip
 

@@ -15,13 +15,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from lensfind.engine.config import RunConfig, build_config
 from lensfind.engine.cutouts import EDGE, INVALID, cut_stamps
 from lensfind.engine.plan import NO_TILE
 from lensfind.engine.store import STORE_NAME, write_shard_cutouts
 from lensfind.engine.tiles import read_tile
 from lensfind.errors import LensfindError
 from lensfind.export.card import load_card, sha256_of
-from lensfind.export.scorer import OnnxScorer
+from lensfind.export.scorer import OnnxScorer, SessionSettings, resolve_provider
 from lensfind.simulation.inject import InjectedBatch, batch_seed, choose_hosts, inject_lenses
 from lensfind.simulation.simulate import reference_band
 from lensfind.surveys.registry import get_survey
@@ -31,7 +32,7 @@ SCORES_DIR = "scores"
 INJECTIONS_DIR = "injections"
 STATUSES = ("scored", "skipped", "failed")
 OFF_TILE = "off-tile: not on any tile of the data directory"
-_SCORERS: dict[tuple[str, str], OnnxScorer] = {}
+_SCORERS: dict[tuple[str, str, str], OnnxScorer] = {}
 
 
 class ShardWork(Protocol):
@@ -56,6 +57,8 @@ class ScoringWork(ShardWork, Protocol):
     def model_sha256(self) -> str: ...
     @property
     def batch_size(self) -> int: ...
+    @property
+    def provider(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,8 @@ class ShardTask:
     inject_seed: int = 0
     #: cutout store dtype: float32 counts, or float16 in units of 3 sky sigma
     store_dtype: str = "float32"
+    #: ONNX Runtime execution provider (auto, cpu, cuda, tensorrt)
+    provider: str = "auto"
 
 
 @dataclass
@@ -104,12 +109,34 @@ def reason_class(reason: str) -> str:
     return reason.split(":", 1)[0]
 
 
-def scorer_for(model_dir: str, sha256: str) -> OnnxScorer:
-    """One ONNX Runtime session per worker process and model."""
-    key = (model_dir, sha256)
+def scorer_for(
+    model_dir: str, sha256: str, provider: str = "auto", batch_size: int = 256
+) -> OnnxScorer:
+    """One ONNX Runtime session per worker process, model and provider.
+
+    Session options come from :class:`~lensfind.export.scorer.SessionSettings`
+    (one thread by default; ``LENSFIND_ORT__<FIELD>`` overrides). A provider that
+    is not available raises :class:`~lensfind.export.scorer.ProviderError`.
+    """
+    key = (model_dir, sha256, provider)
     if key not in _SCORERS:
-        _SCORERS[key] = OnnxScorer(load_card(Path(model_dir)), threads=1)
+        settings = build_config(SessionSettings, {"batch_size": batch_size})
+        card = load_card(Path(model_dir))
+        _SCORERS[key] = OnnxScorer(card, provider=provider, settings=settings)
     return _SCORERS[key]
+
+
+def check_provider(config: RunConfig) -> str | None:
+    """Fail before any work when the run's provider is not available here.
+
+    Local runs (in-process or local Dask workers) score on this machine, so a
+    missing provider is a :class:`~lensfind.export.scorer.ProviderError` now;
+    with ``--scheduler`` the workers check it themselves (their objects fail
+    with the same message). Returns the provider ``auto`` resolves to locally.
+    """
+    if config.scheduler is not None:
+        return None
+    return resolve_provider(config.provider)
 
 
 def process_shard(task: ShardTask) -> ShardResult:
@@ -253,7 +280,7 @@ def score_batches(
     """
     idx = np.flatnonzero(good)
     try:
-        scorer = scorer_for(task.model_dir, task.model_sha256)
+        scorer = scorer_for(task.model_dir, task.model_sha256, task.provider, task.batch_size)
     except Exception as exc:
         reason[idx] = f"model unusable: {exc}"
         return []

@@ -4,19 +4,57 @@ import json
 import platform
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from lensfind import __version__
 from lensfind.errors import ModelError
 from lensfind.export.card import CARD_NAME, ONNX_NAME, load_card, sha256_of
+from lensfind.export.card_md import MODEL_CARD_MD, write_model_card_md
 from lensfind.export.scorer import OnnxScorer
 from lensfind.export.torch_weights import WEIGHTS_NAME, save_weights
 from lensfind.preprocess import AsinhNormalisation
 
+if TYPE_CHECKING:
+    import torch
+
 # torch (CPU, fp32) vs ONNX Runtime (CPU, fp32) on the same inputs, in probability.
 PARITY_ATOL = 1e-5
 PARITY_RTOL = 1e-4
+
+
+def export_onnx_graph(
+    module: "torch.nn.Module", input_shape: tuple[int, int, int], path: Path, opset: int = 17
+) -> Path:
+    """Export ``module`` (normalised cutouts -> P(lens)) as a checked ONNX graph.
+
+    The graph's input is ``cutouts`` ``(batch, bands, H, W)`` float32 with a
+    dynamic batch axis; its output is ``lens_probability`` ``(batch,)``.
+    """
+    import onnx
+
+    from lensfind.training._torch import torch
+
+    example = torch.zeros(2, *input_shape)
+    # The TorchScript exporter is deprecated in torch >= 2.9 but, unlike the dynamo
+    # exporter, needs no onnxscript and emits a plain opset-17 graph; silence only
+    # its own deprecation notices.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.onnx")
+        warnings.filterwarnings("ignore", message="You are using the legacy TorchScript")
+        torch.onnx.export(
+            module.eval(),
+            (example,),
+            str(path),
+            input_names=["cutouts"],
+            output_names=["lens_probability"],
+            dynamic_axes={"cutouts": {0: "batch"}, "lens_probability": {0: "batch"}},
+            opset_version=opset,
+            dynamo=False,
+        )
+    onnx.checker.check_model(str(path))
+    return path
 
 
 def export_checkpoint(
@@ -51,27 +89,10 @@ def export_checkpoint(
             return torch.sigmoid(self.inner(x))
 
     wrapped = WithSigmoid(model).eval()
-    example = torch.zeros(2, bands, size, size)
     onnx_path = out_dir / ONNX_NAME
-    # The TorchScript exporter is deprecated in torch >= 2.9 but, unlike the dynamo
-    # exporter, needs no onnxscript and emits a plain opset-17 graph; silence only
-    # its own deprecation notices.
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.onnx")
-        warnings.filterwarnings("ignore", message="You are using the legacy TorchScript")
-        torch.onnx.export(
-            wrapped,
-            (example,),
-            str(onnx_path),
-            input_names=["cutouts"],
-            output_names=["lens_probability"],
-            dynamic_axes={"cutouts": {0: "batch"}, "lens_probability": {0: "batch"}},
-            opset_version=opset,
-            dynamo=False,
-        )
+    export_onnx_graph(wrapped, (bands, size, size), onnx_path, opset)
     import onnx
 
-    onnx.checker.check_model(str(onnx_path))
     norm = AsinhNormalisation.from_dict(meta["normalisation"])
     card: dict = {
         "format_version": 1,
@@ -100,7 +121,16 @@ def export_checkpoint(
                 "best_val_auroc",
                 "train_seconds",
                 "machine",
+                # recorded by lensfind >= 0.2 training runs
+                "select_by",
+                "best_epoch",
+                "best_value",
+                "epochs_run",
+                "stopped_early",
+                "val_metrics",
+                "test_set",
             )
+            if k in meta
         },
         "exported_with": {
             "lensfind": __version__,
@@ -117,7 +147,7 @@ def export_checkpoint(
     scorer = OnnxScorer(load_card(out_dir), threads=2)
     if test_set is not None:
         from lensfind.simulation.dataset import read_dataset
-        from lensfind.training.metrics import evaluate
+        from lensfind.training.metrics import DEFAULT_BETA, evaluate_all
 
         test, tattrs = read_dataset(test_set)
         raw = test.images
@@ -128,7 +158,8 @@ def export_checkpoint(
             "seed": tattrs["seed"],
             "population": tattrs["population"],
         }
-        card["test_metrics"] = evaluate(test.truth["is_lens"], scores, threshold)
+        beta = float(meta["config"].get("beta", DEFAULT_BETA))
+        card["test_metrics"] = evaluate_all(test.truth["is_lens"], scores, threshold, beta)
         sample = raw[:256]
     else:
         sample = np.random.default_rng(0).normal(0, 5, (64, bands, size, size)).astype(np.float32)
@@ -146,5 +177,7 @@ def export_checkpoint(
     }
     if not np.allclose(got, ref, atol=PARITY_ATOL, rtol=PARITY_RTOL):
         raise ModelError(f"{onnx_path}: ONNX Runtime disagrees with torch (max |diff| {err:.2e})")
+    card["model_card_md"] = MODEL_CARD_MD
     (out_dir / CARD_NAME).write_text(json.dumps(card, indent=2))
+    write_model_card_md(card, out_dir / MODEL_CARD_MD)
     return card

@@ -152,8 +152,10 @@ def render(
         lens_conv = lens_light
     else:
         # Point sources at the object centre: a phase ramp puts them at sub-pixel offsets.
-        otf = gaussian_otf(fwhm_px[b], fy, fx) if psf == "gaussian" else np.fft.fft2(
-            moffat_kernel(fwhm_px, size)
+        otf = (
+            gaussian_otf(fwhm_px[b], fy, fx)
+            if psf == "gaussian"
+            else np.fft.fft2(moffat_kernel(fwhm_px, size))
         )
         c0 = size // 2
         ox = scene.center_x_arcsec / pix

@@ -1,7 +1,12 @@
-"""Training: architectures, data, training loop and metrics.
+"""Training: architectures, data, losses, training loop, metrics and ensembles.
 
-Importing ``lensfind.training`` needs no torch; the submodules that do
-(``architectures``, ``loop``) raise a clear message if the ``train`` extra is
+``config`` (TrainConfig, YAML + flags), ``data`` (splits, mock lenses, batches),
+``mock`` (vL eq. 4.2), ``augment``, ``losses``, ``selection`` (model selection,
+early stopping), ``loop`` (train, resume), ``checkpoint``, ``metrics``,
+``metrics_log``, ``plots``, ``report``, ``ensemble`` and ``gating``.
+
+Importing ``lensfind.training`` (and ``config``, ``mock``, ``metrics``) needs no
+torch; the submodules that do raise a clear message if the ``train`` extra is
 missing.
 """
 

@@ -63,9 +63,7 @@ def draw(aug: Augmentation, n: int, gen: "torch.Generator") -> dict[str, Tensor]
     m = n if aug.per == "sample" else 1
     zeros = torch.zeros(m)
     k = torch.randint(0, 4, (m,), generator=gen) if aug.rotation == "90" else zeros.long()
-    flip = (
-        torch.randint(0, 2, (m,), generator=gen).bool() if aug.flip else torch.zeros(m).bool()
-    )
+    flip = torch.randint(0, 2, (m,), generator=gen).bool() if aug.flip else torch.zeros(m).bool()
     angle = (
         torch.rand(m, generator=gen, dtype=torch.float64) * 2 * torch.pi
         if aug.rotation == "any"

@@ -36,7 +36,9 @@ def normalisation_for(spec: SurveySpec) -> AsinhNormalisation:
     return AsinhNormalisation(scale=tuple(b.sky_sigma_counts for b in spec.bands))
 
 
-def require_both_classes(is_lens: np.ndarray, path: Path, purpose: str, minimum: int = 1) -> None:
+def require_both_classes(
+    is_lens: np.ndarray, path: Path | str, purpose: str, minimum: int = 1
+) -> None:
     """Raise :class:`TrainingError` naming ``path`` unless both classes have ``minimum``."""
     n_lens, n_other = int(is_lens.sum()), int((~is_lens).sum())
     if n_lens < minimum or n_other < minimum:
@@ -47,7 +49,7 @@ def require_both_classes(is_lens: np.ndarray, path: Path, purpose: str, minimum:
 
 
 def stratified_split(
-    is_lens: np.ndarray, val_fraction: float, rng: np.random.Generator, path: Path
+    is_lens: np.ndarray, val_fraction: float, rng: np.random.Generator, path: Path | str
 ) -> tuple[np.ndarray, np.ndarray]:
     """Split indices into (validation, training), keeping the class ratio in both.
 

@@ -1,114 +1,153 @@
-"""The training loop: simulated set in, checkpoint + held-out metrics out."""
+"""The training loop: simulated set in; checkpoints, metrics log, plots and report out.
 
-import json
+With the default :class:`TrainConfig` this is the loop that trained the shipped
+``des_y3`` model, step for step (same random streams, same arithmetic).
+"""
+
+import dataclasses
 import platform
+import shutil
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from lensfind import __version__
-from lensfind.errors import LensfindError
-from lensfind.preprocess import AsinhNormalisation
-from lensfind.simulation.dataset import read_dataset, survey_of
-from lensfind.surveys.spec import SurveySpec
+from lensfind.errors import ConfigError
+from lensfind.simulation.dataset import read_dataset
 from lensfind.training._torch import torch
 from lensfind.training.architectures import build_model
-from lensfind.training.metrics import evaluate
+from lensfind.training.augment import Augmentation, augment
+from lensfind.training.checkpoint import (
+    CHECKPOINT_NAME,
+    LAST_NAME,
+    check_resumable,
+    load_checkpoint,
+    load_state,
+    save_checkpoint,
+    save_state,
+)
+from lensfind.training.config import SELECT_BY, TrainConfig
+from lensfind.training.data import (
+    TrainingData,
+    TrainingError,
+    normalisation_for,
+    require_both_classes,
+    stratified_split,
+)
+from lensfind.training.losses import get_loss
+from lensfind.training.metrics import evaluate_all
+from lensfind.training.metrics_log import write_metrics_log
+from lensfind.training.plots import (
+    FBETA,
+    LEARNING_CURVES,
+    ROC,
+    plot_fbeta,
+    plot_learning_curves,
+    plot_roc,
+)
+from lensfind.training.report import REPORT_MD, write_training_report
+from lensfind.training.selection import Selector, validation_metrics
 
-CHECKPOINT_NAME = "checkpoint.pt"
+__all__ = [
+    "CHECKPOINT_NAME",
+    "LAST_NAME",
+    "TrainConfig",
+    "TrainingError",
+    "load_checkpoint",
+    "normalisation_for",
+    "predict",
+    "predict_logits",
+    "resolve_device",
+    "stratified_split",
+    "train",
+]
+
+EpochCallback = Callable[[int, dict[str, Any]], None]
 
 
-class TrainingError(LensfindError):
-    """A training run that cannot start (e.g. a set without both classes)."""
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Hyper-parameters of one training run.
-
-    Attributes
-    ----------
-    arch : str
-        Architecture name (``lensfind.training.architectures``).
-    epochs : int
-        Passes over the training set; the epoch with the best validation AUROC is kept.
-    batch_size : int
-        Objects per optimiser step.
-    lr : float
-        Adam learning rate (cosine-annealed to 0).
-    weight_decay : float
-        AdamW decoupled weight decay.
-    val_fraction : float
-        Fraction of the training set held out for model selection.
-    seed : int
-        Seeds weight initialisation, shuffling, augmentation and the split.
-    threads : int
-        torch intra-op threads.
-    """
-
-    arch: str = "lensfind_des_compact"
-    epochs: int = 8
-    batch_size: int = 64
-    lr: float = 2e-3
-    weight_decay: float = 1e-4
-    val_fraction: float = 0.1
-    seed: int = 0
-    threads: int = 2
-
-
-def normalisation_for(spec: SurveySpec) -> AsinhNormalisation:
-    """The input normalisation of models trained for ``spec`` (scale = sky sigma)."""
-    return AsinhNormalisation(scale=tuple(b.sky_sigma_counts for b in spec.bands))
-
-
-def _require_both_classes(is_lens: np.ndarray, path: Path, purpose: str, minimum: int = 1) -> None:
-    n_lens, n_other = int(is_lens.sum()), int((~is_lens).sum())
-    if n_lens < minimum or n_other < minimum:
-        raise TrainingError(
-            f"{path}: {n_lens} lens(es) and {n_other} non-lens(es); {purpose} needs at least "
-            f"{minimum} of each"
+def resolve_device(name: str) -> "torch.device":
+    """``torch.device(name)``, or a :class:`ConfigError` when CUDA is asked for but absent."""
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(
+            f"device 'cuda' requested, but torch {torch.__version__} sees no CUDA GPU "
+            "(torch.cuda.is_available() is False); use --device cpu or a CUDA build of torch"
         )
+    if name not in ("cpu", "cuda"):
+        raise ConfigError(f"device must be 'cpu' or 'cuda', got {name!r}")
+    return torch.device(name)
 
 
-def stratified_split(
-    is_lens: np.ndarray, val_fraction: float, rng: np.random.Generator, path: Path
-) -> tuple[np.ndarray, np.ndarray]:
-    """Split indices into (validation, training), keeping the class ratio in both.
-
-    Each class gives ``max(1, round(val_fraction * n_class))`` objects to validation,
-    so model selection by AUROC always sees both classes.
-    """
-    is_lens = np.asarray(is_lens, dtype=bool)
-    _require_both_classes(is_lens, path, "training with a validation split", minimum=2)
-    val, train = [], []
-    for cls in (True, False):
-        idx = rng.permutation(np.flatnonzero(is_lens == cls))
-        k = max(1, round(val_fraction * len(idx)))
-        val.append(idx[:k])
-        train.append(idx[k:])
-    return np.sort(np.concatenate(val)), np.sort(np.concatenate(train))
-
-
-def _augment(x: "torch.Tensor", gen: "torch.Generator") -> "torch.Tensor":
-    """Random flips and 90-degree rotations of a batch (lensing has no preferred axis)."""
-    k = int(torch.randint(0, 4, (1,), generator=gen))
-    x = torch.rot90(x, k, dims=(2, 3))
-    if bool(torch.randint(0, 2, (1,), generator=gen)):
-        x = torch.flip(x, dims=(3,))
-    return x
-
-
-def predict(model: "torch.nn.Module", x: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """Lens probabilities of normalised inputs ``x`` (N, bands, H, W)."""
+def predict_logits(
+    model: "torch.nn.Module", x: np.ndarray, batch_size: int = 256, device: str = "cpu"
+) -> np.ndarray:
+    """Lens logits of normalised inputs ``x`` (N, bands, H, W), in eval mode."""
     model.eval()
     out = []
     with torch.inference_mode():
         for i in range(0, len(x), batch_size):
-            out.append(torch.sigmoid(model(torch.from_numpy(x[i : i + batch_size]))).numpy())
+            xb = torch.from_numpy(x[i : i + batch_size]).to(device)
+            out.append(model(xb).float().cpu().numpy())
     return np.concatenate(out) if out else np.empty(0, dtype=np.float32)
+
+
+def predict(
+    model: "torch.nn.Module", x: np.ndarray, batch_size: int = 256, device: str = "cpu"
+) -> np.ndarray:
+    """Lens probabilities of normalised inputs ``x`` (N, bands, H, W)."""
+    z = predict_logits(model, x, batch_size, device)
+    return torch.sigmoid(torch.from_numpy(z)).numpy()
+
+
+def _optimizer(model: "torch.nn.Module", config: TrainConfig) -> "torch.optim.Optimizer":
+    cls = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
+    return cls(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+
+
+def _scheduler(opt: "torch.optim.Optimizer", config: TrainConfig, steps: int) -> Any:
+    if config.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=steps)
+    if config.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
+    return None
+
+
+def _loss_fn(config: TrainConfig, data: TrainingData) -> Callable[..., "torch.Tensor"]:
+    n_other, n_lens = data.class_counts()
+    options: dict[str, object] = {}
+    if config.loss == "soft_fbeta":
+        options["beta"] = config.beta
+    if config.class_weighting == "balanced":
+        if n_lens == 0 or n_other == 0:
+            raise TrainingError(f"{data.path}: class weights need both classes in training")
+        if config.loss == "bce":
+            options["pos_weight"] = n_other / n_lens
+        else:
+            n = n_other + n_lens
+            options["class_weights"] = (n / (2 * n_other), n / (2 * n_lens))
+    return get_loss(config.loss, **options)
+
+
+def _augmentation(config: TrainConfig) -> Augmentation:
+    return Augmentation(
+        rotation=config.rotation,
+        flip=config.flip,
+        shift_px=config.shift_px,
+        zoom_max=config.zoom_max,
+        per=config.augment_per,
+    )
+
+
+def _machine() -> dict[str, str]:
+    return {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "lensfind": __version__,
+    }
 
 
 def train(
@@ -117,115 +156,197 @@ def train(
     config: TrainConfig,
     test_set: Path | None = None,
     quiet: bool = False,
+    resume: bool = False,
+    on_epoch: EpochCallback | None = None,
 ) -> dict:
-    """Train ``config.arch`` on a simulated set; write the checkpoint and a report.
+    """Train ``config.arch`` on a simulated set.
 
-    Writes ``out_dir/checkpoint.pt`` (tensors and plain metadata only, loadable
-    with ``torch.load(weights_only=True)``) and ``out_dir/train_report.json``.
-    Returns the report (history, validation and held-out test metrics).
+    Writes to ``out_dir``: ``checkpoint.pt`` (the kept epoch; tensors and plain
+    metadata, loadable with ``torch.load(weights_only=True)``), ``last.pt`` after
+    every epoch (for ``resume``), ``metrics.csv``/``metrics.json``,
+    ``learning_curves.png``, ``roc.png`` and ``fbeta_threshold.png`` (on the test
+    set, else the validation split), ``train_report.json`` and
+    ``TRAINING_REPORT.md``.
+
+    Parameters
+    ----------
+    train_set, test_set : Path
+        Simulated sets; the test set only evaluates the kept model.
+    out_dir : Path
+        Checkpoint directory.
+    config : TrainConfig
+        Hyper-parameters.
+    quiet : bool
+        No progress bars or per-epoch lines.
+    resume : bool
+        Continue from ``out_dir/last.pt``; the result equals an uninterrupted run.
+    on_epoch : callable, optional
+        Called as ``on_epoch(epoch, row)`` after each epoch's state is saved.
+
+    Returns
+    -------
+    dict
+        The report (also ``train_report.json`` and the checkpoint's metadata).
     """
+    device = resolve_device(config.device)
     torch.manual_seed(config.seed)
     torch.set_num_threads(config.threads)
     out_dir.mkdir(parents=True, exist_ok=True)
-    data, attrs = read_dataset(train_set)
-    spec = survey_of(attrs)
-    norm = normalisation_for(spec)
-    x_all = norm(data.images)
-    y_all = data.truth["is_lens"].astype(np.float32)
     rng = np.random.default_rng(config.seed)
-    val_idx, tr_idx = stratified_split(data.truth["is_lens"], config.val_fraction, rng, train_set)
-    x_val, y_val = x_all[val_idx], y_all[val_idx]
-
-    model = build_model(config.arch, len(spec.bands), spec.cutout_px)
-    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    steps = config.epochs * ((len(tr_idx) + config.batch_size - 1) // config.batch_size)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=steps)
-    loss_fn = torch.nn.BCEWithLogitsLoss()
+    data = TrainingData(train_set, config, rng)
+    spec = data.spec
+    model = build_model(config.arch, len(spec.bands), spec.cutout_px).to(device)
+    opt = _optimizer(model, config)
+    steps_per_epoch = -(-data.n_train // config.batch_size)
+    sched = _scheduler(opt, config, config.epochs * steps_per_epoch)
+    loss_fn = _loss_fn(config, data)
     gen = torch.Generator().manual_seed(config.seed)
-    history, best_auc, best_state = [], -1.0, None
-    start = time.perf_counter()
-    for epoch in range(config.epochs):
+    aug = _augmentation(config)
+    selector = Selector(config.select_by, config.patience)
+    set_info = {
+        "path": str(train_set),
+        "n": int(data.attrs["n"]),
+        "seed": data.attrs["seed"],
+        "population": data.attrs["population"],
+        "n_train": data.n_train_split,
+        "n_val": data.n_val_split,
+        "positives": config.positives,
+    }
+    identity = {**dataclasses.asdict(config), "train_set_seed": set_info["seed"],
+                "train_set_n": set_info["n"]}  # fmt: skip
+    history: list[dict[str, Any]] = []
+    log_rows: list[dict[str, Any]] = []
+    best_state: dict[str, Any] | None = None
+    start_epoch, seconds = 0, 0.0
+    if resume:
+        blob = load_state(out_dir / LAST_NAME, str(device))
+        progress = blob["progress"]
+        check_resumable(out_dir / LAST_NAME, progress["identity"], json_safe(identity))
+        model.load_state_dict(blob["model"])
+        opt.load_state_dict(blob["optimizer"])
+        if sched is not None:
+            sched.load_state_dict(blob["scheduler"])
+        best_state = blob["best_state"] or None
+        gen.set_state(blob["torch_generator"])
+        torch.set_rng_state(blob["torch_rng"])
+        if "cuda_rng" in blob and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(blob["cuda_rng"])
+        rng.bit_generator.state = progress["numpy_rng"]
+        history, log_rows = progress["history"], progress["log"]
+        selector.restore(progress["selector"])
+        start_epoch, seconds = int(progress["epoch"]), float(progress["train_seconds"])
+    for epoch in range(start_epoch, config.epochs):
+        if selector.should_stop:
+            break
+        t0 = time.perf_counter()
         model.train()
-        perm = tr_idx[rng.permutation(len(tr_idx))]
-        total = 0.0
+        total, count = 0.0, 0
         bar = tqdm(
-            range(0, len(perm), config.batch_size),
+            data.batches(rng, config.batch_size),
+            total=steps_per_epoch,
             desc=f"epoch {epoch + 1}/{config.epochs}",
             disable=quiet,
             unit="batch",
         )
-        for i in bar:
-            idx = np.sort(perm[i : i + config.batch_size])
-            xb = _augment(torch.from_numpy(x_all[idx]), gen)
-            yb = torch.from_numpy(y_all[idx])
+        for xb_np, yb_np in bar:
+            xb = augment(torch.from_numpy(xb_np), aug, gen).to(device)
+            yb = torch.from_numpy(yb_np).to(device)
             opt.zero_grad()
             loss = loss_fn(model(xb), yb)
             loss.backward()
             opt.step()
-            sched.step()
-            total += loss.item() * len(idx)
+            if sched is not None:
+                sched.step()
+            total += loss.item() * len(yb_np)
+            count += len(yb_np)
             bar.set_postfix(loss=f"{loss.item():.3f}")
-        val = evaluate(y_val, predict(model, x_val))
-        history.append(
-            {
-                "epoch": epoch + 1,
-                "train_loss": total / len(tr_idx),
-                "val_auroc": val["auroc"],
-                "val_accuracy": val["accuracy"],
-            }
+        val = validation_metrics(
+            data.y_val, predict_logits(model, data.x_val, device=str(device)), loss_fn, config.beta
         )
+        improved = selector.update(epoch + 1, val)
+        if improved:
+            best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        row = {"epoch": epoch + 1, "train_loss": total / count, **val,
+               "lr": opt.param_groups[0]["lr"], "improved": improved}  # fmt: skip
+        history.append(row)
+        epoch_s = time.perf_counter() - t0
+        seconds += epoch_s
+        log_rows.append({**row, "seconds": round(epoch_s, 3)})
+        write_metrics_log(out_dir, log_rows)
         if not quiet:
             tqdm.write(
-                f"epoch {epoch + 1}: loss {total / len(tr_idx):.4f} "
-                f"val AUROC {val['auroc']:.4f} acc {val['accuracy']:.4f}"
+                f"epoch {epoch + 1}: loss {row['train_loss']:.4f} val {config.select_by} "
+                f"{val[config.select_by]:.4f} AUROC {val['val_auroc']:.4f} "
+                f"acc {val['val_accuracy']:.4f}{' *' if improved else ''}"
             )
-        if val["auroc"] > best_auc:
-            best_auc = val["auroc"]
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    assert best_state is not None
+        progress = {
+            "epoch": epoch + 1,
+            "history": history,
+            "log": log_rows,
+            "selector": selector.state(),
+            "numpy_rng": rng.bit_generator.state,
+            "train_seconds": seconds,
+            "identity": identity,
+        }
+        save_state(out_dir / LAST_NAME, model=model, optimizer=opt, scheduler=sched,
+                   best_state=best_state, generator=gen, progress=json_safe(progress))  # fmt: skip
+        if config.keep_checkpoints:
+            shutil.copyfile(out_dir / LAST_NAME, out_dir / f"epoch-{epoch + 1:03d}.pt")
+        if on_epoch is not None:
+            on_epoch(epoch + 1, row)
+    if best_state is None:
+        raise TrainingError(f"{out_dir}: no epoch was trained (epochs {config.epochs})")
     model.load_state_dict(best_state)
+    model.to("cpu")
+    best = history[selector.best_epoch - 1]
     report: dict = {
         "arch": config.arch,
-        "config": asdict(config),
+        "config": dataclasses.asdict(config),
         "survey": spec.name,
         "bands": list(spec.band_names),
         "input_shape": [len(spec.bands), spec.cutout_px, spec.cutout_px],
-        "normalisation": norm.to_dict(),
-        "train_set": {
-            "path": str(train_set),
-            "n": int(attrs["n"]),
-            "seed": attrs["seed"],
-            "population": attrs["population"],
-            "n_train": len(tr_idx),
-            "n_val": len(val_idx),
-        },
+        "normalisation": data.norm.to_dict(),
+        "train_set": set_info,
         "history": history,
-        "best_val_auroc": best_auc,
-        "train_seconds": round(time.perf_counter() - start, 1),
-        "machine": {
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "lensfind": __version__,
-        },
+        "best_val_auroc": best["val_auroc"],
+        "select_by": config.select_by,
+        "best_epoch": selector.best_epoch,
+        "best_value": selector.best,
+        "epochs_run": len(history),
+        "stopped_early": len(history) < config.epochs,
+        "val_metrics": {k: v for k, v in best.items() if k.startswith("val_") or k in SELECT_BY},
+        "train_seconds": round(seconds, 1),
+        "machine": _machine(),
     }
+    labels, scores, on = data.y_val.astype(bool), predict(model, data.x_val), "validation split"
     if test_set is not None:
         test, tattrs = read_dataset(test_set)
-        _require_both_classes(test.truth["is_lens"], test_set, "a held-out evaluation")
-        scores = predict(model, norm(test.images))
+        require_both_classes(test.truth["is_lens"], test_set, "a held-out evaluation")
+        labels, on = test.truth["is_lens"], "test set"
+        scores = predict(model, normalisation_for(spec)(test.images))
         report["test_set"] = {"path": str(test_set), "n": int(tattrs["n"]), "seed": tattrs["seed"]}
-        report["test_metrics_torch"] = evaluate(test.truth["is_lens"], scores)
-    torch.save({"state_dict": best_state, "meta": json.dumps(report)}, out_dir / CHECKPOINT_NAME)
-    (out_dir / "train_report.json").write_text(json.dumps(report, indent=2))
+        report["test_metrics_torch"] = evaluate_all(labels, scores, beta=config.beta)
+    report["plots"] = {
+        "learning_curves": plot_learning_curves(history, out_dir / LEARNING_CURVES,
+                                                config.select_by).name,
+        "roc": plot_roc(labels, scores, out_dir / ROC, f"ROC, {on}").name,
+        "fbeta": plot_fbeta(labels, scores, out_dir / FBETA, f"F-beta, {on}", config.beta).name,
+        "evaluated_on": on,
+    }  # fmt: skip
+    save_checkpoint(out_dir / CHECKPOINT_NAME, best_state, report)
+    (out_dir / "train_report.json").write_text(_dumps(report))
+    write_training_report(report, out_dir / REPORT_MD)
     return report
 
 
-def load_checkpoint(path: Path) -> tuple["torch.nn.Module", dict]:
-    """Load a checkpoint written by :func:`train` (no pickle: ``weights_only=True``)."""
-    blob = torch.load(path, map_location="cpu", weights_only=True)
-    meta = json.loads(blob["meta"])
-    bands, size, _ = meta["input_shape"]
-    model = build_model(meta["arch"], bands, size)
-    model.load_state_dict(blob["state_dict"])
-    model.eval()
-    return model, meta
+def json_safe(obj: Any) -> Any:
+    """``obj`` with tuples as lists (what it reads back as from JSON)."""
+    import json
+
+    return json.loads(json.dumps(obj))
+
+
+def _dumps(obj: Any) -> str:
+    import json
+
+    return json.dumps(obj, indent=2)
