@@ -127,3 +127,15 @@ def test_float16_storage_rounds_within_its_bound_and_counts_clipping(tmp_path):
     write_shard_cutouts(tmp_path / "f32.zarr", "T-0000", np.arange(10), images)
     bytes32 = data_bytes(tmp_path / "f32.zarr" / "T-0000" / "images")
     assert bytes16 < 0.6 * bytes32
+
+
+def test_uncompressed_store_option(tmp_path):
+    import json
+
+    images = np.random.default_rng(2).normal(0, 3, (20, 4, 20, 20)).astype(np.float32)
+    store = tmp_path / "s.zarr"
+    write_shard_cutouts(store, "T-0000", np.arange(20), images, compression="none")
+    meta = json.loads((store / "T-0000" / "images" / "zarr.json").read_text())
+    inner = [c["name"] for c in meta["codecs"][0]["configuration"]["codecs"]]
+    assert "zstd" not in inner
+    np.testing.assert_array_equal(read_shard_cutouts(store, "T-0000")[1], images)

@@ -35,7 +35,8 @@ def _cmd_scan(args: argparse.Namespace) -> int:
 
     flags = {"survey": args.survey, "data_dir": args.data, "shard_size": args.shard_size,
              "inject_rate": args.inject_rate, "inject_seed": args.inject_seed,
-             "store_dtype": args.store_dtype}  # fmt: skip
+             "store_dtype": args.store_dtype,
+             "store_compression": args.store_compression}  # fmt: skip
     return report(run_scan(build_config(ScanConfig, {**run_flags(args), **flags})))
 
 
@@ -54,7 +55,8 @@ def _cmd_bench_scan(args: argparse.Namespace) -> int:
     flags = {"survey": args.survey, "data_dir": args.data, "model": args.model,
              "workers": args.workers, "batch_size": args.batch_size,
              "shard_size": args.shard_size, "quiet": args.quiet or None,
-             "inject_rate": args.inject_rate}  # fmt: skip
+             "inject_rate": args.inject_rate,
+             "store_compression": args.store_compression}  # fmt: skip
     result = bench_scan(build_config(ScanConfig, flags), repeats=args.repeats)
     path = write_result(result, args.results)
     print(f"bare model      {result['model_cutouts_per_s']['median']:8.1f} cutouts/s")
@@ -270,6 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--shard-size", type=int, help="objects per shard")
     s.add_argument("--store-dtype", choices=("float32", "float16"),
                    help="cutout store precision (float16: half the bytes)")  # fmt: skip
+    s.add_argument("--store-compression", choices=("zstd", "none"),
+                   help="cutout store compression (default zstd)")  # fmt: skip
     add_inject_arguments(s, "0.05")
     add_run_arguments(s)
     s.set_defaults(func=_cmd_scan)
@@ -322,6 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument(
         "--inject-rate", type=float, help="injection rate of the with-injection scans (0: skip)"
     )
+    b.add_argument("--store-compression", choices=("zstd", "none"))
     b.add_argument(
         "--results", type=Path, default=Path("benchmarks/results"), help="where the JSON goes"
     )

@@ -59,6 +59,7 @@ def run_scan(config: ScanConfig) -> ScanResult:
             cutout_px=spec.cutout_px, model_dir=str(card.directory), model_sha256=card.sha256,
             batch_size=config.batch_size, survey=spec.name, inject_rate=config.inject_rate,
             inject_seed=config.inject_seed, store_dtype=config.store_dtype,
+            store_compression=config.store_compression,
             provider=config.provider,
         )  # fmt: skip
 

@@ -81,6 +81,7 @@ class ShardTask:
     inject_seed: int = 0
     #: cutout store dtype: float32 counts, or float16 in units of 3 sky sigma
     store_dtype: str = "float32"
+    store_compression: str = "zstd"
     #: ONNX Runtime execution provider (auto, cpu, cuda, tensorrt)
     provider: str = "auto"
 
@@ -189,6 +190,7 @@ def process_shard(task: ShardTask) -> ShardResult:
                     tile=task.tile,
                     bands=task.bands,
                     dtype=task.store_dtype,
+                    compression=task.store_compression,
                     scale=store_scale(get_survey(task.survey)) if task.survey else None,
                 )
                 seconds["store"] = time.perf_counter() - t2

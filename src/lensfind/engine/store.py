@@ -53,12 +53,14 @@ def write_shard_cutouts(
     bands: tuple[str, ...] = (),
     dtype: str = "float32",
     scale: np.ndarray | None = None,
+    compression: str = "zstd",
 ) -> int:
     """Write one shard's cutouts (only valid stamps) atomically into the store.
 
     ``ra``/``dec`` (degrees), ``tile`` and ``bands`` let ``engine score``
     re-score the store into a full run directory without the survey files.
     ``dtype="float16"`` stores ``images / scale`` (``scale`` per band, counts).
+    ``compression`` is ``"zstd"`` (level 1) or ``"none"``.
     Returns the number of pixels clipped to the float16 range (0 for float32).
     """
     if dtype not in STORE_DTYPES:
@@ -92,7 +94,7 @@ def write_shard_cutouts(
         dtype=dtype,
         chunks=(chunk, *images.shape[1:]),
         shards=(-(-n // chunk) * chunk, *images.shape[1:]),
-        compressors=ZstdCodec(level=1),
+        compressors=ZstdCodec(level=1) if compression == "zstd" else None,
     )
     if len(object_id):
         arr[:] = images
