@@ -153,3 +153,22 @@ def test_ensemble_command(work, trained):
     p = OnnxScorer(work / "ens")(data.images[:8])
     assert p.shape == (8,) and np.all((p >= 0) & (p <= 1))
     assert (work / "ens" / "MODEL_CARD.md").is_file()
+
+
+def test_export_fp16_of_the_shipped_model_from_the_cli(tmp_path, capsys):
+    import json
+
+    from lensfind.engine.cli import main
+    from lensfind.export.card import load_card
+
+    out = tmp_path / "des_y3_fp16"
+    assert main(["export", "--model", "des_y3", "--fp16", "--out", str(out), "--quiet"]) == 0
+    card = load_card(out)  # sha256 checked
+    raw = json.loads((out / "model_card.json").read_text())
+    assert json.dumps(raw).count("fp16") >= 1
+    assert "fp16" in capsys.readouterr().out and card.input_shape == (4, 100, 100)
+    assert main(["export", "--out", str(tmp_path / "x"), "--fp16"]) == 2
+    assert "exactly one of --checkpoint or --model" in capsys.readouterr().err
+    assert main(["export", "--model", "des_y3", "--out", str(tmp_path / "y"),
+                 "--calibration", "a.zarr"]) == 2  # fmt: skip
+    assert "--calibration goes with --int8" in capsys.readouterr().err

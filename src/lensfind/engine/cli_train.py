@@ -92,7 +92,31 @@ def _export(
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    _export(args.checkpoint, args.out, args.name, args.test_set, args.threshold)
+    import tempfile
+
+    from lensfind.errors import ConfigError
+
+    precision = "fp16" if args.fp16 else "int8" if args.int8 else "fp32"
+    if (args.checkpoint is None) == (args.model is None):
+        raise ConfigError("engine export needs exactly one of --checkpoint or --model")
+    if args.calibration is not None and precision != "int8":
+        raise ConfigError("--calibration goes with --int8")
+    if precision == "fp32":
+        if args.checkpoint is None:
+            raise ConfigError("--model needs --fp16 or --int8 (it is already exported)")
+        _export(args.checkpoint, args.out, args.name, args.test_set, args.threshold)
+        return 0
+    from lensfind.export.precision import export_precision
+    from lensfind.models import resolve_model
+
+    with tempfile.TemporaryDirectory(prefix="lensfind-export-") as tmp:
+        if args.checkpoint is not None:
+            source = Path(tmp) / "fp32"
+            _export(args.checkpoint, source, args.name, args.test_set, args.threshold)
+        else:
+            source = resolve_model(args.model, survey="").directory
+        out = export_precision(source, args.out, precision, args.calibration)
+    print(f"wrote {precision} model {out / 'model.onnx'} (card {out / 'model_card.json'})")
     return 0
 
 
@@ -137,8 +161,15 @@ def add_train_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     _add_field_flags(s, TrainConfig, CONFIG_FIELDS)
     s.set_defaults(func=_cmd_train)
 
-    s = sub.add_parser("export", parents=[common], help="export a checkpoint to ONNX + card")
-    s.add_argument("--checkpoint", type=Path, required=True)
+    s = sub.add_parser(
+        "export", parents=[common], help="export a checkpoint (or convert a model) to ONNX + card"
+    )
+    s.add_argument("--checkpoint", type=Path, help="a checkpoint written by engine train")
+    s.add_argument("--model", help="with --fp16/--int8: convert this exported model instead")
+    prec = s.add_mutually_exclusive_group()
+    prec.add_argument("--fp16", action="store_true", help="fp16 graph (float32 I/O)")
+    prec.add_argument("--int8", action="store_true", help="static INT8 quantisation")
+    s.add_argument("--calibration", type=Path, help="--int8: simulated set to calibrate on")
     s.add_argument("--out", type=Path, required=True)
     s.add_argument("--name")
     s.add_argument("--test-set", type=Path)
