@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from lensfind.errors import ModelError
 from lensfind.preprocess import AsinhNormalisation
 
@@ -43,6 +45,20 @@ class ModelCard:
     @property
     def directory(self) -> Path:
         return self.onnx_path.parent
+
+    def normalised_input(self, cutouts: np.ndarray) -> np.ndarray:
+        """Check raw cutouts (counts) against the input shape and normalise them.
+
+        Returns float32 ``(N, bands, H, W)`` as the model's graph takes it;
+        raises :class:`ModelError` naming the model for a wrong shape.
+        """
+        expected = self.input_shape
+        if cutouts.ndim != 4 or tuple(cutouts.shape[1:]) != tuple(expected):
+            raise ModelError(
+                f"{self.name}: expected cutouts (N, {', '.join(map(str, expected))}), "
+                f"got {tuple(cutouts.shape)}"
+            )
+        return self.normalisation(np.ascontiguousarray(cutouts, dtype=np.float32))
 
 
 def load_card(model_dir: Path) -> ModelCard:

@@ -275,15 +275,10 @@ class TensorRTScorer:
         self._context.set_tensor_address(self._output, self._dev_out)
 
     def __call__(self, cutouts: np.ndarray) -> np.ndarray:
-        expected = self.card.input_shape
-        if cutouts.ndim != 4 or tuple(cutouts.shape[1:]) != expected:
-            raise ModelError(
-                f"{self.card.name}: expected cutouts (N, {', '.join(map(str, expected))}), "
-                f"got {tuple(cutouts.shape)}"
-            )
-        if len(cutouts) == 0:
+        x = self.card.normalised_input(cutouts)
+        if len(x) == 0:
             return np.empty(0, dtype=np.float32)
-        return self.predict_normalised(self.card.normalisation(cutouts.astype(np.float32)))
+        return self.predict_normalised(x)
 
     def predict_normalised(self, x: np.ndarray) -> np.ndarray:
         """Lens probabilities of normalised cutouts: host -> device -> host per batch."""

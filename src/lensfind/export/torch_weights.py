@@ -78,13 +78,7 @@ class TorchScorer:
     def __call__(self, cutouts: np.ndarray) -> np.ndarray:
         from lensfind.training._torch import torch
 
-        expected = self.card.input_shape
-        if cutouts.ndim != 4 or tuple(cutouts.shape[1:]) != expected:
-            raise ModelError(
-                f"{self.card.name}: expected cutouts (N, {', '.join(map(str, expected))}), "
-                f"got {tuple(cutouts.shape)}"
-            )
-        x = self.card.normalisation(np.ascontiguousarray(cutouts, dtype=np.float32))
+        x = self.card.normalised_input(cutouts)
         with torch.inference_mode():
             z = self.model(torch.from_numpy(x).to(self.device))
             return torch.sigmoid(z).float().cpu().numpy().reshape(-1)
