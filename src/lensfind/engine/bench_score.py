@@ -26,6 +26,8 @@ from lensfind.engine.bench import _machine
 from lensfind.engine.store import STORE_NAME, write_shard_cutouts
 from lensfind.versions import versions
 
+#: Lens fraction of the synthetic block (a survey has ~1e-3 lenses among its galaxies).
+SYNTHETIC_LENS_FRACTION = 0.001
 #: Stated assumptions of the 10^9 projection.
 PROJECTION_ASSUMPTIONS = (
     "throughput scales linearly with cores (one single-threaded worker per core)",
@@ -37,12 +39,20 @@ PROJECTION_ASSUMPTIONS = (
 def make_synthetic_store(
     path: Path, n_objects: int, survey: str = "des_y3", shard_size: int = 256, seed: int = 0
 ) -> Path:
-    """A cutout store of ``n_objects`` made of one hard-linked block of simulated cutouts."""
+    """A cutout store of ``n_objects`` made of one hard-linked block of simulated cutouts.
+
+    The block is a survey-like population (lens fraction
+    :data:`SYNTHETIC_LENS_FRACTION`), so the candidates a run keeps in memory are as
+    rare as on the sky.
+    """
+    from lensfind.simulation.population import PopulationConfig
     from lensfind.simulation.simulate import simulate
     from lensfind.surveys import get_survey
 
     spec = get_survey(survey)
-    block = simulate(spec, shard_size, seed).images
+    # survey-like: galaxies that are almost all non-lenses (candidates are what memory keeps)
+    population = PopulationConfig(lens_fraction=SYNTHETIC_LENS_FRACTION)
+    block = simulate(spec, shard_size, seed, config=population).images
     store = path / STORE_NAME
     template = "block-0000"
     ids = np.arange(shard_size, dtype=np.int64)
