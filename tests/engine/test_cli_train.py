@@ -167,6 +167,9 @@ def test_export_fp16_of_the_shipped_model_from_the_cli(tmp_path, capsys):
     raw = json.loads((out / "model_card.json").read_text())
     assert json.dumps(raw).count("fp16") >= 1
     assert "fp16" in capsys.readouterr().out and card.input_shape == (4, 100, 100)
+    probes = raw["probe_mean_score_change"]["probes"]
+    assert set(probes) == {"none", "colour", "blur", "noise", "annulus", "disk"}
+    assert all(abs(p["change"]) < 1e-2 for p in probes.values())  # fp16: tiny changes
     assert main(["export", "--out", str(tmp_path / "x"), "--fp16"]) == 2
     assert "exactly one of --checkpoint or --model" in capsys.readouterr().err
     assert main(["export", "--model", "des_y3", "--out", str(tmp_path / "y"),

@@ -7,7 +7,6 @@ probabilities out) or, on GPUs, ``device`` mode (the data stays on the GPU).
 """
 
 import copy
-import warnings
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ import numpy as np
 
 from lensfind.errors import ConfigError
 from lensfind.export.card import ModelCard, sha256_of
+from lensfind.export.onnx_export import export_probability_graph
 from lensfind.export.scorer import (
     EXECUTION_PROVIDERS,
     OnnxScorer,
@@ -46,34 +46,6 @@ class Variant:
     module: Any = None
 
 
-def _export_module(module: Any, shape: tuple[int, int, int], path: Path) -> Path:
-    """ONNX of ``sigmoid(module(x))`` with a dynamic batch (TorchScript exporter)."""
-    from lensfind.training._torch import torch
-
-    class WithSigmoid(torch.nn.Module):
-        def __init__(self, inner: Any) -> None:
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, x: Any) -> Any:
-            return torch.sigmoid(self.inner(x))
-
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.onnx")
-        warnings.filterwarnings("ignore", message="You are using the legacy TorchScript")
-        torch.onnx.export(
-            WithSigmoid(module).eval(),
-            (torch.zeros(2, *shape),),
-            str(path),
-            input_names=["cutouts"],
-            output_names=["lens_probability"],
-            dynamic_axes={"cutouts": {0: "batch"}, "lens_probability": {0: "batch"}},
-            opset_version=17,
-            dynamo=False,
-        )
-    return path
-
-
 def arch_card(arch: str, workdir: Path) -> tuple[ModelCard, Any]:
     """A seed architecture with random weights at its paper input: card + torch module."""
     from lensfind.preprocess import AsinhNormalisation
@@ -84,7 +56,8 @@ def arch_card(arch: str, workdir: Path) -> tuple[ModelCard, Any]:
         raise ConfigError(f"unknown architecture {arch!r} (known: {', '.join(ARCHITECTURES)})")
     module = build_model(arch).eval()
     shape = (len(info.bands), info.size_px, info.size_px)
-    path = _export_module(module, shape, workdir / f"{arch}.onnx")
+    path = workdir / f"{arch}.onnx"
+    export_probability_graph(module, shape, path)
     card = ModelCard(
         name=arch,
         survey="",

@@ -106,8 +106,10 @@ def _cmd_export(args: argparse.Namespace) -> int:
             raise ConfigError("--model needs --fp16 or --int8 (it is already exported)")
         _export(args.checkpoint, args.out, args.name, args.test_set, args.threshold)
         return 0
+    from lensfind.export.card import load_card
     from lensfind.export.precision import export_precision
     from lensfind.models import resolve_model
+    from lensfind.probes.precision_check import record_probe_changes
 
     with tempfile.TemporaryDirectory(prefix="lensfind-export-") as tmp:
         if args.checkpoint is not None:
@@ -116,7 +118,10 @@ def _cmd_export(args: argparse.Namespace) -> int:
         else:
             source = resolve_model(args.model, survey="").directory
         out = export_precision(source, args.out, precision, args.calibration)
+        changes = record_probe_changes(load_card(source), out, load_card(out))
     print(f"wrote {precision} model {out / 'model.onnx'} (card {out / 'model_card.json'})")
+    worst = max(changes["probes"].items(), key=lambda kv: abs(kv[1]["change"]))
+    print(f"largest change of a probe's mean score vs fp32: {worst[0]} {worst[1]['change']:+.4f}")
     return 0
 
 

@@ -57,6 +57,17 @@ def export_onnx_graph(
     return path
 
 
+def export_probability_graph(
+    model: "torch.nn.Module", input_shape: tuple[int, int, int], path: Path, opset: int = 17
+) -> "torch.nn.Module":
+    """Export ``sigmoid(model(x))`` of a logit model; return that probability module."""
+    from lensfind.training._torch import torch
+
+    wrapped = torch.nn.Sequential(model, torch.nn.Sigmoid()).eval()
+    export_onnx_graph(wrapped, input_shape, path, opset)
+    return wrapped
+
+
 def export_checkpoint(
     checkpoint: Path,
     out_dir: Path,
@@ -80,17 +91,8 @@ def export_checkpoint(
     out_dir.mkdir(parents=True, exist_ok=True)
     bands, size, _ = meta["input_shape"]
 
-    class WithSigmoid(torch.nn.Module):
-        def __init__(self, inner: torch.nn.Module) -> None:
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return torch.sigmoid(self.inner(x))
-
-    wrapped = WithSigmoid(model).eval()
     onnx_path = out_dir / ONNX_NAME
-    export_onnx_graph(wrapped, (bands, size, size), onnx_path, opset)
+    wrapped = export_probability_graph(model, (bands, size, size), onnx_path, opset)
     import onnx
 
     norm = AsinhNormalisation.from_dict(meta["normalisation"])
