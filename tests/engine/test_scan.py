@@ -308,7 +308,13 @@ def _manifest_lines(path: Path) -> int:
         return 0
 
 
-def test_sigkill_then_resume_gives_the_uninterrupted_catalogue(model_dir, scan_config, tmp_path):
+@pytest.mark.parametrize(
+    "kill_after",
+    [2, pytest.param(17, marks=pytest.mark.slow), pytest.param(31, marks=pytest.mark.slow)],
+)
+def test_sigkill_then_resume_gives_the_uninterrupted_catalogue(
+    model_dir, scan_config, tmp_path, kill_after
+):
     # One 1000x1000 px tile, 100 objects, two objects per shard: the scan commits
     # 50 shards over a few seconds (each reads the whole tile), so the kill lands early.
     region = make_test_region(tmp_path / "region", tiles_ra=1, tile_px=1000, seed=3)
@@ -321,13 +327,14 @@ def test_sigkill_then_resume_gives_the_uninterrupted_catalogue(model_dir, scan_c
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
         try:
             deadline = time.monotonic() + 60
-            while _manifest_lines(run / "manifest.jsonl") < 2:
+            while _manifest_lines(run / "manifest.jsonl") < kill_after:
                 if proc.poll() is not None:
                     pytest.fail(
-                        f"scan exited (rc {proc.returncode}) before two commits: {log.read_text()}"
+                        f"scan exited (rc {proc.returncode}) before {kill_after} commits: "
+                        f"{log.read_text()}"
                     )
                 if time.monotonic() > deadline:
-                    pytest.fail("no two shard commits within 60 s")
+                    pytest.fail(f"no {kill_after} shard commits within 60 s")
                 time.sleep(0.002)
             os.killpg(proc.pid, signal.SIGKILL)
         finally:
