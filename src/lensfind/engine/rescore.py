@@ -15,7 +15,13 @@ import pyarrow as pa
 from lensfind.engine.config import ScoreConfig
 from lensfind.engine.plan import Plan, Shard
 from lensfind.engine.run import ScanResult, default_run_dir, execute
-from lensfind.engine.shard import ShardResult, check_provider, score_batches, write_scores
+from lensfind.engine.shard import (
+    ShardResult,
+    check_provider,
+    release_memory,
+    score_batches,
+    write_scores,
+)
 from lensfind.engine.store import (
     StoreError,
     list_shards,
@@ -70,6 +76,7 @@ def process_rescore(task: RescoreTask) -> ShardResult:
     result.seconds.update(read=read_s, score=score_s, write=time.perf_counter() - t2)
     result.batch_sizes = sizes
     result.bytes_read = int(images.nbytes)
+    release_memory()
     return result
 
 

@@ -5,11 +5,13 @@ exactly one state: ``scored``, ``skipped`` (with a reason) or ``failed`` (with a
 reason); a bad tile fails its objects and never raises out of the task.
 """
 
+import ctypes
+import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -103,6 +105,28 @@ class ShardResult:
     bytes_read: int = 0
     #: pixels clipped to the float16 range in the cutout store
     store_clipped_pixels: int = 0
+
+
+def _load_malloc_trim() -> Any:
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc: nothing to trim
+        return None
+
+
+_MALLOC_TRIM = _load_malloc_trim() if sys.platform.startswith("linux") else None
+
+
+def release_memory() -> None:
+    """Give freed heap pages back to the OS after a shard.
+
+    Shards allocate and free tens of MB from several threads (zarr's codec
+    pipeline, ONNX Runtime); glibc keeps such pages in per-thread arenas, so a
+    worker's RSS would creep up with the number of shards. ``malloc_trim``
+    keeps it flat (measured by ``engine bench score``).
+    """
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
 
 
 def reason_class(reason: str) -> str:
@@ -217,6 +241,7 @@ def process_shard(task: ShardTask) -> ShardResult:
     result.batch_sizes = batch_sizes
     result.bytes_read = bytes_read
     result.store_clipped_pixels = clipped
+    release_memory()
     return result
 
 
