@@ -215,7 +215,11 @@ def process_shard(task: ShardTask) -> ShardResult:
                     bands=task.bands,
                     dtype=task.store_dtype,
                     compression=task.store_compression,
-                    scale=store_scale(get_survey(task.survey)) if task.survey else None,
+                    scale=(
+                        store_scale(get_survey(task.survey))
+                        if task.store_dtype == "float16"
+                        else None
+                    ),
                 )
                 seconds["store"] = time.perf_counter() - t2
                 hosts = good & choose_hosts(ids, task.inject_rate, task.inject_seed)
