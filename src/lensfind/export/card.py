@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from lensfind.errors import ModelError
+from lensfind.export.calibration import Calibration
 from lensfind.preprocess import AsinhNormalisation
 
 CARD_NAME = "model_card.json"
@@ -45,6 +46,29 @@ class ModelCard:
     @property
     def directory(self) -> Path:
         return self.onnx_path.parent
+
+    @property
+    def calibration(self) -> "Calibration | None":
+        """The card's score calibration (``calibration`` entry), or None."""
+        try:
+            return Calibration.from_card(self.raw)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelError(f"{self.name}: bad calibration in its model card ({exc})") from None
+
+    def calibrate(self, p: np.ndarray) -> np.ndarray:
+        """Raw network probabilities -> the probabilities scorers return.
+
+        The one place where the card's calibration is applied: every scorer
+        (ONNX Runtime, TensorRT, torch) passes its network output through it.
+        Without a calibration entry ``p`` is returned unchanged.
+        """
+        cal = self.calibration
+        return p if cal is None else cal.apply(p)
+
+    def uncalibrated(self) -> "ModelCard":
+        """This card without its calibration (scorers of it return raw network outputs)."""
+        raw = {k: v for k, v in self.raw.items() if k != "calibration"}
+        return ModelCard(**{**self.__dict__, "raw": raw})
 
     def normalised_input(self, cutouts: np.ndarray) -> np.ndarray:
         """Check raw cutouts (counts) against the input shape and normalise them.
@@ -83,6 +107,7 @@ def load_card(model_dir: Path) -> ModelCard:
             onnx_path=onnx_path,
             raw=raw,
         )
+        card.calibration  # noqa: B018 - a bad calibration entry fails at load
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelError(f"{card_path}: missing or bad field ({exc})") from None
     if not onnx_path.is_file():

@@ -254,10 +254,14 @@ class OnnxScorer:
         return self.predict_normalised(x)
 
     def predict_normalised(self, x: np.ndarray) -> np.ndarray:
-        """Lens probabilities ``(N,)`` of cutouts already normalised as the card says."""
+        """Lens probabilities ``(N,)`` of cutouts already normalised as the card says.
+
+        The card's score calibration, if it has one, is applied
+        (:meth:`~lensfind.export.card.ModelCard.calibrate`).
+        """
         step = self.settings.batch_size if self.provider == "tensorrt" else max(len(x), 1)
         parts = [self._run(x[i : i + step]) for i in range(0, len(x), step)]
-        return np.concatenate(parts) if parts else np.empty(0, dtype=np.float32)
+        return self.card.calibrate(np.concatenate(parts)) if parts else np.empty(0, np.float32)
 
     def _run(self, x: np.ndarray) -> np.ndarray:
         if not self.io_binding:

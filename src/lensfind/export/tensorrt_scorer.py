@@ -293,7 +293,7 @@ class TensorRTScorer:
                                   self._host_out.nbytes, DEVICE_TO_HOST, self._stream)  # fmt: skip
             self._rt.synchronize(self._stream)
             out.append(self._host_out.reshape(-1)[:n].copy())
-        return np.concatenate(out) if out else np.empty(0, dtype=np.float32)
+        return self.card.calibrate(np.concatenate(out)) if out else np.empty(0, np.float32)
 
     def load_device(self, x: np.ndarray) -> None:
         """Copy one batch of normalised cutouts to the device input (for benchmarks)."""

@@ -81,4 +81,4 @@ class TorchScorer:
         x = self.card.normalised_input(cutouts)
         with torch.inference_mode():
             z = self.model(torch.from_numpy(x).to(self.device))
-            return torch.sigmoid(z).float().cpu().numpy().reshape(-1)
+            return self.card.calibrate(torch.sigmoid(z).float().cpu().numpy().reshape(-1))
