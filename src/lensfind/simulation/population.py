@@ -9,20 +9,34 @@ Kinds
 ``star``        point source with stellar colours
 ``pair``        elliptical with a close companion (often blue and elongated)
 
+Rare lenses (:data:`RARE_KINDS`, never drawn unless ``PopulationConfig.lens_mix``
+asks for them; Wilde et al. 2022):
+
+``compound_arc``  double-source-plane lens, galaxies within +-5 arcsec of the source
+``double_ring``   the same within +-0.25 arcsec: mostly two concentric rings
+``red_source``    a ``lens`` whose source has the colours of a dusty / high-redshift
+                  galaxy (``dusty_red``) at the same r magnitude
+
 Colours are magnitude offsets from the r band per band name, so the same
 population serves DES griz, KiDS r and Euclid VIS/YJH.
 """
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from lensfind.simulation.scene import Scene, SersicComponents
+from lensfind.simulation.compound import COMPOUND_KINDS, CompoundConfig, draw_compound
+from lensfind.simulation.scene import Scene, SecondPlane, SersicComponents
 from lensfind.surveys.spec import SurveySpec
 
 KINDS = ("lens", "elliptical", "spiral", "edge_on", "star", "pair")
 NONLENS_KINDS = KINDS[1:]
+RARE_KINDS = (*COMPOUND_KINDS, "red_source")
+#: Every kind; sets holding rare lenses encode kinds by their index here.
+ALL_KINDS = (*KINDS, *RARE_KINDS)
+#: Kinds that are lenses (label 1).
+LENS_KINDS = ("lens", *RARE_KINDS)
 
 # Magnitude offsets m_band - m_r of typical spectral types (observed frame).
 _COLOURS: dict[str, dict[str, float]] = {
@@ -47,6 +61,21 @@ _COLOURS: dict[str, dict[str, float]] = {
         "Y": -0.35,
         "J": -0.50,
         "H": -0.65,
+    },
+    # Dust-reddened star-forming galaxy at z ~ 1.5-3 (red lensed sources): the red
+    # ring of Geach et al. (2015; source at z = 2.2) and the lensed dusty galaxies of
+    # Negrello et al. (2017), as Wilde+22 sec. 6 discuss. r - H = 2.8 gives
+    # r - K_AB ~ 3.3, the extremely-red-object cut R - K_Vega > 5 (Elston et al.
+    # 1988; McCarthy 2004); g - r = 1.3 and r - z = 1.3 against 0.25 for "blue".
+    "dusty_red": {
+        "g": 1.30,
+        "r": 0.0,
+        "i": -0.70,
+        "z": -1.30,
+        "VIS": -0.40,
+        "Y": -1.80,
+        "J": -2.30,
+        "H": -2.80,
     },
     # nearby disc galaxy, z ~ 0.1-0.3
     "disc": {
@@ -81,6 +110,8 @@ class PopulationConfig:
     Lenses fainter than ``min_source_snr`` (matched-filter S/N of the lensed
     source against sky noise, all bands) are brightened to it, the detectability
     cut of LensPop-style training sets (Collett 2015); 0 disables it.
+    ``lens_mix`` splits the lenses over :data:`LENS_KINDS` (default: all
+    ``lens``); ``compound`` holds the compound-lens ranges (Wilde+22 Table 1).
     """
 
     lens_fraction: float = 0.5
@@ -104,13 +135,36 @@ class PopulationConfig:
             "pair": 0.25,
         }
     )
+    lens_mix: Mapping[str, float] = field(default_factory=lambda: {"lens": 1.0})
+    compound: CompoundConfig = field(default_factory=CompoundConfig)
+
+    @property
+    def has_rare_kinds(self) -> bool:
+        """Whether ``lens_mix`` draws any of :data:`RARE_KINDS`."""
+        return any(k != "lens" and w > 0 for k, w in self.lens_mix.items())
 
     def draw_kinds(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        """Draw ``n`` object kinds: lenses with ``lens_fraction``, the rest by ``nonlens_mix``."""
+        """Draw ``n`` object kinds: lenses with ``lens_fraction``, the rest by ``nonlens_mix``.
+
+        Lenses are split over ``lens_mix`` (one more draw, only when it holds
+        rare kinds, so default sets are unchanged).
+        """
         names = list(self.nonlens_mix)
         w = np.array([self.nonlens_mix[k] for k in names], dtype=float)
         kinds = rng.choice(np.array(names, dtype=object), size=n, p=w / w.sum())
-        kinds[rng.random(n) < self.lens_fraction] = "lens"
+        lens = rng.random(n) < self.lens_fraction
+        kinds[lens] = "lens"
+        if self.has_rare_kinds:
+            bad = set(self.lens_mix) - set(LENS_KINDS)
+            if bad:
+                raise ValueError(
+                    f"lens_mix: unknown lens kinds {sorted(bad)} (known: {LENS_KINDS})"
+                )
+            lk = list(self.lens_mix)
+            lw = np.array([self.lens_mix[k] for k in lk], dtype=float)
+            kinds[lens] = rng.choice(
+                np.array(lk, dtype=object), size=int(lens.sum()), p=lw / lw.sum()
+            )
         return kinds.astype(str)
 
 
@@ -161,10 +215,10 @@ def sample_scene(
     """
     n, nb = kinds.size, len(spec.bands)
     u = rng.uniform
-    is_kind = {k: kinds == k for k in KINDS}
-    unknown = set(np.unique(kinds)) - set(KINDS)
+    is_kind = {k: kinds == k for k in ALL_KINDS}
+    unknown = set(np.unique(kinds)) - set(ALL_KINDS)
     if unknown:
-        raise ValueError(f"unknown object kinds {sorted(unknown)} (known: {KINDS})")
+        raise ValueError(f"unknown object kinds {sorted(unknown)} (known: {ALL_KINDS})")
     pix = spec.pixel_scale_arcsec
     scat = config.colour_scatter_mag
 
@@ -231,7 +285,7 @@ def sample_scene(
     arm_phase = u(0, 2 * np.pi, n)
 
     # Lensing (SIE + shear) and the lensed source, for lenses only.
-    lens = is_kind["lens"]
+    lens = np.isin(kinds, LENS_KINDS)
     theta_e = np.where(lens, u(*config.theta_e_range_arcsec, n), 0.0)
     mass_q = np.clip(q + 0.1 * rng.standard_normal(n), 0.4, 1.0)
     mass_phi = phi + np.deg2rad(10.0) * rng.standard_normal(n)
@@ -273,9 +327,35 @@ def sample_scene(
     fwhm = seeing_factor[:, None] * np.array([b.psf_fwhm_arcsec for b in spec.bands])[None, :]
 
     jitter = config.center_jitter_px * pix
+    center_x = u(-jitter, jitter, n) if jitter else np.zeros(n)
+    center_y = u(-jitter, jitter, n) if jitter else np.zeros(n)
+    truth = {
+        "mag_r_lens": mag_r,
+        "mag_g_source_intrinsic": np.where(lens, src_mag_g, np.nan),
+        "seeing_factor": seeing_factor,
+    }
+    # Rare kinds last, so that sets without them draw exactly what they always did.
+    second = None
+    red = is_kind["red_source"]
+    if red.any():
+        src_flux[red] = _fluxes(spec, src_mag_r[red], "dusty_red", rng, scat)
+        source = replace(source, flux=src_flux)
+        truth["mag_g_source_intrinsic"][red] = src_mag_r[red] + _COLOURS["dusty_red"]["g"]
+    if np.isin(kinds, COMPOUND_KINDS).any():
+        main, source, second, extra = _compound(spec, kinds, rng, config, main, source, scat)
+        k = np.isin(kinds, COMPOUND_KINDS)
+        mag_r[k] = extra.pop("mag_r_main")[k]
+        theta_e[k] = extra.pop("theta_e_main_arcsec")[k]
+        gamma1[k], gamma2[k] = extra.pop("gamma1")[k], extra.pop("gamma2")[k]
+        # both sources together (intrinsic g, AB)
+        g_first = extra.pop("mag_g_first")[k]
+        truth["mag_g_source_intrinsic"][k] = -2.5 * np.log10(
+            10 ** (-0.4 * g_first) + 10 ** (-0.4 * src_mag_g[k])
+        )
+        truth.update(extra)
     scene = Scene(
-        center_x_arcsec=u(-jitter, jitter, n) if jitter else np.zeros(n),
-        center_y_arcsec=u(-jitter, jitter, n) if jitter else np.zeros(n),
+        center_x_arcsec=center_x,
+        center_y_arcsec=center_y,
         main=main,
         companion=companion,
         source=source,
@@ -289,10 +369,71 @@ def sample_scene(
         gamma2=gamma2,
         point_flux=point_flux,
         psf_fwhm_arcsec=fwhm,
+        second=second,
     )
-    truth = {
-        "mag_r_lens": mag_r,
-        "mag_g_source_intrinsic": np.where(lens, src_mag_g, np.nan),
-        "seeing_factor": seeing_factor,
-    }
     return scene, truth
+
+
+#: Truth columns of compound lenses (NaN for other kinds).
+COMPOUND_TRUTH = ("z_lens", "z_source1", "z_source2", "sigma_lens_kms", "sigma_source1_kms",
+                  "theta_e_source1_arcsec", "beta12")  # fmt: skip
+
+
+def _compound(
+    spec: SurveySpec,
+    kinds: np.ndarray,
+    rng: np.random.Generator,
+    config: PopulationConfig,
+    main: SersicComponents,
+    source: SersicComponents,
+    scat: float,
+) -> tuple[SersicComponents, SersicComponents, SecondPlane, dict[str, np.ndarray]]:
+    """Turn the compound rows into double-source-plane lenses (Wilde+22 sec. 2.2).
+
+    The main deflector gets the nearer lens galaxy's magnitude; the first source
+    becomes the farther lens galaxy (red elliptical light, Table 1 shape); the
+    drawn blue source moves behind it to the second source plane.
+    """
+    n, nb = kinds.size, len(spec.bands)
+    k = np.isin(kinds, COMPOUND_KINDS)
+    d = draw_compound(kinds[k], config.lens_mag_r_range, rng, config.compound)
+
+    def put(fill: float, values: np.ndarray) -> np.ndarray:
+        out = np.full(n, fill)
+        out[k] = values
+        return out
+
+    main_flux = main.flux.copy()
+    main_flux[k] = _fluxes(spec, d.mag_r_main, "red", rng, scat)
+    s1_flux = source.flux.copy()
+    s1_flux[k] = _fluxes(spec, d.mag_r_second, "red", rng, scat)
+    first = SersicComponents(
+        s1_flux,
+        np.where(k, put(1.0, d.second_r_eff_arcsec), source.r_eff_arcsec),
+        np.where(k, put(1.0, d.second_n), source.n),
+        np.where(k, put(1.0, d.second_q), source.q),
+        np.where(k, put(0.0, d.second_phi), source.phi),
+        np.where(k, put(0.0, d.second_dx_arcsec), source.dx_arcsec),
+        np.where(k, put(0.0, d.second_dy_arcsec), source.dy_arcsec),
+    )
+    s2_flux = np.zeros((n, nb))
+    s2_flux[k] = source.flux[k]
+    s2 = replace(source, flux=s2_flux, dx_arcsec=put(0.0, d.source_dx_arcsec),
+                 dy_arcsec=put(0.0, d.source_dy_arcsec))  # fmt: skip
+    second = SecondPlane(s2, put(0.0, d.theta_e_second_arcsec), put(1.0, d.second_q),
+                         put(0.0, d.second_phi), put(1.0, d.beta12))  # fmt: skip
+    extra = {
+        "mag_r_main": put(np.nan, d.mag_r_main),
+        "theta_e_main_arcsec": put(np.nan, d.theta_e_main_arcsec),
+        "gamma1": put(0.0, d.gamma1),
+        "gamma2": put(0.0, d.gamma2),
+        "mag_g_first": put(np.nan, d.mag_r_second + _COLOURS["red"]["g"]),
+        "z_lens": put(np.nan, d.z_lens),
+        "z_source1": put(np.nan, d.z_source1),
+        "z_source2": put(np.nan, d.z_source2),
+        "sigma_lens_kms": put(np.nan, d.sigma_main_kms),
+        "sigma_source1_kms": put(np.nan, d.sigma_second_kms),
+        "theta_e_source1_arcsec": put(np.nan, d.theta_e_second_arcsec),
+        "beta12": put(np.nan, d.beta12),
+    }
+    return replace(main, flux=main_flux), first, second, extra

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lensfind.simulation.lensing import ray_trace
+from lensfind.simulation.multiplane import double_source_plane_trace
 from lensfind.simulation.profiles import gaussian_otf, moffat_kernel, sersic, spiral_modulation
 from lensfind.simulation.scene import Scene, SersicComponents
 from lensfind.surveys.spec import SurveySpec
@@ -124,18 +125,30 @@ def render(
         lens_light = (
             scene.main.flux[b] * main[:, None] + scene.companion.flux[b] * companion[:, None]
         )
-    bx, by = ray_trace(
-        x,
-        y,
-        scene.theta_e_arcsec[e],
-        scene.mass_q[e],
-        scene.mass_phi[e],
-        scene.gamma1[e],
-        scene.gamma2[e],
-    )
+    second = scene.second
+    if second is None:
+        bx, by = ray_trace(
+            x,
+            y,
+            scene.theta_e_arcsec[e],
+            scene.mass_q[e],
+            scene.mass_phi[e],
+            scene.gamma1[e],
+            scene.gamma2[e],
+        )
+    else:
+        bx, by, bx2, by2 = double_source_plane_trace(
+            x, y, scene.theta_e_arcsec[e], scene.mass_q[e], scene.mass_phi[e],
+            scene.gamma1[e], scene.gamma2[e], second.theta_e_arcsec[e], second.q[e],
+            second.phi[e], scene.source.dx_arcsec[e], scene.source.dy_arcsec[e],
+            second.beta12[e],
+        )  # fmt: skip
+        source2 = shape_of(second.source, bx2, by2)
     source = shape_of(scene.source, bx, by)
 
     source_flux = scene.source.flux * source.sum(axis=(-2, -1))[:, None]
+    if second is not None:
+        source_flux = source_flux + second.source.flux * source2.sum(axis=(-2, -1))[:, None]
 
     fy = np.fft.fftfreq(size)[:, None]
     fx = np.fft.fftfreq(size)[None, :]
@@ -168,6 +181,10 @@ def render(
     source_conv = scene.source.flux[b] * np.fft.irfft2(
         np.fft.rfft2(source)[:, None] * otf_r, s=(size, size)
     )
+    if second is not None:
+        source_conv = source_conv + second.source.flux[b] * np.fft.irfft2(
+            np.fft.rfft2(source2)[:, None] * otf_r, s=(size, size)
+        )
     assert lens_conv.shape == (n_obj, n_band, size, size)
     return Rendered(lens_conv, source_conv, source_flux)
 

@@ -30,6 +30,33 @@ class SersicComponents:
 
 
 @dataclass(frozen=True)
+class SecondPlane:
+    """A second source plane behind the first source (compound lenses), one per object.
+
+    The first source (``Scene.source``, at ``z_s1``) is also an SIE deflector
+    centred on its light for ``source`` at ``z_s2``
+    (:func:`lensfind.simulation.multiplane.double_source_plane_trace`).
+
+    Attributes
+    ----------
+    source : SersicComponents
+        The second source; offsets are on the ``z_s2`` plane relative to the main
+        deflector, arcsec.
+    theta_e_arcsec, q, phi : ndarray (N,)
+        SIE of the first source for a source at ``z_s2``: arcsec, -, radians
+        (``theta_e = 0``: a massless first source).
+    beta12 : ndarray (N,)
+        ``D_{l,s1} D_{s2} / (D_{s1} D_{l,s2})`` in (0, 1].
+    """
+
+    source: SersicComponents
+    theta_e_arcsec: np.ndarray
+    q: np.ndarray
+    phi: np.ndarray
+    beta12: np.ndarray
+
+
+@dataclass(frozen=True)
 class Scene:
     """Everything needed to render ``N`` stamps.
 
@@ -51,6 +78,8 @@ class Scene:
         Flux of a point source at the object centre (stars), counts.
     psf_fwhm_arcsec : ndarray (N, bands)
         PSF FWHM per object and band, arcsec.
+    second : SecondPlane, optional
+        A second lensed source behind ``source`` (compound lenses); None: none.
     """
 
     center_x_arcsec: np.ndarray
@@ -68,6 +97,7 @@ class Scene:
     gamma2: np.ndarray
     point_flux: np.ndarray
     psf_fwhm_arcsec: np.ndarray
+    second: SecondPlane | None = None
 
     def __len__(self) -> int:
         return int(self.center_x_arcsec.shape[0])
@@ -76,6 +106,10 @@ class Scene:
         """Return the sub-batch selected by ``index``."""
 
         def pick(value: object) -> object:
+            if value is None:
+                return None
+            if isinstance(value, SecondPlane):
+                return SecondPlane(**{f.name: pick(getattr(value, f.name)) for f in fields(value)})
             if isinstance(value, SersicComponents):
                 return SersicComponents(
                     **{f.name: getattr(value, f.name)[index] for f in fields(value)}

@@ -5,7 +5,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lensfind.simulation.population import PopulationConfig, sample_scene
+from lensfind.simulation.population import (
+    COMPOUND_TRUTH,
+    LENS_KINDS,
+    RARE_KINDS,
+    PopulationConfig,
+    sample_scene,
+)
 from lensfind.simulation.render import add_noise, render, source_snr
 from lensfind.surveys.spec import SurveySpec
 
@@ -47,10 +53,11 @@ def _simulate_chunk(
     size_px: int,
     noise: bool,
     source_only: bool = False,
+    rare_truth: bool = False,
 ) -> SimulatedSet:
     scene, partial = sample_scene(spec, kinds, rng, config, seeing_factor)
     rend = render(scene, spec, size_px=size_px, psf=config.psf, source_only=source_only)
-    lens = kinds == "lens"
+    lens = np.isin(kinds, LENS_KINDS)
     snr = source_snr(rend, spec)
     boost = np.ones(len(kinds))
     if config.min_source_snr > 0:
@@ -61,6 +68,8 @@ def _simulate_chunk(
     ref = reference_band(spec)
 
     intrinsic_flux = scene.source.flux.sum(axis=1)
+    if scene.second is not None:
+        intrinsic_flux = intrinsic_flux + scene.second.source.flux.sum(axis=1)
     lensed_flux = rend.source_flux_unconvolved.sum(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         mu = np.where(lens, lensed_flux / intrinsic_flux, np.nan)
@@ -83,6 +92,9 @@ def _simulate_chunk(
     }
     for j, band in enumerate(spec.bands):
         truth[f"psf_fwhm_{band.name}_arcsec"] = scene.psf_fwhm_arcsec[:, j]
+    if rare_truth:
+        for key in COMPOUND_TRUTH:
+            truth[key] = partial.get(key, np.full(len(kinds), np.nan))
     images = add_noise(total, spec, rng) if noise else total.astype(np.float32)
     return SimulatedSet(images, truth)
 
@@ -129,6 +141,11 @@ def simulate(
     source_only : bool
         Return only the lensed-source light (no deflector, stars or companions):
         the stamps to inject into real cutouts. The truth is unchanged.
+
+    Sets with rare kinds (``kinds`` or ``config.lens_mix``) also get the
+    compound-lens truth columns (``z_lens``, ``z_source1``, ``z_source2``,
+    ``sigma_lens_kms``, ``sigma_source1_kms``, ``theta_e_source1_arcsec``,
+    ``beta12``; NaN for other kinds).
     """
     config = config or PopulationConfig()
     size = size_px or spec.cutout_px
@@ -138,6 +155,7 @@ def simulate(
     )
     if len(kinds) != n:
         raise ValueError(f"kinds has {len(kinds)} entries for n={n}")
+    rare_truth = config.has_rare_kinds or bool(np.isin(kinds, RARE_KINDS).any())
     n_chunks = (n + chunk - 1) // chunk
     seeds = np.random.SeedSequence(seed, spawn_key=(1,)).spawn(n_chunks)
     images = np.empty((n, len(spec.bands), size, size), dtype=np.float32)
@@ -153,6 +171,7 @@ def simulate(
             size,
             noise,
             source_only,
+            rare_truth,
         )
         images[sl] = part.images
         for key, value in part.truth.items():
