@@ -197,3 +197,24 @@ def test_healpix_index_matches_a_reference_and_flags_bad_positions():
     got = healpix29(pa.table({"ra": ra, "dec": dec}))
     ref = HEALPix(nside=2**29, order="nested").lonlat_to_healpix(ra[:3] * u.deg, dec[:3] * u.deg)
     assert got[:3].tolist() == ref.tolist() and got[3:].tolist() == [-1, -1]
+
+
+def test_plan_json_holds_row_ranges_not_every_row(tmp_path):
+    import json
+
+    from lensfind.engine.plan import Shard, row_ranges
+
+    assert row_ranges((5, 6, 7, 2, 3, 9)) == [[5, 8], [2, 4], [9, 10]]
+    assert row_ranges(()) == []
+    shards = (Shard("T-0000", "T", tuple(range(1000, 1256))), Shard("T-0001", "T", (7, 3, 4)))
+    plan = Plan("des_y3", ("g",), 100, "d", 259, "f" * 64, shards)
+    path = tmp_path / "plan.json"
+    plan.write(path)
+    data = json.loads(path.read_text())
+    assert [s["ranges"] for s in data["shards"]] == [[[1000, 1256]], [[7, 8], [3, 5]]]
+    assert "rows" not in data["shards"][0]
+    assert Plan.read(path) == plan
+    for s in data["shards"]:  # plans written before the ranges still read
+        s["rows"] = [r for a, b in s.pop("ranges") for r in range(a, b)]
+    path.write_text(json.dumps(data))
+    assert Plan.read(path) == plan

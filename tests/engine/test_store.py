@@ -139,3 +139,25 @@ def test_uncompressed_store_option(tmp_path):
     inner = [c["name"] for c in meta["codecs"][0]["configuration"]["codecs"]]
     assert "zstd" not in inner
     np.testing.assert_array_equal(read_shard_cutouts(store, "T-0000")[1], images)
+
+
+@pytest.mark.parametrize("compression", ["zstd", "none"])
+def test_shard_file_is_byte_identical_to_zarrs_own_writer(tmp_path, compression):
+    from zarr.codecs import ZstdCodec
+
+    from lensfind.engine.store import CHUNK_CUTOUTS, ZSTD_LEVEL
+
+    images = np.random.default_rng(3).normal(0, 3, (37, 4, 10, 10)).astype(np.float32)
+    store = tmp_path / "s.zarr"
+    write_shard_cutouts(store, "T-0000", np.arange(37), images, compression=compression)
+    ref = zarr.create_array(
+        str(tmp_path / "ref.zarr"), shape=images.shape, dtype="float32",
+        chunks=(CHUNK_CUTOUTS, 4, 10, 10), shards=(48, 4, 10, 10),
+        compressors=ZstdCodec(level=ZSTD_LEVEL) if compression == "zstd" else None,
+    )  # fmt: skip
+    ref[:] = images
+    key = "c/0/0/0/0"
+    ours = (store / "T-0000" / "images" / key).read_bytes()
+    assert ours == (tmp_path / "ref.zarr" / key).read_bytes()
+    arr = zarr.open_array(str(store / "T-0000" / "images"), mode="r")
+    np.testing.assert_array_equal(arr[20:35], images[20:35])  # partial reads use the index

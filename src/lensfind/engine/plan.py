@@ -7,7 +7,7 @@ skipped with a reason, so every input object is accounted for.
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -45,17 +45,31 @@ class Plan:
     shards: tuple[Shard, ...]
 
     def write(self, path: Path) -> None:
-        data = asdict(self)
-        data["shards"] = [
-            {"shard_id": s.shard_id, "tile": s.tile, "n": len(s.rows), "rows": list(s.rows)}
-            for s in self.shards
-        ]
+        """Write the plan as JSON; each shard's rows as ``[start, stop)`` runs.
+
+        A HATS (HEALPix-sorted) catalogue gives one run per shard and ``engine
+        score`` plans always do, so ``plan.json`` grows with the number of
+        shards, not of objects.
+        """
+        data = {
+            "survey": self.survey,
+            "bands": list(self.bands),
+            "cutout_px": self.cutout_px,
+            "data_dir": self.data_dir,
+            "n_objects": self.n_objects,
+            "fingerprint": self.fingerprint,
+            "shards": [
+                {"shard_id": s.shard_id, "tile": s.tile, "n": len(s.rows),
+                 "ranges": row_ranges(s.rows)}
+                for s in self.shards
+            ],
+        }  # fmt: skip
         path.write_text(json.dumps(data))
 
     @classmethod
     def read(cls, path: Path) -> "Plan":
         data = json.loads(path.read_text())
-        shards = tuple(Shard(s["shard_id"], s["tile"], tuple(s["rows"])) for s in data["shards"])
+        shards = tuple(Shard(s["shard_id"], s["tile"], _rows_of(s)) for s in data["shards"])
         return cls(
             data["survey"],
             tuple(data["bands"]),
@@ -65,6 +79,24 @@ class Plan:
             data["fingerprint"],
             shards,
         )
+
+
+def row_ranges(rows: tuple[int, ...]) -> list[list[int]]:
+    """``rows`` as runs of consecutive indices, ``[[start, stop), ...]``."""
+    if not rows:
+        return []
+    r = np.asarray(rows, dtype=np.int64)
+    breaks = np.flatnonzero(np.diff(r) != 1) + 1
+    starts = np.concatenate([[0], breaks])
+    stops = np.concatenate([breaks, [len(r)]])
+    return [[int(r[a]), int(r[b - 1]) + 1] for a, b in zip(starts, stops, strict=True)]
+
+
+def _rows_of(shard: dict) -> tuple[int, ...]:
+    """A shard's rows from ``plan.json`` (``ranges``, or the older ``rows`` list)."""
+    if "ranges" not in shard:
+        return tuple(shard["rows"])
+    return tuple(r for start, stop in shard["ranges"] for r in range(start, stop))
 
 
 def fingerprint(

@@ -204,13 +204,14 @@ def process_shard(task: ShardTask) -> ShardResult:
                 reason[~good] = np.array(why, dtype=object)[~good]
                 seconds["cutout"] = time.perf_counter() - t1
                 t2 = time.perf_counter()
+                every = bool(good.all())  # the usual case: no copy of the stamps
                 clipped = write_shard_cutouts(
                     Path(task.run_dir) / STORE_NAME,
                     task.shard_id,
-                    ids[good],
-                    stamps[good],
-                    ra=ra[good],
-                    dec=dec[good],
+                    ids if every else ids[good],
+                    stamps if every else stamps[good],
+                    ra=ra if every else ra[good],
+                    dec=dec if every else dec[good],
                     tile=task.tile,
                     bands=task.bands,
                     dtype=task.store_dtype,

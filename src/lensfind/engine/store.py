@@ -25,9 +25,17 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import google_crc32c
 import numpy as np
 import zarr
-from zarr.codecs import ZstdCodec
+from numcodecs import Zstd
+from zarr.codecs import (
+    BytesCodec,
+    Crc32cCodec,
+    ShardingCodec,
+    ShardingCodecIndexLocation,
+    ZstdCodec,
+)
 
 from lensfind.errors import LensfindError
 
@@ -35,6 +43,8 @@ STORE_NAME = "cutouts.zarr"
 STORE_DTYPES = ("float32", "float16")
 #: cutouts per inner chunk of the sharding codec
 CHUNK_CUTOUTS = 16
+#: zstd level of compressed stores
+ZSTD_LEVEL = 1
 _F16_MAX = float(np.finfo(np.float16).max)
 
 
@@ -94,10 +104,10 @@ def write_shard_cutouts(
         dtype=dtype,
         chunks=(chunk, *images.shape[1:]),
         shards=(-(-n // chunk) * chunk, *images.shape[1:]),
-        compressors=ZstdCodec(level=1) if compression == "zstd" else None,
+        compressors=ZstdCodec(level=ZSTD_LEVEL) if compression == "zstd" else None,
     )
     if len(object_id):
-        arr[:] = images
+        write_whole_shard(tmp / "images", arr, images, chunk, compression == "zstd")
     columns = {"object_id": (object_id, "int64"), "ra": (ra, "float64"), "dec": (dec, "float64")}
     for name, (values, dtype) in columns.items():
         if values is None:
@@ -110,6 +120,60 @@ def write_shard_cutouts(
         shutil.rmtree(final)
     tmp.rename(final)
     return clipped
+
+
+def write_whole_shard(
+    array_dir: Path, arr: zarr.Array, images: np.ndarray, chunk: int, zstd: bool
+) -> None:
+    """Write all of ``arr`` (a one-shard array) as its single shard file.
+
+    The bytes are those of the zarr v3 ``sharding_indexed`` codec as ``arr``'s
+    metadata declares it (inner chunks of ``chunk`` cutouts, little-endian,
+    optionally zstd at :data:`ZSTD_LEVEL`; index of ``(offset, nbytes)`` uint64
+    pairs at the end with its crc32c), the same bytes zarr's writer produces
+    (the one-dimensional chunk grid makes zarr's Morton order the C order).
+    Writing them here instead of through ``arr[:] = images`` skips zarr's
+    asynchronous pipeline (fill-value comparisons per chunk, a zero-filled
+    shard buffer and a concatenated copy): about 5x less time per cutout.
+    """
+    data = np.ascontiguousarray(images, dtype=images.dtype.newbyteorder("<"))
+    n_chunks = -(-len(data) // chunk)
+    (codec,) = arr.metadata.codecs
+    inner = [c.to_dict() for c in getattr(codec, "codecs", ())]
+    expected = [BytesCodec(endian="little").to_dict()]
+    if zstd:
+        expected.append(ZstdCodec(level=ZSTD_LEVEL).to_dict())
+    index = [c.to_dict() for c in getattr(codec, "index_codecs", ())]
+    if (
+        not isinstance(codec, ShardingCodec)
+        or inner != expected
+        or index != [BytesCodec(endian="little").to_dict(), Crc32cCodec().to_dict()]
+        or codec.index_location != ShardingCodecIndexLocation.end
+        or tuple(codec.chunk_shape) != (chunk, *data.shape[1:])
+        or tuple(arr.shards or ()) != (n_chunks * chunk, *data.shape[1:])
+    ):
+        raise StoreError(f"{array_dir}: codecs {arr.metadata.codecs} not written by this store")
+    encode = Zstd(level=ZSTD_LEVEL).encode if zstd else None
+    pieces: list[Any] = []
+    index = np.empty((n_chunks, 2), dtype="<u8")
+    offset = 0
+    for k in range(n_chunks):
+        block = data[k * chunk : (k + 1) * chunk]
+        if len(block) < chunk:  # the shard's last chunk, padded with the fill value
+            block = np.concatenate([block, np.zeros((chunk - len(block), *data.shape[1:]),
+                                                    data.dtype)])  # fmt: skip
+        piece = encode(block) if encode is not None else memoryview(block).cast("B")
+        pieces.append(piece)
+        index[k] = offset, len(piece)
+        offset += len(piece)
+    index_bytes = index.tobytes()
+    pieces.append(index_bytes)
+    pieces.append(np.uint32(google_crc32c.value(index_bytes)).astype("<u4").tobytes())
+    key = arr.metadata.encode_chunk_key((0,) * data.ndim)
+    path = array_dir / key
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as f:
+        f.writelines(pieces)
 
 
 def list_shards(store: Path) -> list[str]:
