@@ -119,3 +119,21 @@ def test_lens_mix_draws_rare_kinds_and_leaves_default_draws_alone():
     assert 0.3 < (mixed[lens_rows] == "double_ring").mean() < 0.7
     with pytest.raises(ValueError, match="unknown lens kinds"):
         PopulationConfig(lens_mix={"spiral": 1.0}).draw_kinds(10, rng(0))
+
+
+def test_engine_simulate_writes_rare_kinds(tmp_path, capsys):
+    from lensfind.engine.cli import main
+    from lensfind.simulation.dataset import read_dataset
+
+    out = tmp_path / "mix.zarr"
+    args = ["simulate", "--n", "40", "--out", str(out), "--lens-fraction", "1", "--quiet",
+            "--lens-kinds", "compound_arc=1,double_ring=1,red_source=1"]  # fmt: skip
+    assert main(args) == 0
+    sim, attrs = read_dataset(out)
+    assert set(sim.truth["kind"]) == {"compound_arc", "double_ring", "red_source"}
+    assert sim.truth["is_lens"].all() and "red_source" in attrs["kinds"]
+    assert attrs["population"]["lens_mix"] == {"compound_arc": 1.0, "double_ring": 1.0,
+                                               "red_source": 1.0}  # fmt: skip
+    bad = ["simulate", "--n", "4", "--out", str(tmp_path / "b.zarr"), "--lens-kinds", "spiral"]
+    assert main(bad) == 2
+    assert "unknown lens kind 'spiral'" in capsys.readouterr().err

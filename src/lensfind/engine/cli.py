@@ -152,6 +152,26 @@ def _cmd_bench_datapath(args: argparse.Namespace) -> int:
     return 0
 
 
+def _lens_mix(text: str | None) -> dict[str, float]:
+    """``--lens-kinds lens=0.5,double_ring=0.5`` as a ``lens_mix`` (a bare name: weight 1)."""
+    from lensfind.errors import ConfigError
+    from lensfind.simulation.population import LENS_KINDS
+
+    if not text:
+        return {"lens": 1.0}
+    mix: dict[str, float] = {}
+    for item in text.split(","):
+        name, _, weight = item.strip().partition("=")
+        if name not in LENS_KINDS:
+            known = ", ".join(LENS_KINDS)
+            raise ConfigError(f"--lens-kinds: unknown lens kind {name!r} (known: {known})")
+        try:
+            mix[name] = float(weight) if weight else 1.0
+        except ValueError:
+            raise ConfigError(f"--lens-kinds: bad weight in {item!r}") from None
+    return mix
+
+
 def _cmd_simulate(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
@@ -162,15 +182,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     spec = get_survey(args.survey)
     if args.bands:
         spec = spec.select(tuple(args.bands.split(",")))
-    config = PopulationConfig(lens_fraction=args.lens_fraction)
-    if (args.pixel_scale is None) != (args.cutout_px is None):
-        from lensfind.errors import ConfigError
-
-        raise ConfigError("--pixel-scale and --cutout-px go together")
-    if args.pixel_scale is not None:
-        from lensfind.simulation.dataset import on_common_grid
-
-        spec, config = on_common_grid(spec, args.pixel_scale, args.cutout_px, config)
+    config = PopulationConfig(lens_fraction=args.lens_fraction, lens_mix=_lens_mix(args.lens_kinds))
     with tqdm(total=args.n, desc=f"simulate {spec.name}", unit="obj", disable=args.quiet) as bar:
         write_dataset(args.out, spec, args.n, args.seed, config, progress=bar.update)
     print(f"wrote {args.n} objects to {args.out}")
@@ -302,13 +314,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", type=Path, required=True)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--lens-fraction", type=float, default=0.5)
-    s.add_argument(
-        "--pixel-scale",
-        type=float,
-        help="put every band on this grid, arcsec/px (e.g. Euclid 0.3 for NISP, 0.1 for VIS); "
-        "with --cutout-px; the same --seed gives the same objects on any grid",
-    )
-    s.add_argument("--cutout-px", type=int, help="stamp side on the --pixel-scale grid")
+    s.add_argument("--lens-kinds", help="split the lenses: lens=0.5,compound_arc=0.2,"
+                   "double_ring=0.2,red_source=0.1 (default: all 'lens')")  # fmt: skip
     s.set_defaults(func=_cmd_simulate)
 
     s = sub.add_parser("survey", parents=[common], help="synthetic survey regions")

@@ -9,6 +9,7 @@ from lensfind.engine.cli_common import add_inject_arguments, add_run_arguments, 
 
 PROBE_HELP = (
     "sensitivity probes: suite (the paper's full set), selection (injection-recovery), "
+    "rare (recall on compound / red-source lenses, Wilde+22; --n per class), "
     "a perturbation (colour, blur, noise, annulus, disk, rotation, flux, psf) or a "
     "parameter (theta_e, source_mag, lens_mag, seeing, alpha, or 'parameter --column C')"
 )
@@ -34,6 +35,8 @@ def _cmd_probe(args: argparse.Namespace) -> int:
 
     if args.name == "selection":
         return _probe_selection(args)
+    if args.name == "rare":
+        return _probe_rare(args)
     spec = get_survey(args.survey)
     cards = [resolve_model(m, spec.name) for m in (args.model or [None])]
     scorers = {c.name: _scorer(c, args.runtime, args.threads) for c in cards}
@@ -72,6 +75,35 @@ def _scorer(card: Any, runtime: str, threads: int) -> Any:
     from lensfind.export.scorer import OnnxScorer
 
     return OnnxScorer(card, threads=threads)
+
+
+def _probe_rare(args: argparse.Namespace) -> int:
+    """Recall on single, compound-arc, double-ring and red-source lenses (Wilde+22 Table 6)."""
+    from tqdm.auto import tqdm
+
+    from lensfind.models import resolve_model
+    from lensfind.probes.rare import RARE_CLASSES, rare_probe, write_rare
+    from lensfind.surveys import get_survey
+
+    spec = get_survey(args.survey)
+    cards = [resolve_model(m, spec.name) for m in (args.model or [None])]
+    scorers = {c.name: _scorer(c, args.runtime, args.threads) for c in cards}
+    thresholds = {c.name: c.threshold if args.threshold is None else args.threshold
+                  for c in cards}  # fmt: skip
+    total = args.n * len(RARE_CLASSES)
+    with tqdm(total=total, desc="rare", unit="obj", disable=args.quiet) as bar:
+        summary, scores = rare_probe(scorers, spec, args.n, args.seed, thresholds, bar.update)
+    out = args.out or Path("probes") / f"{spec.name}-rare"
+    description = {
+        "survey": spec.name, "n_per_class": args.n, "seed": args.seed,
+        "models": {c.name: c.sha256 for c in cards}, "thresholds": thresholds,
+        "threshold_source": "model card" if args.threshold is None else "--threshold",
+        "runtime": args.runtime,
+    }  # fmt: skip
+    paths = write_rare(out, summary, scores, description)
+    print(paths["markdown"].read_text(), end="")
+    print(f"rare-lens probe -> {out}")
+    return 0
 
 
 def _probe_selection(args: argparse.Namespace) -> int:
