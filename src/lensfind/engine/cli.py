@@ -183,6 +183,14 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     if args.bands:
         spec = spec.select(tuple(args.bands.split(",")))
     config = PopulationConfig(lens_fraction=args.lens_fraction, lens_mix=_lens_mix(args.lens_kinds))
+    if (args.pixel_scale is None) != (args.cutout_px is None):
+        from lensfind.errors import ConfigError
+
+        raise ConfigError("--pixel-scale and --cutout-px go together")
+    if args.pixel_scale is not None:
+        from lensfind.simulation.dataset import on_common_grid
+
+        spec, config = on_common_grid(spec, args.pixel_scale, args.cutout_px, config)
     with tqdm(total=args.n, desc=f"simulate {spec.name}", unit="obj", disable=args.quiet) as bar:
         write_dataset(args.out, spec, args.n, args.seed, config, progress=bar.update)
     print(f"wrote {args.n} objects to {args.out}")
@@ -316,6 +324,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--lens-fraction", type=float, default=0.5)
     s.add_argument("--lens-kinds", help="split the lenses: lens=0.5,compound_arc=0.2,"
                    "double_ring=0.2,red_source=0.1 (default: all 'lens')")  # fmt: skip
+    s.add_argument(
+        "--pixel-scale",
+        type=float,
+        help="put every band on this grid, arcsec/px (e.g. Euclid 0.3 for NISP, 0.1 for VIS); "
+        "with --cutout-px; the same --seed gives the same objects on any grid",
+    )
+    s.add_argument("--cutout-px", type=int, help="stamp side on the --pixel-scale grid")
     s.set_defaults(func=_cmd_simulate)
 
     s = sub.add_parser("survey", parents=[common], help="synthetic survey regions")

@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin, get_type_hints
 
+from lensfind.engine.cli_ou_tsne import add_ou_tsne_options, add_ou_tsne_parser
 from lensfind.training.config import CONFIG_FIELDS, JOB_FIELDS, TrainConfig, TrainJob
 
 
@@ -126,6 +127,10 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_ensemble(args: argparse.Namespace) -> int:
+    if args.method == "ou_tsne":
+        from lensfind.engine.cli_ou_tsne import cmd_ou_tsne_fit
+
+        return cmd_ou_tsne_fit(args)
     from lensfind.export.card_md import MODEL_CARD_MD
     from lensfind.export.ensemble_export import export_ensemble
 
@@ -182,12 +187,23 @@ def add_train_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     s.set_defaults(func=_cmd_export)
 
     s = sub.add_parser(
-        "ensemble", parents=[common], help="combine exported models into one ONNX model"
+        "ensemble",
+        parents=[common],
+        help="combine exported models into one ONNX model (ou_tsne: a grid classifier, no ONNX)",
     )
     s.add_argument("--members", required=True, help="comma-separated model directories")
-    s.add_argument("--method", choices=("mean", "nelder_mead", "gated"), default="nelder_mead")
-    s.add_argument("--val-set", type=Path, help="set the weights / gate are fitted on")
-    s.add_argument("--test-set", type=Path, help="held-out set for the card's metrics")
+    s.add_argument(
+        "--method", choices=("mean", "nelder_mead", "gated", "ou_tsne"), default="nelder_mead"
+    )
+    s.add_argument(
+        "--val-set",
+        type=Path,
+        help="set the weights / gate are fitted on (ou_tsne: the embedding and grid; "
+        "comma-separated, one set per pixel grid, the same objects)",
+    )
+    s.add_argument(
+        "--test-set", type=Path, help="held-out set for the metrics (ou_tsne: comma-separated)"
+    )
     s.add_argument("--out", type=Path, required=True, help="ensemble model directory")
     s.add_argument("--name")
     s.add_argument("--threshold", type=float, default=0.5)
@@ -197,4 +213,6 @@ def add_train_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     s.add_argument("--gate-batch-size", type=int, default=64)
     s.add_argument("--gate-lr", type=float, default=1e-3)
     s.add_argument("--gate-width", type=int, default=16)
+    add_ou_tsne_options(s)
     s.set_defaults(func=_cmd_ensemble)
+    add_ou_tsne_parser(sub, common)

@@ -89,6 +89,7 @@ def write_dataset(
             "survey": spec.name,
             "bands": list(spec.band_names),
             "pixel_scale_arcsec": spec.pixel_scale_arcsec,
+            "cutout_px": size,
             "seed": seed,
             "n": n,
             "kinds": list(kind_list),
@@ -100,6 +101,31 @@ def write_dataset(
         shutil.rmtree(path)
     tmp.rename(path)
     return path
+
+
+def on_common_grid(
+    spec: SurveySpec,
+    pixel_scale_arcsec: float,
+    cutout_px: int,
+    config: PopulationConfig | None = None,
+) -> tuple[SurveySpec, PopulationConfig]:
+    """``spec`` with all bands on one grid, and a population that keeps the same objects.
+
+    The simulator draws scenes in arcsec, so one seed gives the same objects on
+    any grid except for the random centre offset, which is ``center_jitter_px``
+    pixels of the grid. The returned config rescales it so that the offsets stay
+    ``center_jitter_px`` pixels of ``spec``'s first band (its reference grid):
+    Euclid sets on the NISP (0.3"/px, 66 px) and VIS (0.1"/px, 200 px) grids from
+    one seed then hold the same scenes (Wilde+22's OU-66 and OU-200 inputs). Only
+    noise, and the S/N floor ``min_source_snr`` (measured on each grid), differ.
+    """
+    config = config or PopulationConfig()
+    ref = spec.bands[0].pixel_scale_arcsec
+    jitter = config.center_jitter_px * ref / pixel_scale_arcsec
+    return (
+        spec.on_grid(pixel_scale_arcsec, cutout_px),
+        dataclasses.replace(config, center_jitter_px=jitter),
+    )
 
 
 def read_dataset(path: str | Path, limit: int | None = None) -> tuple[SimulatedSet, dict]:
@@ -125,5 +151,55 @@ def read_dataset(path: str | Path, limit: int | None = None) -> tuple[SimulatedS
 
 
 def survey_of(attrs: dict) -> SurveySpec:
-    """The (band-selected) survey spec a set was simulated for."""
-    return get_survey(attrs["survey"]).select(tuple(attrs["bands"]))
+    """The (band-selected) survey spec a set was simulated for.
+
+    A set simulated on a grid other than the survey's own (``cutout_px`` and a
+    ``pixel_scale_arcsec`` that not every band has, e.g. Euclid VIS on the NISP
+    grid; :meth:`SurveySpec.on_grid`) gets its spec back on that grid. Sets
+    written before ``cutout_px`` was recorded take the survey's cutout size.
+    """
+    size = attrs.get("cutout_px")
+    spec = get_survey(attrs["survey"]).select(
+        tuple(attrs["bands"]), cutout_px=None if size is None else int(size)
+    )
+    scale = attrs.get("pixel_scale_arcsec")
+    if scale is not None and any(b.pixel_scale_arcsec != float(scale) for b in spec.bands):
+        spec = spec.on_grid(float(scale), spec.cutout_px)
+    return spec
+
+
+def select_bands(source: str | Path, out: str | Path, bands: tuple[str, ...]) -> Path:
+    """Write a copy of the set at ``source`` holding only ``bands`` (in that order).
+
+    The same objects, labels and truth; the attrs say the new bands. A set for
+    a one- or three-band model (Wilde+22's OU-J, OU-JYH, ...) without simulating
+    its objects again. Written to ``out.tmp`` and renamed when complete.
+    """
+    source, out = Path(source), Path(out)
+    root = zarr.open_group(str(source), mode="r")
+    attrs = dict(root.attrs)
+    have = list(attrs.get("bands", []))
+    missing = [b for b in bands if b not in have]
+    if missing or not bands:
+        raise DatasetError(f"{source}: has bands {have}, not {list(bands) or 'none'}")
+    idx = [have.index(b) for b in bands]
+    images = zarr.open_array(str(source / "images"), mode="r")
+    n, _, h, w = images.shape
+    tmp = out.with_name(out.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    dst = zarr.open_group(str(tmp), mode="w", zarr_format=3)
+    shape = (n, len(idx), h, w)
+    new = dst.create_array(
+        "images", shape=shape, chunks=(256, *shape[1:]), dtype="float32", compressors=None
+    )
+    for start in range(0, n, BLOCK):
+        new[start : start + BLOCK] = np.asarray(images[start : start + BLOCK])[:, idx]
+    for key in ("label", *(f"truth/{k}" for k in root["truth"].array_keys())):
+        arr = np.asarray(zarr.open_array(str(source / key), mode="r")[:])
+        dst.create_array(key, shape=arr.shape, chunks=(max(n, 1),), dtype=arr.dtype)[:] = arr
+    dst.attrs.update({**attrs, "bands": list(bands), "bands_from": str(source)})
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
+    return out

@@ -1,5 +1,6 @@
 """Survey specifications: bands, pixel grids, PSF, depth and zero points."""
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -121,3 +122,31 @@ class SurveySpec:
             reference=self.reference,
             notes=dict(self.notes),
         )
+
+    def on_grid(self, pixel_scale_arcsec: float, cutout_px: int) -> "SurveySpec":
+        """This survey with every band on one pixel grid (bands resampled to it).
+
+        Parameters
+        ----------
+        pixel_scale_arcsec : float
+            Pixel scale of the common grid, arcsec per pixel.
+        cutout_px : int
+            Cutout side on that grid, pixels.
+
+        Returns
+        -------
+        SurveySpec
+            Same bands, PSFs and depths; each band's pixel scale is
+            ``pixel_scale_arcsec``, so its sky noise per pixel
+            (:attr:`BandSpec.sky_sigma_counts`) is that of its depth on the new grid:
+            an ideal, flux- and noise-preserving resampling (white noise). E.g. the
+            Euclid VIS band on the NISP grid, as Wilde et al. 2022 feed OU-66.
+        """
+        if pixel_scale_arcsec <= 0 or cutout_px < 1:
+            raise ConfigError(
+                f'{self.name}: grid of {pixel_scale_arcsec}"/px and {cutout_px} px is not valid'
+            )
+        bands = tuple(
+            dataclasses.replace(b, pixel_scale_arcsec=pixel_scale_arcsec) for b in self.bands
+        )
+        return dataclasses.replace(self, bands=bands, cutout_px=cutout_px, notes=dict(self.notes))
