@@ -90,6 +90,8 @@ def bench_scan(config: ScanConfig, repeats: int = 3) -> dict[str, Any]:
             "workers": config.workers,
             "batch_size": config.batch_size,
             "shard_size": config.shard_size,
+            "store_dtype": config.store_dtype,
+            "store_compression": config.store_compression,
             "repeats": repeats,
         },
         "n_cutouts": n,
@@ -137,6 +139,8 @@ def write_result(result: dict[str, Any], out_dir: Path) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     stamp = result["date_utc"][:10]
     name = f"{result['benchmark']}-{result['config']['survey']}-{result['n_cutouts']}cutouts"
+    if "store_compression" in result["config"]:
+        name += f"-{result['config']['store_dtype']}-{result['config']['store_compression']}"
     path = out_dir / f"{name}-{stamp}.json"
     path.write_text(json.dumps(result, indent=2) + "\n")
     return path
