@@ -10,6 +10,10 @@ model:
 	    --out $(WORK)/ckpt --epochs 6 --seed 0 --no-export
 	engine export --checkpoint $(WORK)/ckpt/checkpoint.pt --out src/lensfind/models/des_y3 \
 	    --name des_y3 --test-set $(WORK)/test.zarr
+	engine simulate --survey des_y3 --n 4000 --seed 3 --out $(WORK)/calib.zarr
+	engine simulate --survey des_y3 --n 4000 --seed 4 --out $(WORK)/calib-eval.zarr
+	engine calibrate --model src/lensfind/models/des_y3 --set $(WORK)/calib.zarr \
+	    --eval-set $(WORK)/calib-eval.zarr
 
 test:
 	python -m pytest

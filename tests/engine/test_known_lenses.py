@@ -49,6 +49,7 @@ def test_planted_positions_match_with_their_offsets(known):
         if sep[i] == pytest.approx(offsets[i], abs=1e-6):
             assert names[i] == want[i]
     assert names[4] == "" and out["known_lens_grade"][4].as_py() == "" and np.isnan(sep[4])
+    assert out["known_lens_sep_arcsec"][4].as_py() is None  # null in Arrow
     wide = add_known_lens_columns(cand, radius_arcsec=5.0)
     assert wide["known_lens_sep_arcsec"].to_numpy()[3] <= 4.0 + 1e-6
 

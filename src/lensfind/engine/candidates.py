@@ -41,7 +41,9 @@ class ScoreTally:
         keep = pc.and_(
             pc.equal(scores["status"], "scored"), pc.greater_equal(scores["score"], threshold)
         )
-        self.above.append(scores.filter(keep).drop_columns(["status", "reason"]))
+        above = scores.filter(keep).drop_columns(["status", "reason"])
+        if above.num_rows or not self.above:  # the first table keeps the schema
+            self.above.append(above)
 
     def status_counts(self) -> dict[str, int]:
         return {s: int(self.counts.get(s, 0)) for s in STATUSES}

@@ -17,6 +17,9 @@ def run_flags(args: argparse.Namespace) -> dict[str, Any]:
         "quiet": args.quiet or None, "metrics_port": args.metrics_port,
         "metrics_host": args.metrics_host, "pushgateway": args.pushgateway,
         "shard_attempts": args.shard_attempts, "provider": args.provider,
+        "known_lenses": args.known_lenses,
+        "known_lens_radius_arcsec": args.known_lens_radius,
+        "prior_lens_rate": args.prior_lens_rate,
     }  # fmt: skip
 
 
@@ -41,6 +44,11 @@ def report(result: Any) -> int:
             f"selection function: {sel['n_injected_scored']} injected lenses, "
             f"{sel['completeness']:.1%} recovered -> {result.run_dir / sel['file']}"
         )
+    print(
+        f'known lenses within {s["known_lens_radius_arcsec"]:g}": '
+        f"{s['n_known_lenses_matched']} of the candidates"
+    )
+    print(purity_line(s["expected_purity"]))
     rate = f", {s['cutouts_per_s']} cutouts/s" if s["cutouts_per_s"] else ""
     print(f"time {s['elapsed_s']:.1f} s{rate}; model {s['model']} ({s['model_sha256'][:12]})")
     if s["n_shards_quarantined"]:
@@ -57,6 +65,26 @@ def report(result: Any) -> int:
     return int(result.exit_code)
 
 
+def purity_line(p: dict[str, Any]) -> str:
+    """One line on the candidates' expected purity at the run's threshold."""
+    row = p["thresholds"][0]
+    purity = row["expected_purity"]
+    how = "calibrated" if p["calibrated_scores"] else "uncalibrated"
+    found = ", ".join(f"{k} for {n}" for n, k in p["inspect_to_find"].items() if k is not None)
+    return (
+        f"expected true lenses at prior rate {p['prior_lens_rate']:g} ({how} scores): "
+        f"{row['expected_true_lenses']:.1f} of {row['n_candidates']}"
+        + (f" (purity {purity:.1%})" if purity is not None else "")
+        + (f"; candidates to inspect: {found}" if found else "")
+        + (
+            ""
+            if p["prior_consistent"]
+            else f"; more than the {p['expected_lenses_scanned']:.1f} the prior allows in the "
+            "whole scan: raise --prior-lens-rate"
+        )
+    )
+
+
 def add_run_arguments(s: argparse.ArgumentParser, model: bool = True) -> None:
     """Flags shared by ``scan`` and ``score`` (and ``probe``, which has its own ``--model``)."""
     if model:
@@ -71,6 +99,21 @@ def add_run_arguments(s: argparse.ArgumentParser, model: bool = True) -> None:
     s.add_argument("--metrics-host", help="metrics bind address (default 127.0.0.1)")
     s.add_argument("--pushgateway", help="push final metrics to this Pushgateway URL")
     s.add_argument("--shard-attempts", type=int, help="crashes before a shard is quarantined")
+    s.add_argument(
+        "--known-lenses",
+        type=Path,
+        help="known-lens catalogue to cross-match candidates with (lenscat-format CSV; "
+        "default: the bundled lenscat catalogue)",
+    )
+    s.add_argument(
+        "--known-lens-radius", type=float, help='cross-match radius, arcsec (default 3")'
+    )
+    s.add_argument(
+        "--prior-lens-rate",
+        type=float,
+        help="fraction of galaxies expected to be lenses, for the candidates' expected "
+        "purity (default 1e-3)",
+    )
     s.add_argument(
         "--provider",
         choices=PROVIDER_CHOICES,

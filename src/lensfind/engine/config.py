@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar
 
+from lensfind.engine.known_lenses import DEFAULT_KNOWN_LENS_RADIUS_ARCSEC
+from lensfind.engine.purity import DEFAULT_PRIOR_LENS_RATE
 from lensfind.errors import ConfigError
 from lensfind.export.scorer import PROVIDER_CHOICES
 
@@ -64,6 +66,14 @@ class RunConfig:
         ONNX Runtime execution provider: ``auto`` (the best available: TensorRT,
         CUDA, then CPU), ``cpu``, ``cuda`` or ``tensorrt``. A named provider that
         is not available is an error, never a silent fallback.
+    known_lenses : Path or None
+        Known-lens catalogue (lenscat-format CSV) the candidates are
+        cross-matched against; None uses the vendored lenscat catalogue.
+    known_lens_radius_arcsec : float
+        Cross-match radius, arcsec (0 matches only exact positions).
+    prior_lens_rate : float
+        Expected fraction of the scanned galaxies that are lenses (Jacobs+22:
+        fewer than 1 in 1000), for the expected purity of the candidates.
     """
 
     env_prefix: ClassVar[str] = ""
@@ -81,6 +91,9 @@ class RunConfig:
     pushgateway: str | None = None
     shard_attempts: int = 3
     provider: str = "auto"
+    known_lenses: Path | None = None
+    known_lens_radius_arcsec: float = DEFAULT_KNOWN_LENS_RADIUS_ARCSEC
+    prior_lens_rate: float = DEFAULT_PRIOR_LENS_RATE
 
     def __post_init__(self) -> None:
         if self.provider not in PROVIDER_CHOICES:
@@ -95,6 +108,12 @@ class RunConfig:
             raise ConfigError(f"metrics_port must be in 0..65535, got {self.metrics_port}")
         if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
             raise ConfigError(f"threshold must be in [0, 1], got {self.threshold}")
+        if not self.known_lens_radius_arcsec >= 0.0:
+            raise ConfigError(
+                f"known_lens_radius_arcsec must be >= 0, got {self.known_lens_radius_arcsec}"
+            )
+        if not 0.0 < self.prior_lens_rate < 1.0:
+            raise ConfigError(f"prior_lens_rate must be in (0, 1), got {self.prior_lens_rate}")
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,8 @@ Vujeva et al. 2025, doi:10.1098/rsta.2024.0168), vendored gzipped under
 columns ``name``, ``RA [deg]``, ``DEC [deg]`` and ``grading`` can replace it.
 
 A candidate matches the nearest known lens within the radius; unmatched
-candidates get an empty name and grade and a NaN separation.
+candidates get an empty name and grade and a null separation (NaN in numpy,
+masked in the FITS catalogue), so that two runs' catalogues compare equal.
 """
 
 from pathlib import Path
@@ -130,5 +131,6 @@ def add_known_lens_columns(
         KNOWN_LENS_COLUMNS, (name, grade, sep), (pa.string(), pa.string(), pa.float64()),
         strict=True,
     ):  # fmt: skip
-        candidates = candidates.append_column(col, pa.array(values, type=kind))
+        # from_pandas: NaN separations become nulls
+        candidates = candidates.append_column(col, pa.array(values, type=kind, from_pandas=True))
     return candidates

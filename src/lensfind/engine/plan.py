@@ -7,6 +7,7 @@ skipped with a reason, so every input object is accounted for.
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,11 +26,15 @@ PLAN_NAME = "plan.json"
 
 @dataclass(frozen=True)
 class Shard:
-    """A unit of work: objects (row indices into the catalogue) of one tile."""
+    """A unit of work: objects (row indices into the catalogue) of one tile.
+
+    ``rows`` is a tuple, or a ``range`` where the rows are consecutive (a
+    store shard of ``engine score``), which costs no memory per object.
+    """
 
     shard_id: str
     tile: str
-    rows: tuple[int, ...]
+    rows: Sequence[int]
 
 
 @dataclass(frozen=True)
@@ -81,10 +86,12 @@ class Plan:
         )
 
 
-def row_ranges(rows: tuple[int, ...]) -> list[list[int]]:
+def row_ranges(rows: Sequence[int]) -> list[list[int]]:
     """``rows`` as runs of consecutive indices, ``[[start, stop), ...]``."""
     if not rows:
         return []
+    if isinstance(rows, range) and rows.step == 1:
+        return [[rows.start, rows.stop]]
     r = np.asarray(rows, dtype=np.int64)
     breaks = np.flatnonzero(np.diff(r) != 1) + 1
     starts = np.concatenate([[0], breaks])

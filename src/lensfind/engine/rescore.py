@@ -27,6 +27,7 @@ from lensfind.engine.store import (
     list_shards,
     read_shard_catalog,
     read_shard_cutouts,
+    read_shard_info,
     store_fingerprint,
 )
 from lensfind.errors import ConfigError
@@ -80,19 +81,23 @@ def process_rescore(task: RescoreTask) -> ShardResult:
     return result
 
 
-def plan_store(store: Path, survey: str) -> tuple[Plan, dict[str, pa.Table]]:
-    """One shard per store shard; returns the plan and each shard's objects."""
+def plan_store(store: Path, survey: str) -> Plan:
+    """One shard per store shard, from the shards' metadata alone.
+
+    The plan holds each shard's id, tile and object count (its rows are a
+    ``range``), never the objects themselves: those are read from the store
+    when the shard's task is made, so the driver's memory does not grow with
+    the number of cutouts.
+    """
     shard_ids = list_shards(store)
     if not shard_ids:
         raise StoreError(f"{store}: no shards to score")
-    objects: dict[str, pa.Table] = {}
     shards = []
     bands: tuple[str, ...] = ()
     for shard_id in shard_ids:
-        ids, ra, dec, tile = read_shard_catalog(store, shard_id)
-        objects[shard_id] = pa.table({"object_id": ids, "ra": ra, "dec": dec})
-        shards.append(Shard(shard_id, tile, tuple(range(len(ids)))))
-    n = sum(t.num_rows for t in objects.values())
+        n_shard, tile = read_shard_info(store, shard_id)
+        shards.append(Shard(shard_id, tile, range(n_shard)))
+    n = sum(len(s.rows) for s in shards)
     plan = Plan(
         survey=survey,
         bands=bands,
@@ -102,7 +107,7 @@ def plan_store(store: Path, survey: str) -> tuple[Plan, dict[str, pa.Table]]:
         fingerprint=store_fingerprint(store, shard_ids),
         shards=tuple(shards),
     )
-    return plan, objects
+    return plan
 
 
 def run_score(config: ScoreConfig) -> ScanResult:
@@ -114,12 +119,18 @@ def run_score(config: ScoreConfig) -> ScanResult:
     card = resolve_model(config.model, survey="")
     _check_compatible(store, card.bands, card.input_shape)
     threshold = card.threshold if config.threshold is None else config.threshold
-    plan, objects = plan_store(store, card.survey)
+    plan = plan_store(store, card.survey)
     run_dir = config.out or default_run_dir(f"score-{card.name}")
 
     def make_task(shard: Shard) -> RescoreTask:
+        ids, ra, dec, _ = read_shard_catalog(store, shard.shard_id)
+        if len(ids) != len(shard.rows):
+            raise StoreError(
+                f"{store}/{shard.shard_id}: {len(ids)} objects, {len(shard.rows)} when planned"
+            )
         return RescoreTask(
-            shard_id=shard.shard_id, tile=shard.tile, objects=objects[shard.shard_id],
+            shard_id=shard.shard_id, tile=shard.tile,
+            objects=pa.table({"object_id": ids, "ra": ra, "dec": dec}),
             store=str(store), run_dir=str(run_dir), model_dir=str(card.directory),
             model_sha256=card.sha256, batch_size=config.batch_size, provider=config.provider,
         )  # fmt: skip

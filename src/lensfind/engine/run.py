@@ -16,14 +16,19 @@ from lensfind import __version__
 from lensfind.engine.candidates import ScoreTally, rank_candidates, tally_scores, write_candidates
 from lensfind.engine.config import RunConfig
 from lensfind.engine.dispatch import Dispatcher, quarantined_shards
+from lensfind.engine.known_lenses import add_known_lens_columns
 from lensfind.engine.manifest import Manifest
 from lensfind.engine.metrics import ScanMetrics
 from lensfind.engine.plan import PLAN_NAME, Plan, Shard
+from lensfind.engine.purity import expected_purity
 from lensfind.engine.shard import ShardResult
 from lensfind.errors import ConfigError, ResumeError
 from lensfind.export.card import ModelCard
+from lensfind.probes.selection import INJECTIONS_NAME
 
 SUMMARY_NAME = "summary.json"
+#: The model a run scores with: sha256 and score calibration (checked on resume).
+MODEL_NAME = "model.json"
 EXIT_OK = 0
 EXIT_WITH_FAILURES = 3  # the run completed, but some objects ended "failed"
 EXIT_WITH_QUARANTINE = 4  # the run completed, but some shards were quarantined
@@ -49,9 +54,17 @@ def default_run_dir(label: str) -> Path:
     return Path("runs") / f"{label}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}"
 
 
-def prepare_run_dir(run_dir: Path, plan: Plan, model_sha: str, resume: bool) -> None:
+def model_identity(card: ModelCard) -> dict[str, Any]:
+    """What fixes a run's scores besides the inputs: the ONNX sha256 and the calibration."""
+    cal = card.calibration
+    return {"model_sha256": card.sha256, "calibration": None if cal is None else cal.summary()}
+
+
+def prepare_run_dir(run_dir: Path, plan: Plan, card: ModelCard, resume: bool) -> None:
     """Write the plan of a new run, or check that a resumed run has the same inputs."""
     plan_file = run_dir / PLAN_NAME
+    model_sha = card.sha256
+    identity = model_identity(card)
     if plan_file.exists():
         if not resume:
             raise ConfigError(f"{run_dir}: already holds a run; use --resume or another --out")
@@ -67,11 +80,61 @@ def prepare_run_dir(run_dir: Path, plan: Plan, model_sha: str, resume: bool) -> 
                     f"{run_dir}: shard {entry['shard_id']} was scored with model "
                     f"{entry['model_sha256'][:12]}, not {model_sha[:12]}"
                 )
+        model_file = run_dir / MODEL_NAME
+        if model_file.is_file() and json.loads(model_file.read_text()) != identity:
+            raise ResumeError(
+                f"{run_dir}: the model's score calibration changed since the run started "
+                f"(see {MODEL_NAME})"
+            )
         return
     run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / MODEL_NAME).write_text(json.dumps(identity, indent=2))
     tmp = run_dir / f".{PLAN_NAME}.tmp"
     plan.write(tmp)
     tmp.replace(plan_file)
+
+
+def scores_lens_fraction(card: ModelCard) -> tuple[float, bool]:
+    """Lens fraction the card's scores are probabilities for, and whether they are calibrated.
+
+    A calibrated card's scores are honest on its calibration set; without a
+    calibration the raw network output is taken as a probability at the
+    training set's lens fraction (0.5 if the card does not say).
+    """
+    cal = card.calibration
+    if cal is not None:
+        return cal.lens_fraction, True
+    population = card.raw.get("training", {}).get("train_set", {}).get("population", {})
+    return float(population.get("lens_fraction", 0.5)), False
+
+
+def candidate_purity(
+    run_dir: Path,
+    candidates: Any,
+    n_scored: int,
+    threshold: float,
+    card: ModelCard,
+    prior_lens_rate: float,
+) -> dict[str, Any]:
+    """:func:`~lensfind.engine.purity.expected_purity` of the run's candidates.
+
+    Uses the run's ``injections.parquet`` (written by the scan's selection
+    function) for the selection-function estimate when there is one.
+    """
+    import pyarrow.parquet as pq
+
+    lens_fraction, calibrated = scores_lens_fraction(card)
+    inj_file = run_dir / INJECTIONS_NAME
+    injected = (
+        pq.read_table(inj_file, columns=["score"])["score"].to_numpy(zero_copy_only=False)
+        if inj_file.is_file()
+        else None
+    )
+    purity = expected_purity(
+        candidates["score"].to_numpy(zero_copy_only=False), n_scored, threshold,
+        prior_lens_rate, lens_fraction, injected,
+    )  # fmt: skip
+    return {"calibrated_scores": calibrated, **purity}
 
 
 def execute(
@@ -92,7 +155,7 @@ def execute(
     ``finalise(tally)``, if given, runs after the candidates are written and
     returns more summary entries (the scan's selection function).
     """
-    prepare_run_dir(run_dir, plan, card.sha256, config.resume)
+    prepare_run_dir(run_dir, plan, card, config.resume)
     manifest = Manifest(run_dir)
     done = manifest.committed()
     pending = [s for s in plan.shards if s.shard_id not in done]
@@ -123,7 +186,11 @@ def execute(
         raise ResumeError(f"{run_dir}: shards {missing[:3]} never committed")
     tally = tally_scores(run_dir, shard_ids, threshold)
     candidates = rank_candidates(tally, card.sha256)
+    candidates = add_known_lens_columns(
+        candidates, config.known_lens_radius_arcsec, config.known_lenses
+    )
     write_candidates(run_dir, candidates)
+    finalised = finalise(tally) if finalise is not None else {}
     counts = tally.status_counts()
     scored_now = sum(committed[s.shard_id]["counts"]["scored"] for s in pending)
     summary: dict[str, Any] = {
@@ -149,7 +216,14 @@ def execute(
         "skip_reasons": tally.reason_counts("skipped"),
         "fail_reasons": tally.reason_counts("failed"),
         "store_clipped_pixels": sum(e.get("store_clipped_pixels", 0) for e in committed.values()),
-        **(finalise(tally) if finalise is not None else {}),
+        **finalised,
+        "n_known_lenses_matched": int(
+            (candidates["known_lens_name"].to_numpy(zero_copy_only=False) != "").sum()
+        ),
+        "known_lens_radius_arcsec": config.known_lens_radius_arcsec,
+        "expected_purity": candidate_purity(
+            run_dir, candidates, counts["scored"], threshold, card, config.prior_lens_rate
+        ),
         "workers": config.workers if config.scheduler is None else config.scheduler,
         "lensfind_version": __version__,
         "finished_utc": datetime.now(UTC).isoformat(timespec="seconds"),

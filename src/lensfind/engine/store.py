@@ -205,6 +205,19 @@ def read_shard_catalog(
     return ids, ra, dec, tile
 
 
+def read_shard_info(store: Path, shard_id: str) -> tuple[int, str]:
+    """``(number of objects, tile)`` of one shard, from its metadata only."""
+    group = store / shard_id
+    try:
+        n = int(zarr.open_array(str(group / "object_id"), mode="r").shape[0])
+        tile = str(zarr.open_group(str(group), mode="r").attrs.get("tile", ""))
+    except FileNotFoundError as exc:
+        raise StoreError(
+            f"{group}: missing array ({exc}); was the store written by engine scan >= 0.1?"
+        ) from None
+    return n, tile
+
+
 def read_shard_cutouts(store: Path, shard_id: str) -> tuple[np.ndarray, np.ndarray]:
     """Return ``(object_id, images)`` of one shard, images as float32 counts."""
     group = store / shard_id

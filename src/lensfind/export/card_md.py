@@ -81,6 +81,19 @@ def render_model_card_md(card: dict[str, Any]) -> str:
             f"Parity: {parity['runtime']} vs {parity['reference']} on {parity['n']} cutouts, "
             f"max |diff| {parity['max_abs_diff']:.2e} (atol {parity['atol']}).",
         ]
+    cal = card.get("calibration")
+    if cal:
+        lines += [
+            "",
+            "## Score calibration",
+            "",
+            f"Temperature scaling, T = {cal['temperature']} (scores are "
+            f"sigmoid(logit(p) / T)), fitted on `{cal.get('set')}` ({cal.get('n')} objects, "
+            f"lens fraction {cal['lens_fraction']}). On held-out `{cal.get('eval_set')}` "
+            f"({cal.get('n_eval')} objects): ECE {cal.get('ece_before')} -> "
+            f"{cal.get('ece_after')}, NLL {cal.get('nll_before')} -> {cal.get('nll_after')} "
+            f"({cal.get('ece_bins')} bins).",
+        ]
     w = card.get("exported_with", {})
     lines += ["", "Exported with " + ", ".join(f"{k} {v}" for k, v in w.items()) + ".", ""]
     return "\n".join(lines)

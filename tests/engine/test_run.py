@@ -1,0 +1,82 @@
+"""What every run writes at the end: known-lens cross-match, expected purity, model identity."""
+
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from lensfind.engine.known_lenses import KNOWN_LENS_COLUMNS
+from lensfind.engine.run import MODEL_NAME
+from lensfind.engine.scan import run_scan
+from lensfind.errors import ResumeError
+
+
+def _known_csv(path, ra, dec, names):
+    lines = ["name,RA [deg],DEC [deg],grading,type"]
+    lines += [
+        f"{n},{r:.10f},{d:.10f},confident,galaxy" for n, r, d in zip(names, ra, dec, strict=True)
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_candidates_cross_matched_with_planted_known_lenses(region, scan_config, tmp_path):
+    first = run_scan(scan_config(region, tmp_path / "a"))
+    cand = pq.read_table(tmp_path / "a" / "candidates.parquet")
+    assert cand.num_rows >= 3
+    assert cand.column_names[-3:] == list(KNOWN_LENS_COLUMNS)
+    assert first.summary["known_lens_radius_arcsec"] == 3.0
+    ra, dec = cand["ra"].to_numpy()[:3], cand["dec"].to_numpy()[:3]
+    offsets = np.array([0.5, 1.5, 6.0])  # arcsec in declination; the last is outside 2"
+    csv = _known_csv(tmp_path / "known.csv", ra, dec + offsets / 3600, ["L1", "L2", "L3"])
+    run = run_scan(scan_config(region, tmp_path / "b", known_lenses=csv,
+                               known_lens_radius_arcsec=2.0))  # fmt: skip
+    got = pq.read_table(tmp_path / "b" / "candidates.parquet")
+    names = got["known_lens_name"].to_pylist()
+    sep = got["known_lens_sep_arcsec"].to_numpy()
+    assert names[:3] == ["L1", "L2", ""]
+    np.testing.assert_allclose(sep[:2], offsets[:2], atol=1e-3)
+    assert np.isnan(sep[2]) and got["known_lens_grade"].to_pylist()[:2] == ["confident"] * 2
+    assert run.summary["n_known_lenses_matched"] == 2
+    # the FITS catalogue carries the same columns
+    from astropy.table import Table
+
+    fits = Table.read(tmp_path / "b" / "candidates.fits")
+    assert list(np.ma.filled(fits["known_lens_name"][:3], "")) == ["L1", "L2", ""]
+
+
+def test_summary_reports_expected_purity(full_run):
+    p = full_run.summary["expected_purity"]
+    s = full_run.summary
+    assert p["prior_lens_rate"] == 1e-3 and p["calibrated_scores"] is False
+    assert p["expected_lenses_scanned"] == pytest.approx(1e-3 * s["n_scored"], abs=1e-3)
+    first = p["thresholds"][0]
+    assert first["threshold"] == s["threshold"]
+    assert first["n_candidates"] == s["n_candidates"]
+    assert 0 <= first["expected_true_lenses"] <= first["n_candidates"]
+    assert set(p["inspect_to_find"]) == {"1", "10", "100"}
+    # the test region has injections: the selection-function estimate is there too
+    inj = pq.read_table(full_run.run_dir / "injections.parquet")["score"].to_numpy()
+    assert first["completeness"] == pytest.approx(np.mean(inj >= s["threshold"]), abs=1e-6)
+
+
+def test_resume_refuses_a_changed_calibration(region, model_dir, tmp_path):
+    import shutil
+
+    from lensfind.engine.config import ScanConfig
+
+    def scan_config(data_dir, out, **kw):
+        return ScanConfig(data_dir=data_dir, out=out, quiet=True, workers=0, shard_size=8, **kw)
+
+    model = tmp_path / "model"
+    shutil.copytree(model_dir, model)
+    out = tmp_path / "run"
+    run_scan(scan_config(region, out, model=str(model)))
+    ident = json.loads((out / MODEL_NAME).read_text())
+    assert ident["calibration"] is None
+    card = json.loads((model / "model_card.json").read_text())
+    card["calibration"] = {"method": "temperature", "temperature": 2.0, "lens_fraction": 0.5}
+    (model / "model_card.json").write_text(json.dumps(card))
+    with pytest.raises(ResumeError, match="calibration changed"):
+        run_scan(scan_config(region, out, model=str(model), resume=True))
