@@ -145,3 +145,22 @@ def test_images_are_not_modified():
     cut_stamps(images, np.array([10.0, 5.0]), np.array([10.0, 5.0]), 5, BANDS)
     for a, b in zip(images, before, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", [">f4", "<f4", ">f8", "<f8", ">i2", "<i4"])
+def test_pixel_types_and_byte_orders_give_the_same_stamps(dtype):
+    """FITS gives big-endian pixels of any BITPIX; stamps are float32 of the same values."""
+    rng = np.random.default_rng(7)
+    images = [np.round(rng.normal(0, 50, (30, 40))).astype(np.float32) for _ in BANDS]
+    if dtype[1] == "f":
+        images[1][5, 6] = np.nan
+        images[2][20, 30] = np.inf
+    x, y = np.array([6.0, 30.0, 20.0, 1.0]), np.array([5.0, 20.0, 12.0, 14.0])
+    want, want_reasons = cut_stamps(images, x, y, 5, BANDS)
+    got, reasons = cut_stamps([im.astype(dtype) for im in images], x, y, 5, BANDS)
+    assert reasons == want_reasons
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, want)
+    if dtype[1] == "f":
+        assert reasons[0].startswith("masked: 1 non-finite") and "band r" in reasons[0]
+        assert "band i" in reasons[1] and reasons[2] == "" and reasons[3] == EDGE

@@ -1,0 +1,143 @@
+"""The bytes of a cutout store's image shard file, written and read without zarr's pipeline.
+
+Each work shard's ``images`` array is one zarr v3 shard (the ``sharding_indexed``
+codec): inner chunks of ``chunk`` cutouts, little-endian, optionally zstd, then
+an index of ``(offset, nbytes)`` uint64 pairs with its crc32c at the end. These
+are exactly the bytes zarr's own writer produces for such an array (the
+one-dimensional chunk grid makes zarr's Morton order the C order), so zarr (and
+any zarr v3 reader) reads the store; writing and reading them here skips zarr's
+asynchronous per-chunk machinery, which costs more than the bytes themselves.
+Arrays whose metadata is not this layout are left to zarr.
+"""
+
+from pathlib import Path
+from typing import Any
+
+import google_crc32c
+import numpy as np
+from numcodecs import Zstd
+
+from lensfind.errors import LensfindError
+
+#: zstd level of compressed stores
+ZSTD_LEVEL = 1
+#: index entry of a chunk that is not stored (all fill value)
+_MISSING = np.uint64(2**64 - 1)
+_BYTES = {"name": "bytes", "configuration": {"endian": "little"}}
+_CRC = {"name": "crc32c"}
+
+
+class StoreError(LensfindError):
+    """A cutout store that cannot be read."""
+
+
+def inner_codecs(zstd: bool) -> list[dict[str, Any]]:
+    """The inner codec chain (as zarr.json records it) of a store's image shards."""
+    chain: list[dict[str, Any]] = [_BYTES]
+    if zstd:
+        chain.append({"name": "zstd", "configuration": {"level": ZSTD_LEVEL, "checksum": False}})
+    return chain
+
+
+def shard_layout(meta: dict[str, Any]) -> tuple[tuple[int, ...], bool] | None:
+    """``(inner chunk shape, zstd)`` if ``meta`` (an array's zarr.json) is this module's layout.
+
+    None for any other array (another chunking, codec or index placement).
+    """
+    codecs = meta.get("codecs", [])
+    if len(codecs) != 1 or codecs[0].get("name") != "sharding_indexed":
+        return None
+    conf = codecs[0].get("configuration", {})
+    chunk = tuple(conf.get("chunk_shape", ()))
+    inner = conf.get("codecs")
+    zstd = inner == inner_codecs(True)
+    shard_shape = tuple(meta["chunk_grid"]["configuration"]["chunk_shape"])
+    if (
+        not (zstd or inner == inner_codecs(False))
+        or conf.get("index_codecs") != [_BYTES, _CRC]
+        or conf.get("index_location", "end") != "end"
+        or meta.get("data_type") not in ("float32", "float16")
+        or len(chunk) != len(meta["shape"])
+        or shard_shape[1:] != chunk[1:]
+        or shard_shape[0] < meta["shape"][0]
+        or meta.get("chunk_key_encoding", {}).get("name") != "default"
+    ):
+        return None
+    return chunk, zstd
+
+
+def shard_path(array_dir: Path, ndim: int) -> Path:
+    """Path of the array's only shard file (chunk key ``c/0/0/...``)."""
+    return array_dir.joinpath("c", *["0"] * ndim)
+
+
+def write_shard_file(path: Path, data: np.ndarray, chunk: int, zstd: bool) -> None:
+    """Write ``data`` (N, ...) as one shard file of ``chunk``-cutout inner chunks.
+
+    The last chunk is padded with the fill value (0), as zarr pads it.
+    """
+    data = np.ascontiguousarray(data, dtype=data.dtype.newbyteorder("<"))
+    n_chunks = -(-len(data) // chunk)
+    encode = Zstd(level=ZSTD_LEVEL).encode if zstd else None
+    pieces: list[Any] = []
+    index = np.empty((n_chunks, 2), dtype="<u8")
+    offset = 0
+    for k in range(n_chunks):
+        block = data[k * chunk : (k + 1) * chunk]
+        if len(block) < chunk:
+            pad = np.zeros((chunk - len(block), *data.shape[1:]), data.dtype)
+            block = np.concatenate([block, pad])
+        piece = encode(block) if encode is not None else memoryview(block).cast("B")
+        pieces.append(piece)
+        index[k] = offset, len(piece)
+        offset += len(piece)
+    index_bytes = index.tobytes()
+    pieces.append(index_bytes)
+    pieces.append(np.uint32(google_crc32c.value(index_bytes)).astype("<u4").tobytes())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as f:
+        f.writelines(pieces)
+
+
+def read_shard_file(
+    path: Path, shape: tuple[int, ...], dtype: str, chunk: tuple[int, ...], zstd: bool
+) -> np.ndarray:
+    """Read an array of ``shape`` from its one shard file (see :func:`write_shard_file`).
+
+    Raises
+    ------
+    StoreError
+        The file is missing, truncated, its index fails its crc32c, or a chunk
+        does not decode to the chunk's size (the message names the file).
+    """
+    n_chunks = -(-shape[0] // chunk[0]) if shape[0] else 0
+    out = np.zeros((n_chunks * chunk[0], *shape[1:]), dtype=np.dtype(dtype).newbyteorder("<"))
+    if n_chunks == 0:
+        return out[: shape[0]]
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise StoreError(f"{path}: shard file missing") from None
+    size = n_chunks * 16
+    if len(raw) < size + 4:
+        raise StoreError(f"{path}: truncated ({len(raw)} bytes, index needs {size + 4})")
+    index_bytes = raw[-size - 4 : -4]
+    crc = int(np.frombuffer(raw[-4:], dtype="<u4")[0])
+    if google_crc32c.value(index_bytes) != crc:
+        raise StoreError(f"{path}: shard index fails its crc32c")
+    index = np.frombuffer(index_bytes, dtype="<u8").reshape(n_chunks, 2)
+    decode = Zstd().decode if zstd else None
+    nbytes = int(np.prod(chunk)) * out.itemsize
+    flat = out.reshape(n_chunks, -1).view(np.uint8)
+    for k, (offset, length) in enumerate(index):
+        if offset == _MISSING and length == _MISSING:
+            continue  # all fill value
+        piece = raw[int(offset) : int(offset) + int(length)]
+        try:
+            buf = decode(piece) if decode is not None else piece
+        except Exception as exc:  # numcodecs raises RuntimeError on corrupt frames
+            raise StoreError(f"{path}: chunk {k} does not decode ({exc})") from None
+        if len(buf) != nbytes:
+            raise StoreError(f"{path}: chunk {k} has {len(buf)} bytes, expected {nbytes}")
+        flat[k] = np.frombuffer(buf, dtype=np.uint8)
+    return out[: shape[0]]

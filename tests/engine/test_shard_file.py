@@ -1,0 +1,83 @@
+"""lensfind.engine.shard_file: the image shard file, against zarr's reader and writer."""
+
+import json
+
+import numpy as np
+import pytest
+import zarr
+
+from lensfind.engine.shard_file import StoreError, read_shard_file, shard_layout, shard_path
+from lensfind.engine.store import read_shard_cutouts, write_shard_cutouts
+
+
+@pytest.mark.parametrize("compression", ["zstd", "none"])
+@pytest.mark.parametrize("n", [1, 16, 37])
+def test_direct_read_equals_zarrs_read(tmp_path, compression, n):
+    images = np.random.default_rng(n).normal(0, 3, (n, 4, 12, 12)).astype(np.float32)
+    store = tmp_path / "s.zarr"
+    write_shard_cutouts(store, "T-0000", np.arange(n) + 5, images, compression=compression)
+    meta = json.loads((store / "T-0000" / "images" / "zarr.json").read_text())
+    assert shard_layout(meta) == ((min(n, 16), 4, 12, 12), compression == "zstd")
+    ids, got = read_shard_cutouts(store, "T-0000")
+    via_zarr = zarr.open_array(str(store / "T-0000" / "images"), mode="r")[:]
+    np.testing.assert_array_equal(got, via_zarr)
+    np.testing.assert_array_equal(got, images)
+    np.testing.assert_array_equal(ids, np.arange(n) + 5)
+    group = zarr.open_group(str(store / "T-0000"), mode="r")
+    np.testing.assert_array_equal(group["object_id"][:], np.arange(n) + 5)
+
+
+def test_other_layouts_are_read_by_zarr(tmp_path):
+    """A store written by zarr with another chunking still reads (through zarr)."""
+    images = np.random.default_rng(1).normal(size=(10, 4, 8, 8)).astype(np.float32)
+    group = zarr.open_group(str(tmp_path / "s.zarr" / "X-0"), mode="w", zarr_format=3)
+    group.create_array("images", shape=images.shape, dtype="float32", chunks=(5, 4, 8, 8))[:] = (
+        images
+    )
+    group.create_array("object_id", shape=(10,), dtype="int64", chunks=(10,))[:] = np.arange(10)
+    meta = json.loads((tmp_path / "s.zarr" / "X-0" / "images" / "zarr.json").read_text())
+    assert shard_layout(meta) is None
+    np.testing.assert_array_equal(read_shard_cutouts(tmp_path / "s.zarr", "X-0")[1], images)
+
+
+def _written(tmp_path, compression="zstd"):
+    images = np.random.default_rng(2).normal(size=(20, 4, 8, 8)).astype(np.float32)
+    write_shard_cutouts(tmp_path / "s.zarr", "T-0", np.arange(20), images,
+                        compression=compression)  # fmt: skip
+    return shard_path(tmp_path / "s.zarr" / "T-0" / "images", 4)
+
+
+def _read(path, zstd=True):
+    return read_shard_file(path, (20, 4, 8, 8), "float32", (16, 4, 8, 8), zstd)
+
+
+def test_truncated_file_names_the_file(tmp_path):
+    path = _written(tmp_path)
+    path.write_bytes(path.read_bytes()[:20])
+    with pytest.raises(StoreError, match=r"c/0/0/0/0: truncated"):
+        _read(path)
+
+
+def test_corrupt_index_fails_its_checksum(tmp_path):
+    path = _written(tmp_path)
+    raw = bytearray(path.read_bytes())
+    raw[-10] ^= 0xFF
+    path.write_bytes(bytes(raw))
+    with pytest.raises(StoreError, match="crc32c"):
+        _read(path)
+
+
+def test_corrupt_chunk_is_an_error(tmp_path):
+    path = _written(tmp_path)
+    raw = bytearray(path.read_bytes())
+    raw[10:60] = b"\x00" * 50  # inside the first zstd frame
+    path.write_bytes(bytes(raw))
+    with pytest.raises(StoreError, match="chunk 0"):
+        _read(path)
+
+
+def test_missing_file_is_an_error(tmp_path):
+    path = _written(tmp_path, "none")
+    path.unlink()
+    with pytest.raises(StoreError, match="missing"):
+        _read(path, zstd=False)
