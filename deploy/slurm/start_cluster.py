@@ -13,6 +13,13 @@ Example (see lensfind-scan.sbatch for the whole scan in one batch job)::
     engine scan --scheduler tcp://10.1.2.3:8786 --data /shared/des_y3 --out /shared/runs/y3 \\
         --metrics-port 9450 --metrics-host 0.0.0.0
 
+Workers retire before their job's walltime ends (``dask worker --lifetime``, walltime minus
+``--lifetime-margin``, staggered), so a shard is never cut off by SLURM: the scheduler moves
+work off a retiring worker, and a shard that was killed anyway is retried and, after
+``--shard-attempts`` crashes, quarantined. On GPU nodes, ``--gpus-per-job 1`` gives each job
+one GPU and one worker that advertises ``--resources GPU=1``; the scan then sends every shard to
+a GPU worker, one at a time per GPU (submit more jobs for more GPUs).
+
 ``--dry-run`` prints the batch script that would be submitted and exits.
 """
 
@@ -38,7 +45,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--walltime", default="04:00:00", help="per job, HH:MM:SS (default 04:00:00)")
     p.add_argument("--queue", default=None, help="SLURM partition")
     p.add_argument("--account", default=None, help="SLURM account")
-    p.add_argument("--gpus-per-job", type=int, default=0, help="adds #SBATCH --gres=gpu:N")
+    p.add_argument(
+        "--gpus-per-job",
+        type=int,
+        default=0,
+        choices=(0, 1),
+        help="1: #SBATCH --gres=gpu:1 and one worker advertising the GPU resource",
+    )
+    p.add_argument(
+        "--lifetime-margin",
+        type=int,
+        default=10,
+        help="minutes before the walltime at which workers retire (default 10)",
+    )
     p.add_argument(
         "--job-extra",
         action="append",
@@ -62,6 +81,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def walltime_seconds(walltime: str) -> int:
+    """``[D-]HH:MM:SS`` (or ``HH:MM``) as seconds."""
+    days, _, clock = walltime.rpartition("-")
+    parts = [int(p) for p in clock.split(":")]
+    while len(parts) < 3:
+        parts.append(0)
+    h, m, s = parts
+    return (int(days) if days else 0) * 86400 + h * 3600 + m * 60 + s
+
+
+def worker_args(args: argparse.Namespace) -> list[str]:
+    """Extra ``dask worker`` arguments: a lifetime shorter than the walltime, the GPU resource."""
+    lifetime = walltime_seconds(args.walltime) - 60 * args.lifetime_margin
+    if lifetime < 300:
+        sys.exit(
+            f"walltime {args.walltime} leaves under 5 minutes after the "
+            f"{args.lifetime_margin}-minute lifetime margin"
+        )
+    extra = ["--lifetime", f"{lifetime}s", "--lifetime-stagger", "120s"]
+    if args.gpus_per_job:
+        extra += ["--resources", "GPU=1"]
+    return extra
+
+
 def make_cluster(args: argparse.Namespace):  # -> dask_jobqueue.SLURMCluster
     try:
         from dask_jobqueue import SLURMCluster
@@ -70,9 +113,11 @@ def make_cluster(args: argparse.Namespace):  # -> dask_jobqueue.SLURMCluster
     job_extra = list(args.job_extra)
     if args.gpus_per_job:
         job_extra.append(f"--gres=gpu:{args.gpus_per_job}")
+    processes = 1 if args.gpus_per_job else args.processes or args.cores
     return SLURMCluster(
         cores=args.cores,
-        processes=args.processes or args.cores,
+        processes=processes,
+        worker_extra_args=worker_args(args),
         memory=args.memory,
         walltime=args.walltime,
         queue=args.queue,

@@ -26,6 +26,7 @@ def test_kinds(docs):
         ("Job", "lensfind-scan"),
         ("Service", "lensfind-scan-metrics"),
         ("PersistentVolumeClaim", "lensfind-data"),
+        ("DaskWorkerGroup", "lensfind-gpu"),
     }
     assert docs["DaskCluster", "lensfind"]["apiVersion"] == "kubernetes.dask.org/v1"
 
@@ -84,3 +85,18 @@ def test_metrics_service_selects_the_scan_pod(docs):
     assert int(args[args.index("--metrics-port") + 1]) == _port(scan, port["targetPort"])
     assert args[args.index("--metrics-host") + 1] == "0.0.0.0"
     assert service["metadata"]["annotations"]["prometheus.io/port"] == str(port["port"])
+
+
+def test_gpu_workers_advertise_one_gpu_each(docs):
+    from lensfind.engine.cluster import GPU_RESOURCE
+
+    group = docs["DaskWorkerGroup", "lensfind-gpu"]
+    assert group["spec"]["cluster"] == docs["DaskCluster", "lensfind"]["metadata"]["name"]
+    (worker,) = group["spec"]["worker"]["spec"]["containers"]
+    args = worker["args"]
+    assert args[args.index("--resources") + 1] == f"{GPU_RESOURCE}=1"
+    assert args[args.index("--nthreads") + 1] == "1"
+    assert worker["resources"]["limits"]["nvidia.com/gpu"] == 1
+    assert worker["image"] == "lensfind:gpu"
+    (volume,) = group["spec"]["worker"]["spec"]["volumes"]
+    assert volume["persistentVolumeClaim"]["claimName"] == "lensfind-data"

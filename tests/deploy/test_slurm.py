@@ -43,3 +43,22 @@ def test_scan_options_are_accepted(sbatch, scan_flags):
     flags = {t for line in lines for t in shlex.split(line) if t.startswith("--")}
     assert {"--scheduler", "--metrics-port", "--metrics-host", "--pushgateway"} <= flags
     assert sorted(flags - scan_flags) == []
+
+
+def test_workers_retire_before_the_walltime(start_cluster):
+    args = start_cluster.parse_args(["--walltime", "04:00:00"])
+    extra = start_cluster.worker_args(args)
+    assert extra[extra.index("--lifetime") + 1] == f"{4 * 3600 - 600}s"
+    assert "--resources" not in extra
+    assert start_cluster.walltime_seconds("1-02:00:00") == 26 * 3600
+    assert start_cluster.walltime_seconds("00:30") == 1800
+    with pytest.raises(SystemExit):
+        start_cluster.worker_args(start_cluster.parse_args(["--walltime", "00:12:00"]))
+
+
+def test_gpu_jobs_advertise_the_gpu_resource(start_cluster):
+    args = start_cluster.parse_args(["--gpus-per-job", "1", "--walltime", "02:00:00"])
+    extra = start_cluster.worker_args(args)
+    assert extra[extra.index("--resources") + 1] == "GPU=1"
+    with pytest.raises(SystemExit):
+        start_cluster.parse_args(["--gpus-per-job", "2"])

@@ -1,4 +1,13 @@
-"""Executors for shard tasks: a Dask cluster (local or remote) or this process."""
+"""Executors for shard tasks: a Dask cluster (local or remote) or this process.
+
+On GPUs, Dask's resources keep one task per GPU: local GPU clusters start one
+single-threaded worker per visible GPU, pinned to it with
+``CUDA_VISIBLE_DEVICES`` and advertising the resource ``GPU=1``; workers of an
+existing cluster advertise it with ``dask worker --resources GPU=1`` (the
+``deploy/`` recipes do). Whenever the cluster's workers advertise GPUs, every
+shard task asks for one (:func:`submit_options`), so tasks only run on GPU
+workers and never two on one GPU.
+"""
 
 import contextlib
 import logging
@@ -19,13 +28,46 @@ class InProcessExecutor:
         return fut
 
 
-@contextlib.contextmanager
-def executor(workers: int, scheduler: str | None = None) -> Iterator[Any]:
-    """Yield something with ``submit(fn, *args, pure=False)``.
+#: Dask worker resource a GPU worker advertises (``dask worker --resources GPU=1``).
+GPU_RESOURCE = "GPU"
 
-    ``scheduler`` connects to an existing Dask scheduler; otherwise ``workers``
-    local worker processes (one thread each) are started; ``workers = 0`` runs
-    in this process.
+
+def gpu_worker_specs(n_gpus: int) -> dict[str, dict[str, Any]]:
+    """``SpecCluster`` worker specs: one single-threaded nanny per GPU, pinned to it."""
+    from distributed import Nanny
+
+    return {
+        f"gpu-{i}": {
+            "cls": Nanny,
+            "options": {
+                "nthreads": 1,
+                "resources": {GPU_RESOURCE: 1},
+                "env": {"CUDA_VISIBLE_DEVICES": str(i)},
+                "silence_logs": logging.ERROR,
+            },
+        }
+        for i in range(n_gpus)
+    }
+
+
+def submit_options(ex: Any) -> dict[str, Any]:
+    """Extra ``submit`` arguments: ask for a GPU when the cluster's workers advertise GPUs."""
+    if not hasattr(ex, "scheduler_info"):
+        return {}
+    workers = ex.scheduler_info().get("workers", {})
+    if any((w.get("resources") or {}).get(GPU_RESOURCE) for w in workers.values()):
+        return {"resources": {GPU_RESOURCE: 1}}
+    return {}
+
+
+@contextlib.contextmanager
+def executor(workers: int, scheduler: str | None = None, gpus: int = 0) -> Iterator[Any]:
+    """Yield something with ``submit(fn, *args, **options)``.
+
+    ``scheduler`` connects to an existing Dask scheduler; otherwise ``gpus > 0``
+    starts one local worker per GPU (:func:`gpu_worker_specs`; ``workers`` is
+    then ignored), else ``workers`` local worker processes (one thread each);
+    ``workers = 0`` runs in this process.
     """
     if scheduler is None and workers == 0:
         yield InProcessExecutor()
@@ -44,6 +86,18 @@ def executor(workers: int, scheduler: str | None = None) -> Iterator[Any]:
         with Client(scheduler) as client:
             yield client
         return
+    if gpus > 0:
+        from distributed import Scheduler, SpecCluster
+
+        spec = {"cls": Scheduler, "options": {"dashboard_address": None}}
+        with (
+            SpecCluster(
+                workers=gpu_worker_specs(gpus), scheduler=spec, silence_logs=logging.ERROR
+            ) as cluster,  # fmt: skip
+            Client(cluster) as client,
+        ):
+            yield client
+        return
     with (
         LocalCluster(
             n_workers=workers,
@@ -55,3 +109,19 @@ def executor(workers: int, scheduler: str | None = None) -> Iterator[Any]:
         Client(cluster) as client,
     ):
         yield client
+
+
+def local_gpus(provider: str, workers: int, scheduler: str | None) -> int:
+    """GPUs a local cluster should put one worker on (0: CPU workers).
+
+    Only for a local cluster (no ``scheduler``, ``workers > 0``) whose
+    provider resolves to CUDA or TensorRT here.
+    """
+    if scheduler is not None or workers == 0:
+        return 0
+    from lensfind.export.cuda import list_gpus
+    from lensfind.export.scorer import GPU_PROVIDERS, resolve_provider
+
+    if resolve_provider(provider) not in GPU_PROVIDERS:
+        return 0
+    return len(list_gpus())

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 
-from lensfind.engine.cluster import executor
+from lensfind.engine.cluster import executor, submit_options
 from lensfind.engine.manifest import Manifest
 from lensfind.engine.metrics import ScanMetrics
 from lensfind.engine.shard import SCORES_DIR, ShardResult, write_scores
@@ -68,6 +68,7 @@ class Dispatcher:
         scheduler: str | None,
         progress: Any,
         total: int | None = None,
+        gpus: int = 0,
     ) -> None:
         """Run ``fn(task)`` for every task, at most two per worker in flight; commit each.
 
@@ -75,7 +76,8 @@ class Dispatcher:
         ``object_id``, ``ra``, ``dec``), which is all a quarantine needs to fail them.
         ``tasks`` is consumed lazily (a generator keeps only the tasks in flight and
         those waiting for a retry in memory); ``total``, their number, feeds the
-        queued-shards gauge.
+        queued-shards gauge. ``gpus > 0`` starts a local cluster of one worker
+        per GPU (see :mod:`lensfind.engine.cluster`).
         """
         manifest = Manifest(self.run_dir)
         fresh = iter(tasks)
@@ -88,12 +90,13 @@ class Dispatcher:
         n_committed = 0
         attempts: dict[str, int] = {}
         in_flight: dict[Any, Any] = {}
-        with executor(workers, scheduler) as ex:
+        with executor(workers, scheduler, gpus) as ex:
             limit = 2 * max(_n_workers(ex, workers), 1)
+            options = submit_options(ex)
             t0 = time.perf_counter()
             while pending is not None or in_flight:
                 while pending is not None and len(in_flight) < limit:
-                    in_flight[ex.submit(fn, pending)] = pending
+                    in_flight[ex.submit(fn, pending, **options)] = pending
                     pending = next_task()
                 if total is not None:
                     self.metrics.queued.set(max(total - n_committed - len(in_flight), 0))

@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 
 from lensfind import __version__
 from lensfind.engine.candidates import ScoreTally, rank_candidates, tally_scores, write_candidates
+from lensfind.engine.cluster import local_gpus
 from lensfind.engine.config import RunConfig
 from lensfind.engine.dispatch import Dispatcher, quarantined_shards
 from lensfind.engine.known_lenses import add_known_lens_columns
@@ -174,7 +175,9 @@ def execute(
                   disable=config.quiet, smoothing=0.1) as bar:  # fmt: skip
             run_start = time.perf_counter()
             tasks = (make_task(s) for s in pending)  # made as slots free up
-            dispatcher.run(fn, tasks, config.workers, config.scheduler, bar, total=len(pending))
+            gpus = local_gpus(config.provider, config.workers, config.scheduler)
+            dispatcher.run(fn, tasks, config.workers, config.scheduler, bar, total=len(pending),
+                           gpus=gpus)  # fmt: skip
             run_seconds = time.perf_counter() - run_start
     finally:
         metrics.close()

@@ -1,0 +1,83 @@
+"""lensfind.engine.cluster: executors, and one task per GPU through Dask resources."""
+
+import os
+
+import pytest
+
+from lensfind.engine.cluster import (
+    GPU_RESOURCE,
+    InProcessExecutor,
+    executor,
+    gpu_worker_specs,
+    local_gpus,
+    submit_options,
+)
+
+
+def test_gpu_worker_specs_pin_one_gpu_each():
+    specs = gpu_worker_specs(3)
+    assert list(specs) == ["gpu-0", "gpu-1", "gpu-2"]
+    for i, spec in enumerate(specs.values()):
+        opts = spec["options"]
+        assert opts["env"] == {"CUDA_VISIBLE_DEVICES": str(i)}
+        assert opts["resources"] == {GPU_RESOURCE: 1} and opts["nthreads"] == 1
+
+
+def test_in_process_and_cpu_clusters_ask_for_no_resources():
+    from distributed import Client, LocalCluster
+
+    assert submit_options(InProcessExecutor()) == {}
+    with (
+        LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
+        assert submit_options(client) == {}
+
+
+def test_local_gpus_is_zero_on_cpu_or_remote_clusters():
+    assert local_gpus("cpu", 2, None) == 0
+    assert local_gpus("auto", 2, "tcp://127.0.0.1:1") == 0
+    assert local_gpus("cuda", 0, None) == 0
+
+
+def _visible_device() -> str:
+    return os.environ.get("CUDA_VISIBLE_DEVICES", "")
+
+
+def test_local_gpu_cluster_runs_one_task_per_pinned_worker():
+    """The GPU cluster's workers (no real GPU needed) each see one device and take GPU tasks."""
+    with executor(workers=5, gpus=2) as client:
+        info = client.scheduler_info()["workers"]
+        assert len(info) == 2  # one per GPU, whatever --workers says
+        opts = submit_options(client)
+        assert opts == {"resources": {GPU_RESOURCE: 1}}
+        seen = {client.submit(_visible_device, pure=False, **opts).result() for _ in range(8)}
+        assert seen <= {"0", "1"} and seen
+
+
+def test_scan_on_a_cluster_with_a_gpu_worker_runs_every_shard_there(
+    full_run, region, scan_config, tmp_path
+):
+    """--scheduler: a worker advertising GPU=1 takes every shard; the plain one none."""
+    from distributed import Scheduler, SpecCluster, Worker
+
+    from lensfind.engine.scan import run_scan
+
+    workers = {
+        "gpu": {"cls": Worker, "options": {"nthreads": 1, "resources": {GPU_RESOURCE: 1}}},
+        "cpu": {"cls": Worker, "options": {"nthreads": 1}},
+    }
+    scheduler = {"cls": Scheduler, "options": {"dashboard_address": None}}
+    with SpecCluster(workers=workers, scheduler=scheduler) as cluster:
+        result = run_scan(scan_config(region, tmp_path / "run", workers=0,
+                                      scheduler=cluster.scheduler_address))  # fmt: skip
+        assert cluster.workers["gpu"].state.executed_count == result.summary["n_shards"]
+        assert cluster.workers["cpu"].state.executed_count == 0
+    assert (result.run_dir / "candidates.parquet").read_bytes() == (
+        full_run.run_dir / "candidates.parquet"
+    ).read_bytes()
+
+
+@pytest.mark.parametrize("n", [0, 1])
+def test_gpu_specs_of_no_or_one_gpu(n):
+    assert len(gpu_worker_specs(n)) == n
