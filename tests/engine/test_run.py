@@ -56,6 +56,7 @@ def test_summary_reports_expected_purity(full_run):
     assert first["n_candidates"] == s["n_candidates"]
     assert 0 <= first["expected_true_lenses"] <= first["n_candidates"]
     assert set(p["inspect_to_find"]) == {"1", "10", "100"}
+    assert (full_run.run_dir / p["file"]).stat().st_size > 0
     # the test region has injections: the selection-function estimate is there too
     inj = pq.read_table(full_run.run_dir / "injections.parquet")["score"].to_numpy()
     assert first["completeness"] == pytest.approx(np.mean(inj >= s["threshold"]), abs=1e-6)

@@ -30,6 +30,7 @@ from lensfind.probes.selection import INJECTIONS_NAME
 SUMMARY_NAME = "summary.json"
 #: The model a run scores with: sha256 and score calibration (checked on resume).
 MODEL_NAME = "model.json"
+PURITY_PNG = "expected_purity.png"
 EXIT_OK = 0
 EXIT_WITH_FAILURES = 3  # the run completed, but some objects ended "failed"
 EXIT_WITH_QUARANTINE = 4  # the run completed, but some shards were quarantined
@@ -120,9 +121,14 @@ def candidate_purity(
     """:func:`~lensfind.engine.purity.expected_purity` of the run's candidates.
 
     Uses the run's ``injections.parquet`` (written by the scan's selection
-    function) for the selection-function estimate when there is one.
+    function) for the selection-function estimate when there is one, and plots
+    both to ``expected_purity.png``.
     """
+    import numpy as np
     import pyarrow.parquet as pq
+
+    from lensfind.export.calibration import posterior_lens_probability
+    from lensfind.probes.plots import plot_purity
 
     lens_fraction, calibrated = scores_lens_fraction(card)
     inj_file = run_dir / INJECTIONS_NAME
@@ -131,11 +137,11 @@ def candidate_purity(
         if inj_file.is_file()
         else None
     )
-    purity = expected_purity(
-        candidates["score"].to_numpy(zero_copy_only=False), n_scored, threshold,
-        prior_lens_rate, lens_fraction, injected,
-    )  # fmt: skip
-    return {"calibrated_scores": calibrated, **purity}
+    scores = candidates["score"].to_numpy(zero_copy_only=False)
+    purity = expected_purity(scores, n_scored, threshold, prior_lens_rate, lens_fraction, injected)
+    by_rank = posterior_lens_probability(np.sort(scores)[::-1], prior_lens_rate, lens_fraction)
+    plot_purity(purity, by_rank, run_dir / PURITY_PNG)
+    return {"calibrated_scores": calibrated, **purity, "file": PURITY_PNG}
 
 
 def execute(
