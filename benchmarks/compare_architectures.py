@@ -27,10 +27,12 @@ Everything else is the shipped model's recipe (AdamW, one-cycle lr 2e-3, batch
 64, 90-degree rotations and flips, epoch kept by validation AUROC), 1 torch
 thread.
 
-Run from the repository root (one command; an estimated 27 minutes on 2 CPU cores,
-from measured training-step times of batch 64 with 1 thread: compact 0.23 s, ou66
-0.72 s, resnet18_1band 1.6 s, resnet_small_1band 0.08 s, ou200 6.9 s, jacobs_des
-10.5 s; the default configuration has not been timed end to end yet)::
+Run from the repository root (one command; the default configuration took 37.3
+minutes end to end on 2026-12-06 on a 2-core AMD EPYC CPU without GPU, with other
+jobs sharing the CPU at times: 23.0 min of training, the rest simulation, exports,
+scoring and the throughput measurement; training seconds per step of batch 64 with
+1 thread, validation included: compact 0.31, ou66 0.99, resnet18_1band 2.2,
+resnet_small_1band 0.085, ou200 8.4, jacobs_des 12.3)::
 
     python benchmarks/compare_architectures.py
 
@@ -232,6 +234,10 @@ def _fmt_rate(row: dict[str, Any], key: str) -> str:
     return f"{r['median']:,.0f}" if r else "–"
 
 
+def _fmt_metric(v: float) -> str:
+    return "–" if v is None or not np.isfinite(v) else f"{v:.3f}"
+
+
 def _markdown(result: dict[str, Any]) -> str:
     c = result["config"]
     lines = [
@@ -252,7 +258,7 @@ def _markdown(result: dict[str, Any]) -> str:
     ]
     for r in result["rows"]:
         t = r["test_onnx"]
-        metrics = " | ".join(f"{t[m]:.3f}" for m in METRICS)
+        metrics = " | ".join(_fmt_metric(t[m]) for m in METRICS)
         secs = f"{r['train_seconds']:.0f}" if r.get("train_seconds") is not None else "–"
         lines.append(
             f"| {r['label']} | {r['input']} | {r['n_fit']:,} x {r['epochs']} ({r['steps']}) | "
@@ -265,8 +271,15 @@ def _markdown(result: dict[str, Any]) -> str:
         "Training objects are those fitted (90% of the set; 10% is the validation split that "
         "picks the kept epoch). GFLOP = 2 x multiply-accumulates of the convolutions and dense "
         "layers per cutout (`lensfind.training.flops`). The shipped row was trained on its own "
-        "16,000-object set (seed 1) with 2 threads; its training time is from its card.",
+        "16,000-object set (seed 1) with 2 threads; its training time is from its card. "
+        "A run written `NAME@NxE` was trained on the first N objects of the set for E epochs "
+        "(the expensive networks' smaller budget; `lensfind_des_compact@NxE` is the "
+        "equal-step comparison). Every network gets the same recipe, not its paper's.",
     ]
+    if any(not np.isfinite(r["test_onnx"][m]) for r in result["rows"] for m in METRICS):
+        lines.append("")
+        lines.append("–: undefined (no test object scored at or above the threshold, so no "
+                     "precision).")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
