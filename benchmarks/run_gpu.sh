@@ -22,4 +22,7 @@ engine bench models --provider all --quiet --results "$results"
 engine bench models --provider cuda,tensorrt --quiet --arch ou66 --arch ou200 --arch jacobs_des \
   --arch resnet18_1band --model des_y3 --results "$results/seed-archs"
 engine bench datapath --quiet --results "$results"
+# the 10^9 projection with GPU-hours from the model rates just measured
+models_json="$(ls -t "$results"/*-models.json | head -n 1)"
+engine bench score --sizes 10000,100000 --gpu-rates "$models_json" --quiet --results "$results"
 python -m pytest -m gpu -q tests/export tests/engine/test_bench_models.py

@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 
 from lensfind.engine.cli import main
 
@@ -64,3 +65,34 @@ def test_synthetic_store_has_distinct_ids_and_shares_image_bytes(tmp_path):
     np.testing.assert_array_equal(first, second)
     linked = [p for p in (store / shards[1] / "images").rglob("*") if p.is_file()]
     assert all(p.stat().st_nlink == 2 for p in linked)  # hard links: no extra disk
+
+
+def test_gpu_rates_from_a_bench_models_result_give_gpu_hours(tmp_path):
+    from lensfind.engine.bench_score import gpu_rates, projection
+
+    def row(runtime, precision, batch, rate, model="des_y3"):
+        return {"model": model, "runtime": runtime, "precision": precision,
+                "batch_size": batch, "cutouts_per_s": {"median": rate}}  # fmt: skip
+
+    rows = [row("ort-cpu", "fp32", 256, 1500.0), row("ort-cuda", "fp32", 64, 20000.0),
+            row("ort-cuda", "fp32", 256, 36000.0), row("tensorrt", "fp16", 256, 90000.0),
+            row("tensorrt", "fp16", 256, 1e9, model="other")]  # fmt: skip
+    path = tmp_path / "models.json"
+    path.write_text(json.dumps({"results": rows}))
+    rates = gpu_rates(path, "des_y3")
+    assert rates == {"ort-cuda-fp32": 36000.0, "tensorrt-fp16": 90000.0}
+    proj = projection(900.0, 2, rates)
+    assert proj["gpu_hours"]["tensorrt-fp16"] == pytest.approx(1e9 / 90000 / 3600)
+    assert proj["cpu_cores_per_gpu"]["ort-cuda-fp32"] == pytest.approx(40.0)
+    assert any("GPU-hours: one GPU" in a for a in proj["assumptions"])
+    assert projection(900.0, 2, None)["gpu_hours"] is None
+
+
+def test_gpu_rates_of_a_file_that_is_not_a_result_is_an_error(tmp_path):
+    from lensfind.engine.bench_score import gpu_rates
+    from lensfind.errors import ConfigError
+
+    path = tmp_path / "x.json"
+    path.write_text("{}")
+    with pytest.raises(ConfigError, match=r"x\.json"):
+        gpu_rates(path, "des_y3")

@@ -32,8 +32,61 @@ SYNTHETIC_LENS_FRACTION = 0.001
 PROJECTION_ASSUMPTIONS = (
     "throughput scales linearly with cores (one single-threaded worker per core)",
     "the store is read at least as fast as measured here (local disk, page cache warm)",
-    "GPU-hours need a measured GPU rate (engine bench models on a GPU); none is assumed",
 )
+NO_GPU_RATE = "GPU-hours need a measured GPU rate (engine bench models on a GPU); none is assumed"
+GPU_RATE = (
+    "GPU-hours: one GPU scores at its bare-model rate of `engine bench models` (best batch size "
+    "per runtime), fed by cpu_cores_per_gpu single-threaded readers at the rate measured here"
+)
+#: Runtimes of ``engine bench models`` that run on a GPU.
+GPU_RUNTIMES = ("ort-cuda", "ort-tensorrt", "tensorrt", "torch-cuda")
+
+
+def gpu_rates(models_json: Path, model: str) -> dict[str, float]:
+    """Best measured cutouts/s of ``model`` per GPU runtime and precision.
+
+    Parameters
+    ----------
+    models_json : Path
+        A result of ``engine bench models`` (run on a GPU machine).
+    model : str
+        Model name as the result records it (e.g. ``des_y3``).
+
+    Returns
+    -------
+    dict
+        ``"<runtime>-<precision>" -> cutouts/s`` (the median of the best batch size);
+        empty if the file has no GPU rows for the model.
+    """
+    from lensfind.errors import ConfigError
+
+    try:
+        rows = json.loads(Path(models_json).read_text())["results"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise ConfigError(f"{models_json}: not an engine bench models result ({exc})") from None
+    best: dict[str, float] = {}
+    for r in rows:
+        if r.get("model") != model or r.get("runtime") not in GPU_RUNTIMES:
+            continue
+        label = f"{r['runtime']}-{r.get('precision', 'fp32')}"
+        best[label] = max(best.get(label, 0.0), float(r["cutouts_per_s"]["median"]))
+    return best
+
+
+def projection(cpu_rate: float, cores: int, rates_gpu: dict[str, float] | None) -> dict[str, Any]:
+    """Wall time, CPU core-hours and (given GPU rates) GPU-hours for 10^9 cutouts."""
+    out: dict[str, Any] = {
+        "cutouts_per_s_one_process": cpu_rate,
+        "cpu_core_hours": 1e9 / cpu_rate / 3600.0,
+        "wall_hours_this_machine": 1e9 / (cpu_rate * cores) / 3600.0,
+        "gpu_hours": None,
+        "assumptions": [*PROJECTION_ASSUMPTIONS, GPU_RATE if rates_gpu else NO_GPU_RATE],
+    }
+    if rates_gpu:
+        out["gpu_hours"] = {k: 1e9 / v / 3600.0 for k, v in sorted(rates_gpu.items())}
+        out["gpu_cutouts_per_s"] = dict(sorted(rates_gpu.items()))
+        out["cpu_cores_per_gpu"] = {k: v / cpu_rate for k, v in sorted(rates_gpu.items())}
+    return out
 
 
 def make_synthetic_store(
@@ -101,8 +154,13 @@ def score_in_fresh_process(store: Path, model: str, out: Path) -> dict[str, Any]
     return dict(result)
 
 
-def bench_score(sizes: list[int], model: str, survey: str = "des_y3") -> dict[str, Any]:
-    """Peak RSS and rate of ``engine score`` at each store size, plus the 10^9 projection."""
+def bench_score(
+    sizes: list[int], model: str, survey: str = "des_y3", rates_gpu: dict[str, float] | None = None
+) -> dict[str, Any]:
+    """Peak RSS and rate of ``engine score`` at each store size, plus the 10^9 projection.
+
+    ``rates_gpu`` (from :func:`gpu_rates`) adds GPU-hours to the projection.
+    """
     runs = []
     with tempfile.TemporaryDirectory(prefix="lensfind-bench-score-") as tmp:
         for n in sizes:
@@ -123,13 +181,7 @@ def bench_score(sizes: list[int], model: str, survey: str = "des_y3") -> dict[st
         "n_cutouts": max(sizes),
         "runs": runs,
         "peak_rss_growth": max(peaks) / min(peaks) - 1.0,
-        "projection_1e9": {
-            "cutouts_per_s_one_process": rate,
-            "cpu_core_hours": 1e9 / rate / 3600.0,
-            "wall_hours_this_machine": 1e9 / (rate * cores) / 3600.0,
-            "gpu_hours": None,
-            "assumptions": list(PROJECTION_ASSUMPTIONS),
-        },
+        "projection_1e9": projection(rate, cores, rates_gpu),
     }
 
 

@@ -76,10 +76,17 @@ def _cmd_bench_scan(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench_score(args: argparse.Namespace) -> int:
-    from lensfind.engine.bench_score import bench_score, write_score_result
+    from lensfind.engine.bench_score import bench_score, gpu_rates, write_score_result
+    from lensfind.errors import ConfigError
+    from lensfind.models import resolve_model
 
     sizes = [int(float(v)) for v in args.sizes.split(",")]
-    result = bench_score(sizes, args.model, args.survey)
+    rates = None
+    if args.gpu_rates is not None:
+        rates = gpu_rates(args.gpu_rates, resolve_model(args.model, args.survey).name)
+        if not rates:
+            raise ConfigError(f"{args.gpu_rates}: no GPU rows for model {args.model}")
+    result = bench_score(sizes, args.model, args.survey, rates)
     path = write_score_result(result, args.results)
     for r in result["runs"]:
         print(f"{r['n_cutouts']:>9d} cutouts: {r['cutouts_per_s']:8.1f} cutouts/s, "
@@ -88,6 +95,9 @@ def _cmd_bench_score(args: argparse.Namespace) -> int:
     print(f"peak RSS growth {result['peak_rss_growth']:+.1%} from {min(sizes)} to {max(sizes)}")
     print(f"10^9 cutouts: {proj['cpu_core_hours']:.0f} CPU core-hours "
           f"({proj['wall_hours_this_machine']:.0f} h on this machine); assumptions:")  # fmt: skip
+    for label, hours in (proj["gpu_hours"] or {}).items():
+        print(f"10^9 cutouts on one GPU ({label}): {hours:.1f} GPU-hours, "
+              f"{proj['cpu_cores_per_gpu'][label]:.1f} CPU cores to feed it")  # fmt: skip
     for a in proj["assumptions"]:
         print(f"  - {a}")
     print(f"-> {path}")
@@ -403,6 +413,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--sizes", default="10000,100000", help="comma-separated store sizes")
     b.add_argument("--model", default="des_y3", help="shipped model name or model directory")
     b.add_argument("--survey", default="des_y3")
+    b.add_argument(
+        "--gpu-rates",
+        type=Path,
+        help="an engine bench models result from a GPU machine: adds GPU-hours to the projection",
+    )
     b.add_argument(
         "--results", type=Path, default=Path("benchmarks/results"), help="where the JSON goes"
     )
