@@ -8,6 +8,7 @@ written as failed (reason ``quarantined: ...``), a line goes to
 """
 
 import json
+import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -26,6 +27,8 @@ from lensfind.engine.metrics import ScanMetrics
 from lensfind.engine.shard import SCORES_DIR, ShardResult, write_scores
 
 QUARANTINE_NAME = "quarantine.jsonl"
+
+log = logging.getLogger("lensfind.dispatch")
 
 
 @dataclass
@@ -69,6 +72,7 @@ class Dispatcher:
         progress: Any,
         total: int | None = None,
         gpus: int = 0,
+        warm_up: Callable[[], Any] | None = None,
     ) -> None:
         """Run ``fn(task)`` for every task, at most two per worker in flight; commit each.
 
@@ -77,7 +81,9 @@ class Dispatcher:
         ``tasks`` is consumed lazily (a generator keeps only the tasks in flight and
         those waiting for a retry in memory); ``total``, their number, feeds the
         queued-shards gauge. ``gpus > 0`` starts a local cluster of one worker
-        per GPU (see :mod:`lensfind.engine.cluster`).
+        per GPU (see :mod:`lensfind.engine.cluster`). ``warm_up`` runs once on every
+        worker before the first task (a failure there is logged, and the tasks
+        then fail or succeed on their own); ``dispatch_seconds`` starts after it.
         """
         manifest = Manifest(self.run_dir)
         fresh = iter(tasks)
@@ -93,6 +99,8 @@ class Dispatcher:
         with executor(workers, scheduler, gpus) as ex:
             limit = 2 * max(_n_workers(ex, workers), 1)
             options = submit_options(ex)
+            if warm_up is not None:
+                _warm_up_workers(ex, warm_up)
             t0 = time.perf_counter()
             while pending is not None or in_flight:
                 while pending is not None and len(in_flight) < limit:
@@ -188,6 +196,17 @@ def quarantined_shards(run_dir: Path) -> set[str]:
             except (json.JSONDecodeError, KeyError):
                 continue
     return out
+
+
+def _warm_up_workers(ex: Any, fn: Callable[[], Any]) -> None:
+    """``fn()`` on every worker of a Dask client, or here for the in-process executor."""
+    try:
+        if hasattr(ex, "run"):
+            ex.run(fn)
+        else:
+            fn()
+    except Exception as exc:  # the shards will report it with their own objects
+        log.warning("worker warm-up failed: %s: %s", type(exc).__name__, exc)
 
 
 def _n_workers(ex: Any, workers: int) -> int:

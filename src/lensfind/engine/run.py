@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from lensfind.engine.manifest import Manifest
 from lensfind.engine.metrics import ScanMetrics
 from lensfind.engine.plan import PLAN_NAME, Plan, Shard
 from lensfind.engine.purity import expected_purity
-from lensfind.engine.shard import ShardResult
+from lensfind.engine.shard import ShardResult, warm_up
 from lensfind.errors import ConfigError, ResumeError
 from lensfind.export.card import ModelCard
 from lensfind.probes.selection import INJECTIONS_NAME
@@ -182,8 +183,10 @@ def execute(
             run_start = time.perf_counter()
             tasks = (make_task(s) for s in pending)  # made as slots free up
             gpus = local_gpus(config.provider, config.workers, config.scheduler)
+            warm = partial(warm_up, str(card.directory), card.sha256, config.provider,
+                           config.batch_size)  # fmt: skip
             dispatcher.run(fn, tasks, config.workers, config.scheduler, bar, total=len(pending),
-                           gpus=gpus)  # fmt: skip
+                           gpus=gpus, warm_up=warm if pending else None)  # fmt: skip
             run_seconds = time.perf_counter() - run_start
     finally:
         metrics.close()

@@ -151,6 +151,17 @@ def scorer_for(
     return _SCORERS[key]
 
 
+def warm_up(model_dir: str, sha256: str, provider: str = "auto", batch_size: int = 256) -> None:
+    """Load the model's session in this worker and score one blank cutout.
+
+    Run on every worker before the first shard is sent, so that a shard's time
+    is its own work (session creation and first-call set-up are paid once per
+    worker, as in a long scan).
+    """
+    scorer = scorer_for(model_dir, sha256, provider, batch_size)
+    scorer(np.zeros((1, *scorer.card.input_shape), dtype=np.float32))
+
+
 def check_provider(config: RunConfig) -> str | None:
     """Fail before any work when the run's provider is not available here.
 
