@@ -35,7 +35,8 @@ class AsinhNormalisation:
                 f"expected a batch (N, {len(self.scale)}, H, W), got shape {images.shape}"
             )
         denom = (self.softening * np.asarray(self.scale, dtype=np.float32))[None, :, None, None]
-        return np.arcsinh(images / denom).astype(np.float32, copy=False)
+        out = np.divide(images, denom, dtype=np.float32)
+        return np.arcsinh(out, out=out)
 
     def to_dict(self) -> dict[str, object]:
         return {"kind": self.kind, "scale": list(self.scale), "softening": self.softening}

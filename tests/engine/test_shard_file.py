@@ -67,13 +67,14 @@ def test_corrupt_index_fails_its_checksum(tmp_path):
         _read(path)
 
 
-def test_corrupt_chunk_is_an_error(tmp_path):
-    path = _written(tmp_path)
+@pytest.mark.parametrize("compression", ["zstd", "none"])
+def test_corrupt_chunk_fails_its_checksum_compressed_or_not(tmp_path, compression):
+    path = _written(tmp_path, compression)
     raw = bytearray(path.read_bytes())
-    raw[10:60] = b"\x00" * 50  # inside the first zstd frame
+    raw[10:60] = b"\x00" * 50  # inside the first chunk
     path.write_bytes(bytes(raw))
-    with pytest.raises(StoreError, match="chunk 0"):
-        _read(path)
+    with pytest.raises(StoreError, match="chunk 0 fails its crc32c"):
+        _read(path, zstd=compression == "zstd")
 
 
 def test_missing_file_is_an_error(tmp_path):

@@ -143,7 +143,7 @@ def test_uncompressed_store_option(tmp_path):
 
 @pytest.mark.parametrize("compression", ["zstd", "none"])
 def test_shard_file_is_byte_identical_to_zarrs_own_writer(tmp_path, compression):
-    from zarr.codecs import ZstdCodec
+    from zarr.codecs import Crc32cCodec, ZstdCodec
 
     from lensfind.engine.store import CHUNK_CUTOUTS, ZSTD_LEVEL
 
@@ -153,7 +153,8 @@ def test_shard_file_is_byte_identical_to_zarrs_own_writer(tmp_path, compression)
     ref = zarr.create_array(
         str(tmp_path / "ref.zarr"), shape=images.shape, dtype="float32",
         chunks=(CHUNK_CUTOUTS, 4, 10, 10), shards=(48, 4, 10, 10),
-        compressors=ZstdCodec(level=ZSTD_LEVEL) if compression == "zstd" else None,
+        compressors=[ZstdCodec(level=ZSTD_LEVEL), Crc32cCodec()] if compression == "zstd"
+        else [Crc32cCodec()],
     )  # fmt: skip
     ref[:] = images
     key = "c/0/0/0/0"

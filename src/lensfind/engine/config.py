@@ -139,8 +139,10 @@ class ScanConfig(RunConfig):
         Cutout store precision: ``float32`` counts, or ``float16`` in units of
         three sky sigmas (half the bytes; relative rounding <= 5e-4).
     store_compression : str
-        ``zstd`` (level 1) or ``none``: noisy float32 cutouts shrink only ~7%
-        while zstd costs CPU per cutout; ``none`` favours throughput.
+        ``none`` (the default) or ``zstd`` (level 1): noise-dominated float32
+        cutouts shrink by only ~7% with zstd, which costs about 0.27 ms of CPU
+        per cutout (a third of the default model's). Every chunk carries a
+        crc32c either way, so damage is detected.
     """
 
     env_prefix: ClassVar[str] = ENV_PREFIX
@@ -151,7 +153,7 @@ class ScanConfig(RunConfig):
     inject_rate: float = DEFAULT_INJECT_RATE
     inject_seed: int = 0
     store_dtype: str = "float32"
-    store_compression: str = "zstd"
+    store_compression: str = "none"
 
     def __post_init__(self) -> None:
         super().__post_init__()

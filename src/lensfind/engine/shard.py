@@ -331,8 +331,10 @@ def score_batches(
     for start in range(0, len(idx), task.batch_size):
         part = idx[start : start + task.batch_size]
         sizes.append(len(part))
+        contiguous = part[-1] - part[0] + 1 == len(part)  # the usual case: a view, no copy
+        batch = stamps[part[0] : part[-1] + 1] if contiguous else stamps[part]
         try:
-            p = scorer(stamps[part])
+            p = scorer(batch)
             if not np.isfinite(p).all():
                 raise ValueError("model returned non-finite scores")
         except Exception as exc:

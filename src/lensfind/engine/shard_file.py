@@ -1,7 +1,8 @@
 """The bytes of a cutout store's image shard file, written and read without zarr's pipeline.
 
 Each work shard's ``images`` array is one zarr v3 shard (the ``sharding_indexed``
-codec): inner chunks of ``chunk`` cutouts, little-endian, optionally zstd, then
+codec): inner chunks of ``chunk`` cutouts, little-endian, optionally zstd, each
+followed by its crc32c (so a damaged chunk is detected even uncompressed), then
 an index of ``(offset, nbytes)`` uint64 pairs with its crc32c at the end. These
 are exactly the bytes zarr's own writer produces for such an array (the
 one-dimensional chunk grid makes zarr's Morton order the C order), so zarr (and
@@ -36,7 +37,7 @@ def inner_codecs(zstd: bool) -> list[dict[str, Any]]:
     chain: list[dict[str, Any]] = [_BYTES]
     if zstd:
         chain.append({"name": "zstd", "configuration": {"level": ZSTD_LEVEL, "checksum": False}})
-    return chain
+    return [*chain, _CRC]
 
 
 def shard_layout(meta: dict[str, Any]) -> tuple[tuple[int, ...], bool] | None:
@@ -87,10 +88,11 @@ def write_shard_file(path: Path, data: np.ndarray, chunk: int, zstd: bool) -> No
         if len(block) < chunk:
             pad = np.zeros((chunk - len(block), *data.shape[1:]), data.dtype)
             block = np.concatenate([block, pad])
-        piece = encode(block) if encode is not None else memoryview(block).cast("B")
-        pieces.append(piece)
-        index[k] = offset, len(piece)
-        offset += len(piece)
+        piece = encode(block) if encode is not None else block.reshape(-1).view(np.uint8)
+        crc = np.uint32(google_crc32c.value(piece)).astype("<u4").tobytes()
+        pieces += [piece, crc]
+        index[k] = offset, len(piece) + 4  # len: bytes (zstd) or uint8 array (raw)
+        offset += len(piece) + 4
     index_bytes = index.tobytes()
     pieces.append(index_bytes)
     pieces.append(np.uint32(google_crc32c.value(index_bytes)).astype("<u4").tobytes())
@@ -107,8 +109,8 @@ def read_shard_file(
     Raises
     ------
     StoreError
-        The file is missing, truncated, its index fails its crc32c, or a chunk
-        does not decode to the chunk's size (the message names the file).
+        The file is missing, truncated, its index or a chunk fails its crc32c,
+        or a chunk does not decode to the chunk's size (the message names the file).
     """
     n_chunks = -(-shape[0] // chunk[0]) if shape[0] else 0
     out = np.zeros((n_chunks * chunk[0], *shape[1:]), dtype=np.dtype(dtype).newbyteorder("<"))
@@ -132,7 +134,10 @@ def read_shard_file(
     for k, (offset, length) in enumerate(index):
         if offset == _MISSING and length == _MISSING:
             continue  # all fill value
-        piece = raw[int(offset) : int(offset) + int(length)]
+        stored = raw[int(offset) : int(offset) + int(length)]
+        piece, crc = stored[:-4], stored[-4:]
+        if len(stored) < 4 or google_crc32c.value(piece) != int.from_bytes(crc, "little"):
+            raise StoreError(f"{path}: chunk {k} fails its crc32c")
         try:
             buf = decode(piece) if decode is not None else piece
         except Exception as exc:  # numcodecs raises RuntimeError on corrupt frames

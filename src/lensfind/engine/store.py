@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 import zarr
-from zarr.codecs import ZstdCodec
+from zarr.codecs import Crc32cCodec, ZstdCodec
 
 from lensfind.engine.shard_file import (
     ZSTD_LEVEL,
@@ -80,7 +80,8 @@ def _array_documents(
     group.create_array(
         "images", shape=(n, *image_shape), dtype=dtype, chunks=(chunk, *image_shape),
         shards=(-(-rows // chunk) * chunk, *image_shape),
-        compressors=ZstdCodec(level=ZSTD_LEVEL) if compression == "zstd" else None,
+        compressors=[ZstdCodec(level=ZSTD_LEVEL), Crc32cCodec()] if compression == "zstd"
+        else [Crc32cCodec()],
     )  # fmt: skip
     for name, kind in COLUMNS.items():
         group.create_array(name, shape=(n,), dtype=kind, chunks=(rows,), compressors=None)
