@@ -240,17 +240,18 @@ def process_shard(task: ShardTask) -> ShardResult:
                     psf = tile_psf[reference_band(get_survey(task.survey))]
                     injected = _inject(task, stamps[hosts], ids[hosts], psf)
                     seconds["inject"] = time.perf_counter() - t3
-                    stamps = np.concatenate([stamps, injected.images])
-                    good = np.concatenate([good, np.ones(len(injected.images), dtype=bool)])
-                    status = np.concatenate([status, np.full(hosts.sum(), "failed", object)])
-                    reason = np.concatenate([reason, np.full(hosts.sum(), "", object)])
-                    score = np.concatenate([score, np.full(hosts.sum(), np.nan, np.float32)])
                 t3 = time.perf_counter()
                 batch_sizes = score_batches(task, stamps, good, status, reason, score)
+                if hosts.any():  # the copies, by the same session right after (no stamp copy)
+                    m = len(injected.images)
+                    inj_status = np.full(m, "failed", dtype=object)
+                    inj_reason = np.full(m, "", dtype=object)
+                    inj_score = np.full(m, np.nan, dtype=np.float32)
+                    batch_sizes += score_batches(task, injected.images, np.ones(m, dtype=bool),
+                                                 inj_status, inj_reason, inj_score)  # fmt: skip
                 seconds["score"] = time.perf_counter() - t3
                 if hosts.any():
-                    _write_injections(task, injected.truth, status[n:], reason[n:], score[n:])
-                    status, reason, score = status[:n], reason[:n], score[:n]
+                    _write_injections(task, injected.truth, inj_status, inj_reason, inj_score)
     t4 = time.perf_counter()
     result = write_scores(task, status, reason, score)
     result.seconds.update(seconds, write=time.perf_counter() - t4)
