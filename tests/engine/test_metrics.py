@@ -157,11 +157,12 @@ def _wait_until(fn, timeout_s: float):
 def test_real_prometheus_scrapes_a_running_scan(model_dir, tmp_path):
     """Debian's prometheus scrapes `engine scan --metrics-port` and sees counters rise."""
     binary = _server_binary("prometheus")
-    data = make_test_region(tmp_path / "region", tiles_ra=2, tiles_dec=1, tile_px=1300)
+    # ~550 objects, one per shard: a few seconds of scan, several scrapes at 250 ms
+    data = make_test_region(tmp_path / "region", tiles_ra=2, tiles_dec=1, tile_px=2000)
     scan_port, prom_port = free_port(), free_port()
     config = tmp_path / "prometheus.yml"
     config.write_text(
-        "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+        "global: {scrape_interval: 250ms, evaluation_interval: 1s}\n"
         "scrape_configs:\n"
         f"  - job_name: lensfind\n    static_configs: [{{targets: ['127.0.0.1:{scan_port}']}}]\n"
     )
