@@ -81,3 +81,26 @@ def test_resume_refuses_a_changed_calibration(region, model_dir, tmp_path):
     (model / "model_card.json").write_text(json.dumps(card))
     with pytest.raises(ResumeError, match="calibration changed"):
         run_scan(scan_config(region, out, model=str(model), resume=True))
+
+
+def test_cli_flags_reach_the_summary(region, model_dir, tmp_path, capsys):
+    """``engine scan --known-lenses --known-lens-radius --prior-lens-rate`` end to end."""
+    from lensfind.engine.cli import main
+
+    first = tmp_path / "a"
+    assert main(["scan", "--data", str(region), "--model", str(model_dir), "--out", str(first),
+                 "--workers", "0", "--quiet"]) == 0  # fmt: skip
+    cand = pq.read_table(first / "candidates.parquet")
+    csv = _known_csv(tmp_path / "k.csv", cand["ra"].to_numpy()[:1],
+                     cand["dec"].to_numpy()[:1] + 1.0 / 3600, ["K1"])  # fmt: skip
+    out = tmp_path / "b"
+    code = main(["scan", "--data", str(region), "--model", str(model_dir), "--out", str(out),
+                 "--workers", "0", "--quiet", "--known-lenses", str(csv),
+                 "--known-lens-radius", "1.5", "--prior-lens-rate", "0.02"])  # fmt: skip
+    assert code == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["n_known_lenses_matched"] == 1 and summary["known_lens_radius_arcsec"] == 1.5
+    assert summary["expected_purity"]["prior_lens_rate"] == 0.02
+    text = capsys.readouterr().out
+    assert 'known lenses within 1.5": 1 of the candidates' in text
+    assert "expected true lenses at prior rate 0.02" in text

@@ -42,6 +42,14 @@ PURITY_THRESHOLDS = (0.5, 0.8, 0.9, 0.95, 0.99, 0.999)
 INSPECT_TARGETS = (1, 10, 100)
 
 
+def ranked_posterior(
+    scores: np.ndarray, prior_lens_rate: float, calibration_lens_fraction: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Candidate scores best first, and their posterior lens probabilities under the prior."""
+    s = np.sort(np.asarray(scores, dtype=np.float64))[::-1]
+    return s, posterior_lens_probability(s, prior_lens_rate, calibration_lens_fraction)
+
+
 def inspect_to_find(posterior_by_rank: np.ndarray, targets: Sequence[int]) -> dict[str, int | None]:
     """Candidates to inspect, best first, until the expected lenses found reach each target.
 
@@ -109,8 +117,7 @@ def expected_purity(
     """
     if not 0.0 < prior_lens_rate < 1.0:
         raise ValueError(f"prior lens rate must be in (0, 1), got {prior_lens_rate}")
-    s = np.sort(np.asarray(scores, dtype=np.float64))[::-1]
-    post = posterior_lens_probability(s, prior_lens_rate, calibration_lens_fraction)
+    s, post = ranked_posterior(scores, prior_lens_rate, calibration_lens_fraction)
     inj = None
     if injected_scores is not None:
         inj = np.asarray(injected_scores, dtype=np.float64)

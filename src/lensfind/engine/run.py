@@ -11,6 +11,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
 from lensfind import __version__
@@ -22,7 +23,7 @@ from lensfind.engine.known_lenses import add_known_lens_columns
 from lensfind.engine.manifest import Manifest
 from lensfind.engine.metrics import ScanMetrics
 from lensfind.engine.plan import PLAN_NAME, Plan, Shard
-from lensfind.engine.purity import expected_purity
+from lensfind.engine.purity import expected_purity, ranked_posterior
 from lensfind.engine.shard import ShardResult, warm_up
 from lensfind.errors import ConfigError, ResumeError
 from lensfind.export.card import ModelCard
@@ -125,11 +126,7 @@ def candidate_purity(
     function) for the selection-function estimate when there is one, and plots
     both to ``expected_purity.png``.
     """
-    import numpy as np
-    import pyarrow.parquet as pq
-
-    from lensfind.export.calibration import posterior_lens_probability
-    from lensfind.probes.plots import plot_purity
+    from lensfind.probes.plots import plot_purity  # matplotlib: only when a run ends
 
     lens_fraction, calibrated = scores_lens_fraction(card)
     inj_file = run_dir / INJECTIONS_NAME
@@ -140,7 +137,7 @@ def candidate_purity(
     )
     scores = candidates["score"].to_numpy(zero_copy_only=False)
     purity = expected_purity(scores, n_scored, threshold, prior_lens_rate, lens_fraction, injected)
-    by_rank = posterior_lens_probability(np.sort(scores)[::-1], prior_lens_rate, lens_fraction)
+    _, by_rank = ranked_posterior(scores, prior_lens_rate, lens_fraction)
     plot_purity(purity, by_rank, run_dir / PURITY_PNG)
     return {"calibrated_scores": calibrated, **purity, "file": PURITY_PNG}
 

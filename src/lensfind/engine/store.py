@@ -15,9 +15,8 @@ chunk each. The shard file's bytes are written and read directly
 (:mod:`lensfind.engine.shard_file`) and the metadata documents come from zarr
 once per shape, so a shard costs its bytes, not zarr's per-chunk machinery.
 Each work shard's group is written under a temporary name by the one task that
-owns the shard and renamed into place: one
-writer per zarr shard by construction, and a killed task leaves no half-written
-group under a real name.
+owns the shard and renamed into place: one writer per zarr shard by
+construction, and a killed task leaves no half-written group under a real name.
 
 ``float16`` storage halves the store: pixels are divided by a per-band scale
 (three sky sigmas) and rounded to float16 (relative error <= 2^-11, about 5e-4);
@@ -96,7 +95,10 @@ def _array_documents(
                 out[key] = buf.to_bytes()
         return out
 
-    return asyncio.run(documents())
+    docs = asyncio.run(documents())
+    if n and shard_layout(json.loads(docs["images/zarr.json"])) is None:  # writer == reader
+        raise StoreError(f"zarr {zarr.__version__} describes the images in another layout")
+    return docs
 
 
 def write_shard_cutouts(
@@ -180,35 +182,35 @@ def list_shards(store: Path) -> list[str]:
     )
 
 
+def _metadata(node: Path) -> dict[str, Any]:
+    """A group's or array's ``zarr.json``; StoreError naming it if missing."""
+    try:
+        return dict(json.loads((node / "zarr.json").read_bytes()))
+    except FileNotFoundError:
+        raise StoreError(
+            f"{node}: no zarr.json; was the store written by engine scan >= 0.1?"
+        ) from None
+
+
 def read_shard_catalog(
     store: Path, shard_id: str
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
     """``(object_id, ra, dec, tile)`` of one shard, without the images."""
     group = store / shard_id
-    try:
-        ids, ra, dec = (
-            np.asarray(zarr.open_array(str(group / c), mode="r")[:])
-            for c in ("object_id", "ra", "dec")
-        )
-        tile = str(zarr.open_group(str(group), mode="r").attrs.get("tile", ""))
-    except FileNotFoundError as exc:
-        raise StoreError(
-            f"{group}: missing array ({exc}); was the store written by engine scan >= 0.1?"
-        ) from None
+    _, tile = read_shard_info(store, shard_id)
+    columns = []
+    for name in ("object_id", "ra", "dec"):
+        _metadata(group / name)  # a missing column is a StoreError naming it
+        columns.append(np.asarray(zarr.open_array(str(group / name), mode="r")[:]))
+    ids, ra, dec = columns
     return ids, ra, dec, tile
 
 
 def read_shard_info(store: Path, shard_id: str) -> tuple[int, str]:
     """``(number of objects, tile)`` of one shard, from its metadata only."""
     group = store / shard_id
-    try:
-        n = int(zarr.open_array(str(group / "object_id"), mode="r").shape[0])
-        tile = str(zarr.open_group(str(group), mode="r").attrs.get("tile", ""))
-    except FileNotFoundError as exc:
-        raise StoreError(
-            f"{group}: missing array ({exc}); was the store written by engine scan >= 0.1?"
-        ) from None
-    return n, tile
+    n = int(_metadata(group / "object_id")["shape"][0])
+    return n, str(_metadata(group).get("attributes", {}).get("tile", ""))
 
 
 def read_shard_cutouts(store: Path, shard_id: str) -> tuple[np.ndarray, np.ndarray]:
@@ -219,10 +221,7 @@ def read_shard_cutouts(store: Path, shard_id: str) -> tuple[np.ndarray, np.ndarr
     """
     group = store / shard_id
     ids = np.asarray(zarr.open_array(str(group / "object_id"), mode="r")[:])
-    try:
-        meta = json.loads((group / "images" / "zarr.json").read_bytes())
-    except FileNotFoundError:
-        raise StoreError(f"{group}: no images array") from None
+    meta = _metadata(group / "images")
     layout = shard_layout(meta)
     if layout is None:
         images = np.asarray(zarr.open_array(str(group / "images"), mode="r")[:])
@@ -231,7 +230,7 @@ def read_shard_cutouts(store: Path, shard_id: str) -> tuple[np.ndarray, np.ndarr
         images = read_shard_file(shard_path(group / "images", len(shape)), shape,
                                  meta["data_type"], *layout)  # fmt: skip
     if images.dtype == np.float16:
-        attrs = json.loads((group / "zarr.json").read_bytes()).get("attributes", {})
+        attrs = _metadata(group).get("attributes", {})
         scale = np.asarray(attrs["encoding"]["scale"], dtype=np.float32).reshape(1, -1, 1, 1)
         images = images.astype(np.float32) * scale
     return ids, images.astype(np.float32, copy=False)
