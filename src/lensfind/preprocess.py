@@ -28,14 +28,17 @@ class AsinhNormalisation:
     softening: float = 3.0
     kind: str = "asinh"
 
-    def __call__(self, images: np.ndarray) -> np.ndarray:
-        """Normalise a batch ``(N, bands, H, W)``; returns a new float32 array."""
+    def __call__(self, images: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Normalise a batch ``(N, bands, H, W)`` into ``out`` (float32, same shape).
+
+        ``out=None`` returns a new array; ``out=images`` normalises in place.
+        """
         if images.ndim != 4 or images.shape[1] != len(self.scale):
             raise ValueError(
                 f"expected a batch (N, {len(self.scale)}, H, W), got shape {images.shape}"
             )
         denom = (self.softening * np.asarray(self.scale, dtype=np.float32))[None, :, None, None]
-        out = np.divide(images, denom, dtype=np.float32)
+        out = np.divide(images, denom, out=out, dtype=np.float32)
         return np.arcsinh(out, out=out)
 
     def to_dict(self) -> dict[str, object]:

@@ -87,7 +87,8 @@ def test_out_of_bounds_is_edge(x, y):
     assert reasons[0].startswith("edge")
     assert reasons[0] == EDGE
     assert reasons[1] == ""
-    assert not stamps[0].any()  # skipped rows are zero
+    assert len(stamps) == 1  # only the good stamp is returned
+    np.testing.assert_array_equal(stamps[0, 0], images[0][8:13, 8:13])
 
 
 def test_stamp_touching_the_border_is_in_bounds():
@@ -109,8 +110,9 @@ def test_nan_pixels_are_masked_naming_the_band(band_index):
     assert reasons[0].startswith("masked")
     assert f"band {BANDS[band_index]}" in reasons[0]
     assert "2 non-finite (NaN/inf)" in reasons[0]
-    assert not stamps[0].any()
     assert reasons[1] == ""
+    assert len(stamps) == 1
+    np.testing.assert_array_equal(stamps[0, 0], images[0][22:29, 22:29])
     assert np.isfinite(stamps).all()
 
 
@@ -129,7 +131,7 @@ def test_non_finite_position_is_invalid(x, y):
     assert reasons[0].startswith("invalid")
     assert reasons[0] == INVALID
     assert reasons[1] == ""
-    assert not stamps[0].any()
+    assert len(stamps) == 1
 
 
 def test_empty_input():
@@ -164,3 +166,24 @@ def test_pixel_types_and_byte_orders_give_the_same_stamps(dtype):
     if dtype[1] == "f":
         assert reasons[0].startswith("masked: 1 non-finite") and "band r" in reasons[0]
         assert "band i" in reasons[1] and reasons[2] == "" and reasons[3] == EDGE
+
+
+def test_huge_finite_pixels_are_kept():
+    """A stamp whose float32 sum overflows is checked pixel by pixel, not masked."""
+    images = _images(20, 20)
+    images[1][8:13, 8:13] = 3e38
+    stamps, reasons = cut_stamps(images, np.array([10.0]), np.array([10.0]), 5, BANDS)
+    assert reasons == [""]
+    assert (stamps[0, 1] == np.float32(3e38)).all()
+
+
+def test_good_stamps_keep_input_order_around_skipped_ones():
+    images = _images(40, 40)
+    images[0][20, 20] = np.nan
+    x = np.array([5.0, 1.0, 20.0, 30.0, np.nan, 12.0])
+    y = np.array([5.0, 1.0, 20.0, 30.0, 3.0, 25.0])
+    stamps, reasons = cut_stamps(images, x, y, 5, BANDS)
+    assert [r[:5] for r in reasons] == ["", "edge:", "maske", "", "inval", ""]
+    assert len(stamps) == 3
+    for stamp, (cx, cy) in zip(stamps, [(5, 5), (30, 30), (12, 25)], strict=True):
+        np.testing.assert_array_equal(stamp[2], images[2][cy - 2 : cy + 3, cx - 2 : cx + 3])

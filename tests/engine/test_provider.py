@@ -126,7 +126,7 @@ def test_a_worker_without_the_provider_fails_its_objects_loudly(model_dir, monke
     reason = np.full(n, "", dtype=object)
     score = np.full(n, np.nan, dtype=np.float32)
     stamps = np.zeros((n, 4, 100, 100), np.float32)
-    assert score_batches(work, stamps, np.ones(n, bool), status, reason, score) == []
+    assert score_batches(work, stamps, np.arange(n), status, reason, score) == []
     assert set(status) == {"failed"}
     assert set(reason) == {f"model unusable: {MESSAGE.removeprefix('error: ')}"}
 

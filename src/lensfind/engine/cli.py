@@ -55,7 +55,7 @@ def _cmd_bench_scan(args: argparse.Namespace) -> int:
     flags = {"survey": args.survey, "data_dir": args.data, "model": args.model,
              "workers": args.workers, "batch_size": args.batch_size,
              "shard_size": args.shard_size, "quiet": args.quiet or None,
-             "inject_rate": args.inject_rate,
+             "inject_rate": args.inject_rate, "store_dtype": args.store_dtype,
              "store_compression": args.store_compression}  # fmt: skip
     result = bench_scan(build_config(ScanConfig, flags), repeats=args.repeats)
     path = write_result(result, args.results)
@@ -403,6 +403,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument(
         "--inject-rate", type=float, help="injection rate of the with-injection scans (0: skip)"
     )
+    b.add_argument("--store-dtype", choices=("float32", "float16"))
     b.add_argument("--store-compression", choices=("zstd", "none"))
     b.add_argument(
         "--results", type=Path, default=Path("benchmarks/results"), help="where the JSON goes"

@@ -127,7 +127,10 @@ class ScanConfig(RunConfig):
     data_dir : Path or None
         Survey data directory; None uses the embedded default region.
     shard_size : int
-        Maximum objects per shard.
+        Maximum objects per shard (a shard never spans tiles). 1024 is about a
+        second of one CPU core: per-shard costs (opening the tile, the store's
+        files, the commit) stay a few per cent, and a worker's cutting buffer
+        stays ~160 MB for 4 x 100 x 100 float32 cutouts.
     inject_rate : float
         Fraction of scored galaxies that also get a copy with an injected
         simulated lens, scored in the same batches, to measure the scan's
@@ -149,7 +152,7 @@ class ScanConfig(RunConfig):
 
     survey: str = "des_y3"
     data_dir: Path | None = None
-    shard_size: int = 256
+    shard_size: int = 1024
     inject_rate: float = DEFAULT_INJECT_RATE
     inject_seed: int = 0
     store_dtype: str = "float32"

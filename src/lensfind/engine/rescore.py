@@ -70,7 +70,7 @@ def process_rescore(task: RescoreTask) -> ShardResult:
     read_s = time.perf_counter() - t0
     if images.ndim == 4:
         t1 = time.perf_counter()
-        sizes = score_batches(task, images, np.ones(n, dtype=bool), status, reason, score)
+        sizes = score_batches(task, images, np.arange(n), status, reason, score)
         score_s = time.perf_counter() - t1
     t2 = time.perf_counter()
     result = write_scores(task, status, reason, score)

@@ -7,6 +7,7 @@ reason); a bad tile fails its objects and never raises out of the task.
 
 import ctypes
 import sys
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ import pyarrow.parquet as pq
 
 from lensfind.engine.config import RunConfig, build_config
 from lensfind.engine.cutouts import EDGE, INVALID, cut_stamps
+from lensfind.engine.half import encode_float16
 from lensfind.engine.plan import NO_TILE
 from lensfind.engine.store import STORE_NAME, write_shard_cutouts
 from lensfind.engine.tiles import read_tile
@@ -35,6 +37,7 @@ INJECTIONS_DIR = "injections"
 STATUSES = ("scored", "skipped", "failed")
 OFF_TILE = "off-tile: not on any tile of the data directory"
 _SCORERS: dict[tuple[str, str, str], OnnxScorer] = {}
+_LOCAL = threading.local()
 
 
 class ShardWork(Protocol):
@@ -129,6 +132,21 @@ def release_memory() -> None:
         _MALLOC_TRIM(0)
 
 
+def stamp_buffer(n: int, bands: int, size: int) -> np.ndarray:
+    """This thread's cutting buffer, grown to ``(>= n, bands, size, size)`` float32.
+
+    Reused from shard to shard: a fresh array of a shard's stamps (tens to
+    hundreds of MB) would be zeroed page by page by the kernel every time. It
+    holds one shard's stamps at a time, so a worker's memory stays bounded by
+    the largest shard.
+    """
+    buf = getattr(_LOCAL, "stamps", None)
+    if buf is None or len(buf) < n or buf.shape[1:] != (bands, size, size):
+        _LOCAL.stamps = buf = None  # free the old one first
+        _LOCAL.stamps = buf = np.empty((max(n, 1), bands, size, size), dtype=np.float32)
+    return buf
+
+
 def reason_class(reason: str) -> str:
     """The low-cardinality class of a reason: the text before the first colon."""
     return reason.split(":", 1)[0]
@@ -151,15 +169,24 @@ def scorer_for(
     return _SCORERS[key]
 
 
-def warm_up(model_dir: str, sha256: str, provider: str = "auto", batch_size: int = 256) -> None:
+def warm_up(
+    model_dir: str,
+    sha256: str,
+    provider: str = "auto",
+    batch_size: int = 256,
+    store_dtype: str = "float32",
+) -> None:
     """Load the model's session in this worker and score one blank cutout.
 
     Run on every worker before the first shard is sent, so that a shard's time
     is its own work (session creation and first-call set-up are paid once per
-    worker, as in a long scan).
+    worker, as in a long scan). A float16 store also loads its encoder here.
     """
     scorer = scorer_for(model_dir, sha256, provider, batch_size)
-    scorer(np.zeros((1, *scorer.card.input_shape), dtype=np.float32))
+    blank = np.zeros((1, *scorer.card.input_shape), dtype=np.float32)
+    if store_dtype == "float16":
+        encode_float16(blank, np.ones(blank.shape[1], dtype=np.float32))
+    scorer(blank)
 
 
 def check_provider(config: RunConfig) -> str | None:
@@ -203,26 +230,29 @@ def process_shard(task: ShardTask) -> ShardResult:
                 ids = task.objects.column("object_id").to_numpy()
                 x, y = tile.wcs.wcs_world2pix(ra, dec, 0)
                 try:
-                    stamps, why = cut_stamps(tile.images, x, y, task.cutout_px, task.bands)
+                    buf = stamp_buffer(n, len(task.bands), task.cutout_px)
+                    stamps, why = cut_stamps(tile.images, x, y, task.cutout_px, task.bands, buf)
                 except Exception as exc:  # e.g. pages of a truncated file
                     reason[:] = f"tile unreadable: {tile.paths[0].name}: {exc}"
                     stamps = None
             if stamps is not None:
                 good = np.array([w == "" for w in why], dtype=bool)
+                rows = np.flatnonzero(good)  # stamps[i] is object rows[i]
                 n_read = sum(w not in (EDGE, INVALID) for w in why)
                 bytes_read = n_read * len(task.bands) * task.cutout_px**2 * 4
                 status[~good] = "skipped"
                 reason[~good] = np.array(why, dtype=object)[~good]
                 seconds["cutout"] = time.perf_counter() - t1
                 t2 = time.perf_counter()
-                every = bool(good.all())  # the usual case: no copy of the stamps
+                every = len(rows) == n  # the usual case: no index copies
+                good_ids = ids if every else ids[rows]
                 clipped = write_shard_cutouts(
                     Path(task.run_dir) / STORE_NAME,
                     task.shard_id,
-                    ids if every else ids[good],
-                    stamps if every else stamps[good],
-                    ra=ra if every else ra[good],
-                    dec=dec if every else dec[good],
+                    good_ids,
+                    stamps,
+                    ra=ra if every else ra[rows],
+                    dec=dec if every else dec[rows],
                     tile=task.tile,
                     bands=task.bands,
                     dtype=task.store_dtype,
@@ -234,20 +264,20 @@ def process_shard(task: ShardTask) -> ShardResult:
                     ),
                 )
                 seconds["store"] = time.perf_counter() - t2
-                hosts = good & choose_hosts(ids, task.inject_rate, task.inject_seed)
+                hosts = choose_hosts(good_ids, task.inject_rate, task.inject_seed)
                 if hosts.any():
                     t3 = time.perf_counter()
                     psf = tile_psf[reference_band(get_survey(task.survey))]
-                    injected = _inject(task, stamps[hosts], ids[hosts], psf)
+                    injected = _inject(task, stamps[hosts], good_ids[hosts], psf)
                     seconds["inject"] = time.perf_counter() - t3
                 t3 = time.perf_counter()
-                batch_sizes = score_batches(task, stamps, good, status, reason, score)
+                batch_sizes = score_batches(task, stamps, rows, status, reason, score)
                 if hosts.any():  # the copies, by the same session right after (no stamp copy)
                     m = len(injected.images)
                     inj_status = np.full(m, "failed", dtype=object)
                     inj_reason = np.full(m, "", dtype=object)
                     inj_score = np.full(m, np.nan, dtype=np.float32)
-                    batch_sizes += score_batches(task, injected.images, np.ones(m, dtype=bool),
+                    batch_sizes += score_batches(task, injected.images, np.arange(m),
                                                  inj_status, inj_reason, inj_score)  # fmt: skip
                 seconds["score"] = time.perf_counter() - t3
                 if hosts.any():
@@ -313,29 +343,28 @@ def _write_injections(
 def score_batches(
     task: ScoringWork,
     stamps: np.ndarray,
-    good: np.ndarray,
+    rows: np.ndarray,
     status: np.ndarray,
     reason: np.ndarray,
     score: np.ndarray,
 ) -> list[int]:
-    """Score the good stamps batch by batch; a failing batch fails only its objects.
+    """Score ``stamps`` (stamp ``i`` is object ``rows[i]``) in batches of views.
 
+    The stamps are normalised in place (they are the model's input buffer: the
+    store is written before scoring). A failing batch fails only its objects.
     Returns the size of each model call.
     """
-    idx = np.flatnonzero(good)
     try:
         scorer = scorer_for(task.model_dir, task.model_sha256, task.provider, task.batch_size)
     except Exception as exc:
-        reason[idx] = f"model unusable: {exc}"
+        reason[rows] = f"model unusable: {exc}"
         return []
     sizes = []
-    for start in range(0, len(idx), task.batch_size):
-        part = idx[start : start + task.batch_size]
+    for start in range(0, len(rows), task.batch_size):
+        part = rows[start : start + task.batch_size]
         sizes.append(len(part))
-        contiguous = part[-1] - part[0] + 1 == len(part)  # the usual case: a view, no copy
-        batch = stamps[part[0] : part[-1] + 1] if contiguous else stamps[part]
         try:
-            p = scorer(batch)
+            p = scorer(stamps[start : start + task.batch_size], overwrite=True)
             if not np.isfinite(p).all():
                 raise ValueError("model returned non-finite scores")
         except Exception as exc:

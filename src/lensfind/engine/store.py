@@ -34,6 +34,7 @@ import numpy as np
 import zarr
 from zarr.codecs import Crc32cCodec, ZstdCodec
 
+from lensfind.engine.half import decode_float16, encode_float16
 from lensfind.engine.shard_file import (
     ZSTD_LEVEL,
     StoreError,
@@ -53,7 +54,6 @@ STORE_NAME = "cutouts.zarr"
 STORE_DTYPES = ("float32", "float16")
 #: cutouts per inner chunk of the sharding codec
 CHUNK_CUTOUTS = 16
-_F16_MAX = float(np.finfo(np.float16).max)
 #: catalogue arrays of a shard: name -> dtype (one uncompressed chunk each)
 COLUMNS = {"object_id": "int64", "ra": "float64", "dec": "float64"}
 
@@ -141,11 +141,9 @@ def write_shard_cutouts(
     if dtype == "float16":
         if scale is None:
             raise ValueError("float16 storage needs a per-band scale")
-        scale = np.asarray(scale, dtype=np.float32).reshape(1, -1, 1, 1)
-        scaled = images / scale
-        clipped = int((np.abs(scaled) > _F16_MAX).sum())
-        images = np.clip(scaled, -_F16_MAX, _F16_MAX).astype(np.float16)
-        encoding["scale"] = scale.ravel().tolist()
+        scale = np.asarray(scale, dtype=np.float32).ravel()
+        images, clipped = encode_float16(images, scale)
+        encoding["scale"] = scale.tolist()
     docs = _array_documents(n, tuple(images.shape[1:]), dtype, compression)
     values = {"object_id": object_id, "ra": ra, "dec": dec}
     for key, doc in docs.items():
@@ -231,8 +229,7 @@ def read_shard_cutouts(store: Path, shard_id: str) -> tuple[np.ndarray, np.ndarr
                                  meta["data_type"], *layout)  # fmt: skip
     if images.dtype == np.float16:
         attrs = _metadata(group).get("attributes", {})
-        scale = np.asarray(attrs["encoding"]["scale"], dtype=np.float32).reshape(1, -1, 1, 1)
-        images = images.astype(np.float32) * scale
+        images = decode_float16(images, np.asarray(attrs["encoding"]["scale"], dtype=np.float32))
     return ids, images.astype(np.float32, copy=False)
 
 

@@ -70,11 +70,13 @@ class ModelCard:
         raw = {k: v for k, v in self.raw.items() if k != "calibration"}
         return ModelCard(**{**self.__dict__, "raw": raw})
 
-    def normalised_input(self, cutouts: np.ndarray) -> np.ndarray:
+    def normalised_input(self, cutouts: np.ndarray, overwrite: bool = False) -> np.ndarray:
         """Check raw cutouts (counts) against the input shape and normalise them.
 
         Returns float32 ``(N, bands, H, W)`` as the model's graph takes it;
         raises :class:`ModelError` naming the model for a wrong shape.
+        ``overwrite=True`` normalises C-contiguous float32 ``cutouts`` in place
+        (no new array; the caller's counts are gone).
         """
         expected = self.input_shape
         if cutouts.ndim != 4 or tuple(cutouts.shape[1:]) != tuple(expected):
@@ -82,7 +84,8 @@ class ModelCard:
                 f"{self.name}: expected cutouts (N, {', '.join(map(str, expected))}), "
                 f"got {tuple(cutouts.shape)}"
             )
-        return self.normalisation(np.ascontiguousarray(cutouts, dtype=np.float32))
+        x = np.ascontiguousarray(cutouts, dtype=np.float32)
+        return self.normalisation(x, out=x if overwrite and x is cutouts else None)
 
 
 def load_card(model_dir: Path) -> ModelCard:

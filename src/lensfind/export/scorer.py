@@ -42,11 +42,14 @@ class ProviderError(ModelError):
 
 @runtime_checkable
 class Scorer(Protocol):
-    """Anything that turns a batch of cutouts into lens probabilities."""
+    """Anything that turns a batch of cutouts into lens probabilities.
+
+    ``overwrite=True`` allows the scorer to normalise ``cutouts`` in place.
+    """
 
     card: ModelCard
 
-    def __call__(self, cutouts: np.ndarray) -> np.ndarray: ...
+    def __call__(self, cutouts: np.ndarray, overwrite: bool = False) -> np.ndarray: ...
 
 
 def available_providers() -> list[str]:
@@ -247,8 +250,14 @@ class OnnxScorer:
         self._buffers: dict[int, tuple[np.ndarray, np.ndarray, Any]] = {}
         self._lock = threading.Lock()
 
-    def __call__(self, cutouts: np.ndarray) -> np.ndarray:
-        x = self.card.normalised_input(cutouts)
+    def __call__(self, cutouts: np.ndarray, overwrite: bool = False) -> np.ndarray:
+        """Lens probabilities ``(N,)`` of raw cutouts ``(N, bands, H, W)`` (counts).
+
+        ``overwrite=True`` lets the normalisation reuse ``cutouts`` (float32,
+        C-contiguous) as the model input: one pass less over memory, and the
+        caller's counts are gone.
+        """
+        x = self.card.normalised_input(cutouts, overwrite=overwrite)
         if len(x) == 0:
             return np.empty(0, dtype=np.float32)
         return self.predict_normalised(x)

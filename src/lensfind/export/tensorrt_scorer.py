@@ -274,8 +274,8 @@ class TensorRTScorer:
         self._context.set_tensor_address(self._input, self._dev_in)
         self._context.set_tensor_address(self._output, self._dev_out)
 
-    def __call__(self, cutouts: np.ndarray) -> np.ndarray:
-        x = self.card.normalised_input(cutouts)
+    def __call__(self, cutouts: np.ndarray, overwrite: bool = False) -> np.ndarray:
+        x = self.card.normalised_input(cutouts, overwrite=overwrite)
         if len(x) == 0:
             return np.empty(0, dtype=np.float32)
         return self.predict_normalised(x)

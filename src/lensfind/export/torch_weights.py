@@ -75,10 +75,10 @@ class TorchScorer:
         self.device = device
         self.model = load_torch_model(card).to(device)
 
-    def __call__(self, cutouts: np.ndarray) -> np.ndarray:
+    def __call__(self, cutouts: np.ndarray, overwrite: bool = False) -> np.ndarray:
         from lensfind.training._torch import torch
 
-        x = self.card.normalised_input(cutouts)
+        x = self.card.normalised_input(cutouts, overwrite=overwrite)
         with torch.inference_mode():
             z = self.model(torch.from_numpy(x).to(self.device))
             return self.card.calibrate(torch.sigmoid(z).float().cpu().numpy().reshape(-1))

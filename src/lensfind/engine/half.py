@@ -1,0 +1,122 @@
+"""float16 cutout encoding: scale and round to IEEE half precision, and back, in one pass.
+
+numpy converts float32 <-> float16 one element at a time (about 2.5 ns per
+pixel here, more than writing the bytes saves). These numba kernels do the
+same conversion with integer arithmetic that the compiler vectorises. For
+float32 ``x`` and ``s`` the results are bit-identical to
+``np.clip(x / s, -65504, 65504).astype(np.float16)`` and ``h.astype(np.float32) * s``
+(round to nearest even, subnormals included; checked over every half value by the tests).
+
+The float -> half rounding is F. Giesen's ``float_to_half_fast3_rtne``, the
+half -> float expansion his ``half_to_float_fast5`` (public domain).
+"""
+
+import numpy as np
+from numba import njit
+
+#: largest finite float16
+F16_MAX = np.float32(65504.0)
+_SIGN = np.uint32(0x80000000)
+#: ((15 - 127) << 23) + 0xfff, modulo 2^32: rebias the exponent, round half up
+_REBIAS_ROUND = np.uint32(0xC8000FFF)
+#: (126 << 23), the float 0.5: adding it aligns a subnormal half's mantissa
+_DENORM_MAGIC = np.uint32(0x3F000000)
+_DENORM_MAGIC_F = np.float32(0.5)
+#: float32 bits of the smallest normal float16 (2^-14)
+_MIN_NORMAL = np.uint32(113 << 23)
+#: (127 - 15) << 23: half exponent bias -> float exponent bias
+_EXP_ADJUST = np.uint32((127 - 15) << 23)
+_HALF_EXP = np.uint32(0x7C00 << 13)
+#: float 2^-14 (bits 113 << 23): subtracted to renormalise a subnormal half
+_SUBNORMAL_F = np.float32(2.0**-14)
+
+
+@njit(nogil=True, cache=True)
+def _encode(images, scale, out):  # type: ignore[no-untyped-def]
+    n, bands, pixels = images.shape
+    clipped = 0
+    row = np.empty(pixels, dtype=np.float32)
+    row_bits = row.view(np.uint32)
+    for i in range(n):
+        for b in range(bands):
+            s = scale[b]
+            for k in range(pixels):
+                v = images[i, b, k] / s
+                c = min(max(v, -F16_MAX), F16_MAX)
+                clipped += c != v
+                row[k] = c
+            for k in range(pixels):
+                f = row_bits[k]
+                sign = f & _SIGN
+                f ^= sign
+                normal = (f + _REBIAS_ROUND + ((f >> np.uint32(13)) & np.uint32(1))) >> np.uint32(
+                    13
+                )
+                row[k] = abs(row[k]) + _DENORM_MAGIC_F  # f is read: reuse the slot
+                subnormal = row_bits[k] - _DENORM_MAGIC
+                half = subnormal if f < _MIN_NORMAL else normal
+                out[i, b, k] = np.uint16(half | (sign >> np.uint32(16)))
+    return clipped
+
+
+@njit(nogil=True, cache=True)
+def _decode(bits, scale, out):  # type: ignore[no-untyped-def]
+    n, bands, pixels = bits.shape
+    row = np.empty(pixels, dtype=np.float32)
+    row_bits = row.view(np.uint32)
+    for i in range(n):
+        for b in range(bands):
+            for k in range(pixels):
+                h = np.uint32(bits[i, b, k])
+                o = (h & np.uint32(0x7FFF)) << np.uint32(13)
+                exp = o & _HALF_EXP
+                o += _EXP_ADJUST
+                if exp == _HALF_EXP:  # inf / nan
+                    o += _EXP_ADJUST
+                elif exp == 0:  # zero / subnormal: renormalised below
+                    o += np.uint32(1 << 23)
+                row_bits[k] = o
+                if exp == 0:
+                    row[k] -= _SUBNORMAL_F
+                row_bits[k] |= (h & np.uint32(0x8000)) << np.uint32(16)
+            s = scale[b]
+            for k in range(pixels):
+                out[i, b, k] = row[k] * s
+    return out
+
+
+def encode_float16(images: np.ndarray, scale: np.ndarray) -> tuple[np.ndarray, int]:
+    """``images / scale`` rounded to float16, clipped to its finite range.
+
+    Parameters
+    ----------
+    images : ndarray (N, bands, H, W) float32
+        Finite cutouts, counts.
+    scale : ndarray (bands,)
+        Counts per stored unit, per band.
+
+    Returns
+    -------
+    half : ndarray (N, bands, H, W) float16
+    clipped : int
+        Pixels beyond +-65504 units, stored as +-65504.
+    """
+    n, bands = images.shape[:2]
+    src = np.ascontiguousarray(images, dtype=np.float32).reshape(
+        n, bands, int(np.prod(images.shape[2:]))
+    )
+    out = np.empty(src.shape, dtype=np.uint16)
+    clipped = int(_encode(src, np.asarray(scale, dtype=np.float32), out)) if out.size else 0
+    return out.view(np.float16).reshape(images.shape), clipped
+
+
+def decode_float16(half: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """float32 ``half * scale`` (counts) of float16 cutouts ``(N, bands, H, W)``."""
+    n, bands = half.shape[:2]
+    bits = (
+        np.ascontiguousarray(half).view(np.uint16).reshape(n, bands, int(np.prod(half.shape[2:])))
+    )
+    out = np.empty(bits.shape, dtype=np.float32)
+    if out.size:
+        _decode(bits, np.asarray(scale, dtype=np.float32), out)
+    return out.reshape(half.shape)
