@@ -102,21 +102,22 @@ def test_cli_score(full_run, model_dir, tmp_path, capsys):
     assert np.isfinite(scores).all() and (scores >= 0.5).all()
 
 
-def test_a_float16_store_rescores_within_the_recorded_precision(region, scan_config, model_dir,
-                                                                 tmp_path):  # fmt: skip
+def test_a_float16_store_rescores_within_the_recorded_precision(full_run, region, scan_config,
+                                                                 model_dir, tmp_path):  # fmt: skip
+    """The default float16 store against float32 stamps: scores move < 1e-3."""
     from lensfind.engine.scan import run_scan
 
-    scan = run_scan(scan_config(region, tmp_path / "scan", store_dtype="float16", inject_rate=0))
-    assert scan.summary["store_clipped_pixels"] == 0
-    rescored = run_score(ScoreConfig(cutouts=scan.run_dir / STORE_NAME, model=str(model_dir),
-                                     out=tmp_path / "rescore", workers=0, quiet=True))  # fmt: skip
-    a = pq.read_table(scan.run_dir / "candidates.parquet").sort_by("object_id")
-    b = pq.read_table(rescored.run_dir / "candidates.parquet").sort_by("object_id")
-    sa = dict(zip(a["object_id"].to_pylist(), a["score"].to_pylist(), strict=True))
-    sb = dict(zip(b["object_id"].to_pylist(), b["score"].to_pylist(), strict=True))
-    common = sa.keys() & sb.keys()
-    assert len(common) >= 0.9 * len(sa)
-    assert max(abs(sa[k] - sb[k]) for k in common) < 1e-3
+    assert full_run.summary["store_clipped_pixels"] == 0
+    exact = run_scan(scan_config(region, tmp_path / "scan", store_dtype="float32", inject_rate=0))
+    rescored = run_score(_config(full_run, model_dir, tmp_path / "rescore"))
+    a = pq.read_table(exact.run_dir / "scores").to_pydict()
+    b = pq.read_table(rescored.run_dir / "scores").to_pydict()
+    sa = dict(zip(a["object_id"], a["score"], strict=True))
+    sb = dict(zip(b["object_id"], b["score"], strict=True))
+    common = [k for k in sb if np.isfinite(sa.get(k, np.nan)) and np.isfinite(sb[k])]
+    assert len(common) == full_run.summary["n_scored"] > 0
+    diff = [abs(sa[k] - sb[k]) for k in common]
+    assert 0 < max(diff) < 1e-3  # float16 rounding changes scores, a little
 
 
 def test_a_corrupt_store_chunk_fails_only_its_shard(full_run, model_dir, tmp_path, capsys):

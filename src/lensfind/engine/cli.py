@@ -324,7 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data", type=Path, help="data directory (default: the embedded region)")
     s.add_argument("--shard-size", type=int, help="objects per shard")
     s.add_argument("--store-dtype", choices=("float32", "float16"),
-                   help="cutout store precision (float16: half the bytes)")  # fmt: skip
+                   help="cutout store precision (default float16: half the bytes)")  # fmt: skip
     s.add_argument("--store-compression", choices=("zstd", "none"),
                    help="cutout store compression (default none: float32 survey noise "
                    "compresses ~7%%)")  # fmt: skip

@@ -31,31 +31,58 @@ _HALF_EXP = np.uint32(0x7C00 << 13)
 _SUBNORMAL_F = np.float32(2.0**-14)
 
 
-@njit(nogil=True, cache=True)
-def _encode(images, scale, out):  # type: ignore[no-untyped-def]
-    n, bands, pixels = images.shape
+@njit(inline="always")
+def _encode_row(src, s, dst, row, row_bits):  # type: ignore[no-untyped-def]
+    """float16 bits of ``src / s`` (clipped) into ``dst``; returns the clipped count."""
     clipped = 0
+    for k in range(len(src)):
+        v = src[k] / s
+        c = min(max(v, -F16_MAX), F16_MAX)
+        clipped += c != v
+        row[k] = c
+    for k in range(len(src)):
+        f = row_bits[k]
+        sign = f & _SIGN
+        f ^= sign
+        normal = (f + _REBIAS_ROUND + ((f >> np.uint32(13)) & np.uint32(1))) >> np.uint32(13)
+        row[k] = abs(row[k]) + _DENORM_MAGIC_F  # f is read: reuse the slot
+        subnormal = row_bits[k] - _DENORM_MAGIC
+        half = subnormal if f < _MIN_NORMAL else normal
+        dst[k] = np.uint16(half | (sign >> np.uint32(16)))
+    return clipped
+
+
+@njit(inline="always")
+def _decode_row(bits, s, dst, row, row_bits):  # type: ignore[no-untyped-def]
+    """float32 ``half * s`` of the float16 ``bits`` into ``dst``."""
+    for k in range(len(bits)):
+        h = np.uint32(bits[k])
+        o = (h & np.uint32(0x7FFF)) << np.uint32(13)
+        exp = o & _HALF_EXP
+        o += _EXP_ADJUST
+        if exp == _HALF_EXP:  # inf / nan
+            o += _EXP_ADJUST
+        elif exp == 0:  # zero / subnormal: renormalised below
+            o += np.uint32(1 << 23)
+        row_bits[k] = o
+        if exp == 0:
+            row[k] -= _SUBNORMAL_F
+        row_bits[k] |= (h & np.uint32(0x8000)) << np.uint32(16)
+    for k in range(len(bits)):
+        dst[k] = row[k] * s
+
+
+@njit(nogil=True, cache=True)
+def _encode(images, scale, out, write_back):  # type: ignore[no-untyped-def]
+    n, bands, pixels = images.shape
     row = np.empty(pixels, dtype=np.float32)
     row_bits = row.view(np.uint32)
+    clipped = 0
     for i in range(n):
         for b in range(bands):
-            s = scale[b]
-            for k in range(pixels):
-                v = images[i, b, k] / s
-                c = min(max(v, -F16_MAX), F16_MAX)
-                clipped += c != v
-                row[k] = c
-            for k in range(pixels):
-                f = row_bits[k]
-                sign = f & _SIGN
-                f ^= sign
-                normal = (f + _REBIAS_ROUND + ((f >> np.uint32(13)) & np.uint32(1))) >> np.uint32(
-                    13
-                )
-                row[k] = abs(row[k]) + _DENORM_MAGIC_F  # f is read: reuse the slot
-                subnormal = row_bits[k] - _DENORM_MAGIC
-                half = subnormal if f < _MIN_NORMAL else normal
-                out[i, b, k] = np.uint16(half | (sign >> np.uint32(16)))
+            clipped += _encode_row(images[i, b], scale[b], out[i, b], row, row_bits)
+            if write_back:  # while the row is in cache
+                _decode_row(out[i, b], scale[b], images[i, b], row, row_bits)
     return clipped
 
 
@@ -66,26 +93,13 @@ def _decode(bits, scale, out):  # type: ignore[no-untyped-def]
     row_bits = row.view(np.uint32)
     for i in range(n):
         for b in range(bands):
-            for k in range(pixels):
-                h = np.uint32(bits[i, b, k])
-                o = (h & np.uint32(0x7FFF)) << np.uint32(13)
-                exp = o & _HALF_EXP
-                o += _EXP_ADJUST
-                if exp == _HALF_EXP:  # inf / nan
-                    o += _EXP_ADJUST
-                elif exp == 0:  # zero / subnormal: renormalised below
-                    o += np.uint32(1 << 23)
-                row_bits[k] = o
-                if exp == 0:
-                    row[k] -= _SUBNORMAL_F
-                row_bits[k] |= (h & np.uint32(0x8000)) << np.uint32(16)
-            s = scale[b]
-            for k in range(pixels):
-                out[i, b, k] = row[k] * s
+            _decode_row(bits[i, b], scale[b], out[i, b], row, row_bits)
     return out
 
 
-def encode_float16(images: np.ndarray, scale: np.ndarray) -> tuple[np.ndarray, int]:
+def encode_float16(
+    images: np.ndarray, scale: np.ndarray, write_back: bool = False
+) -> tuple[np.ndarray, int]:
     """``images / scale`` rounded to float16, clipped to its finite range.
 
     Parameters
@@ -94,6 +108,10 @@ def encode_float16(images: np.ndarray, scale: np.ndarray) -> tuple[np.ndarray, i
         Finite cutouts, counts.
     scale : ndarray (bands,)
         Counts per stored unit, per band.
+    write_back : bool
+        Also replace ``images`` (C-contiguous float32) in place by what the
+        float16 values decode to (:func:`decode_float16`), so that what is
+        computed from them next can be reproduced from the stored values.
 
     Returns
     -------
@@ -102,11 +120,15 @@ def encode_float16(images: np.ndarray, scale: np.ndarray) -> tuple[np.ndarray, i
         Pixels beyond +-65504 units, stored as +-65504.
     """
     n, bands = images.shape[:2]
+    if write_back and not (images.dtype == np.float32 and images.flags.c_contiguous
+                           and images.flags.writeable):  # fmt: skip
+        raise ValueError("write_back needs C-contiguous, writeable float32 images")
     src = np.ascontiguousarray(images, dtype=np.float32).reshape(
         n, bands, int(np.prod(images.shape[2:]))
     )
     out = np.empty(src.shape, dtype=np.uint16)
-    clipped = int(_encode(src, np.asarray(scale, dtype=np.float32), out)) if out.size else 0
+    scale32 = np.asarray(scale, dtype=np.float32)
+    clipped = int(_encode(src, scale32, out, write_back)) if out.size else 0
     return out.view(np.float16).reshape(images.shape), clipped
 
 

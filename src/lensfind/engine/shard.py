@@ -84,8 +84,8 @@ class ShardTask:
     #: fraction of good cutouts that also get an injected-lens copy (selection function)
     inject_rate: float = 0.0
     inject_seed: int = 0
-    #: cutout store dtype: float32 counts, or float16 in units of 3 sky sigma
-    store_dtype: str = "float32"
+    #: cutout store dtype: float16 in units of 3 sky sigma, or float32 counts
+    store_dtype: str = "float16"
     store_compression: str = "zstd"
     #: ONNX Runtime execution provider (auto, cpu, cuda, tensorrt)
     provider: str = "auto"
@@ -257,6 +257,7 @@ def process_shard(task: ShardTask) -> ShardResult:
                     bands=task.bands,
                     dtype=task.store_dtype,
                     compression=task.store_compression,
+                    as_stored=True,  # the model scores what the store holds
                     scale=(
                         store_scale(get_survey(task.survey))
                         if task.store_dtype == "float16"

@@ -113,13 +113,17 @@ def write_shard_cutouts(
     dtype: str = "float32",
     scale: np.ndarray | None = None,
     compression: str = "zstd",
+    as_stored: bool = False,
 ) -> int:
     """Write one shard's cutouts (only valid stamps) atomically into the store.
 
     ``ra``/``dec`` (degrees), ``tile`` and ``bands`` let ``engine score``
     re-score the store into a full run directory without the survey files.
     ``dtype="float16"`` stores ``images / scale`` (``scale`` per band, counts).
-    ``compression`` is ``"zstd"`` (level 1) or ``"none"``.
+    ``compression`` is ``"zstd"`` (level 1) or ``"none"``. ``as_stored=True``
+    replaces float16-stored ``images`` (C-contiguous float32) in place by the
+    values the store holds, so that scores computed from them are exactly
+    what re-scoring the store gives.
     Returns the number of pixels clipped to the float16 range (0 for float32).
     """
     if dtype not in STORE_DTYPES:
@@ -142,7 +146,7 @@ def write_shard_cutouts(
         if scale is None:
             raise ValueError("float16 storage needs a per-band scale")
         scale = np.asarray(scale, dtype=np.float32).ravel()
-        images, clipped = encode_float16(images, scale)
+        images, clipped = encode_float16(images, scale, write_back=as_stored)
         encoding["scale"] = scale.tolist()
     docs = _array_documents(n, tuple(images.shape[1:]), dtype, compression)
     values = {"object_id": object_id, "ra": ra, "dec": dec}
