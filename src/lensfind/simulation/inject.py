@@ -132,11 +132,20 @@ def inject(cutouts: np.ndarray, sources: np.ndarray, spec: SurveySpec, seed: int
     """
     if cutouts.shape != sources.shape:
         raise ValueError(f"cutouts {cutouts.shape} and sources {sources.shape} differ")
-    gain = np.array([b.gain_e_per_count for b in spec.bands])[None, :, None, None]
+    gain = np.array([b.gain_e_per_count for b in spec.bands], dtype=np.float32)
     rng = np.random.default_rng(seed)
-    light = np.maximum(sources, 0.0)
-    noise = np.sqrt(light / gain) * rng.standard_normal(sources.shape)
-    return (cutouts + sources + noise).astype(np.float32)
+    out = np.array(cutouts, dtype=np.float32)
+    # only the box where any source has light needs the source and noise (the
+    # source stamps are much smaller than the cutouts)
+    rows = np.flatnonzero(sources.any(axis=(0, 1, 3)))
+    cols = np.flatnonzero(sources.any(axis=(0, 1, 2)))
+    if rows.size:
+        box = (..., slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+        src = np.asarray(sources[box], dtype=np.float32)
+        light = np.maximum(src, 0.0) / gain[None, :, None, None]
+        noise = np.sqrt(light) * rng.standard_normal(src.shape, dtype=np.float32)
+        out[box] += src + noise
+    return out
 
 
 def seeing_factor_of(spec: SurveySpec, fwhm_arcsec: float | None) -> float | None:
