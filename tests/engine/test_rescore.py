@@ -108,6 +108,10 @@ def test_a_float16_store_rescores_within_the_recorded_precision(full_run, region
     from lensfind.engine.scan import run_scan
 
     assert full_run.summary["store_clipped_pixels"] == 0
+    assert (full_run.summary["store_dtype"], full_run.summary["store_compression"]) == (
+        "float16",
+        "none",
+    )  # the defaults, recorded
     exact = run_scan(scan_config(region, tmp_path / "scan", store_dtype="float32", inject_rate=0))
     rescored = run_score(_config(full_run, model_dir, tmp_path / "rescore"))
     a = pq.read_table(exact.run_dir / "scores").to_pydict()

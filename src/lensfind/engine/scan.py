@@ -69,7 +69,9 @@ def run_scan(config: ScanConfig) -> ScanResult:
     return execute(
         config, plan, run_dir, card, threshold, process_shard, make_task,
         lens_ids=planted_lens_ids(data_dir),
-        extra_summary={"embedded_default": config.data_dir is None, "provider": config.provider},
+        extra_summary={"embedded_default": config.data_dir is None, "provider": config.provider,
+                       "store_dtype": config.store_dtype,
+                       "store_compression": config.store_compression},
         start=start,
         finalise=selection,
     )  # fmt: skip
