@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
+from lensfind.engine.bench_report import fresh_stem
 from lensfind.engine.config import ScanConfig, ScoreConfig
 from lensfind.engine.rescore import run_score
 from lensfind.engine.scan import run_scan
@@ -113,7 +114,7 @@ def main() -> None:
             "store_bytes": {"float32": _size(s32), "float16": _size(s16)},
         }
     args.results.mkdir(parents=True, exist_ok=True)
-    stem = args.results / f"store-precision-{spec.name}-{result['date_utc'][:10]}"
+    stem = fresh_stem(args.results / f"store-precision-{spec.name}-{result['date_utc'][:10]}")
     stem.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
     p, s = result["pixel_error_sky_sigma"], result["rescore_abs_score_change"]
     md = "\n".join([

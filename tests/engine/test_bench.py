@@ -35,6 +35,21 @@ def test_bench_scan_writes_the_ratio(region, model_dir, tmp_path, capsys):
     assert "end_to_end_over_model" in capsys.readouterr().out
 
 
+def test_a_rerun_adds_a_result_instead_of_overwriting(tmp_path):
+    from lensfind.engine.bench import write_result
+
+    result = {"benchmark": "scan", "date_utc": "2026-12-06T10:00:00+00:00", "n_cutouts": 7,
+              "config": {"survey": "des_y3", "store_dtype": "float16",
+                         "store_compression": "none"}}  # fmt: skip
+    paths = [write_result({**result, "run": k}, tmp_path) for k in range(3)]
+    assert [p.name for p in paths] == [
+        "scan-des_y3-7cutouts-float16-none-2026-12-06.json",
+        "scan-des_y3-7cutouts-float16-none-2026-12-06-2.json",
+        "scan-des_y3-7cutouts-float16-none-2026-12-06-3.json",
+    ]
+    assert [json.loads(p.read_text())["run"] for p in paths] == [0, 1, 2]
+
+
 def test_bench_score_measures_memory_per_size_in_fresh_processes(model_dir, tmp_path, capsys):
     results = tmp_path / "results"
     code = main(["bench", "score", "--sizes", "300,700", "--model", str(model_dir), "--results",

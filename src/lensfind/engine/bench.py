@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from lensfind.engine.bench_report import fresh_stem
 from lensfind.engine.config import ScanConfig
 from lensfind.engine.metrics import STAGES
 from lensfind.engine.scan import run_scan
@@ -135,12 +136,13 @@ def _card_dir(config: ScanConfig) -> Path:
 
 
 def write_result(result: dict[str, Any], out_dir: Path) -> Path:
-    """Write ``result`` as ``<out_dir>/<benchmark>-<survey>-<n>cutouts-<date>.json``."""
+    """Write ``result`` as ``<out_dir>/<benchmark>-<survey>-<n>cutouts[-store]-<date>[-k].json``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     stamp = result["date_utc"][:10]
     name = f"{result['benchmark']}-{result['config']['survey']}-{result['n_cutouts']}cutouts"
     if "store_compression" in result["config"]:
         name += f"-{result['config']['store_dtype']}-{result['config']['store_compression']}"
-    path = out_dir / f"{name}-{stamp}.json"
+    stem = fresh_stem(out_dir / f"{name}-{stamp}")
+    path = stem.with_name(stem.name + ".json")
     path.write_text(json.dumps(result, indent=2) + "\n")
     return path

@@ -66,9 +66,22 @@ def spread(values: list[float]) -> dict[str, Any]:
     }
 
 
+def fresh_stem(stem: Path, suffix: str = ".json") -> Path:
+    """``stem``, else ``stem-2``, ``stem-3``...: the first without a ``suffix`` file.
+
+    A benchmark rerun on the same day adds a result instead of overwriting one.
+    """
+    k, out = 1, stem
+    while out.with_name(out.name + suffix).exists():
+        k += 1
+        out = stem.with_name(f"{stem.name}-{k}")
+    return out
+
+
 def result_stem(result: dict[str, Any], out_dir: Path) -> Path:
-    """``out_dir/<date>-<machine>-<benchmark>`` (add the suffix)."""
-    return out_dir / f"{result['date_utc'][:10]}-{result['machine_slug']}-{result['benchmark']}"
+    """``out_dir/<date>-<machine>-<benchmark>[-k]`` (add the suffix)."""
+    name = f"{result['date_utc'][:10]}-{result['machine_slug']}-{result['benchmark']}"
+    return fresh_stem(out_dir / name)
 
 
 def _fmt(v: float) -> str:

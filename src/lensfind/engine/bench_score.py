@@ -23,6 +23,7 @@ import numpy as np
 import zarr
 
 from lensfind.engine.bench import _machine
+from lensfind.engine.bench_report import fresh_stem
 from lensfind.engine.store import STORE_NAME, write_shard_cutouts
 from lensfind.versions import versions
 
@@ -186,9 +187,12 @@ def bench_score(
 
 
 def write_score_result(result: dict[str, Any], out_dir: Path) -> Path:
-    """Write ``score-<survey>-<n>cutouts-<date>.json`` into ``out_dir``."""
+    """Write ``score-<survey>-<n>cutouts-<date>[-k].json`` into ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / (f"score-{result['config']['survey']}-{result['n_cutouts']}cutouts-"
-                      f"{result['date_utc'][:10]}.json")  # fmt: skip
+    name = (
+        f"score-{result['config']['survey']}-{result['n_cutouts']}cutouts-{result['date_utc'][:10]}"
+    )
+    stem = fresh_stem(out_dir / name)
+    path = stem.with_name(stem.name + ".json")
     path.write_text(json.dumps(result, indent=2) + "\n")
     return path
