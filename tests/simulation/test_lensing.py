@@ -197,3 +197,12 @@ def test_sie_continuous_at_round_limit(dq):
     # the deflection changes by O(dq) (measured ~4 theta_E dq / 1.3)
     assert_allclose(axq, ax1, rtol=0, atol=10 * dq + 1e-13)
     assert_allclose(ayq, ay1, rtol=0, atol=10 * dq + 1e-13)
+
+
+def test_round_lens_on_its_minor_axis_gives_finite_deflection():
+    """q = 1 on the line x = 0: the unused elliptical branch must not reach arctanh(+-1)."""
+    y = np.array([-2.0, -0.5, 0.5, 2.0])
+    with np.errstate(all="raise"):
+        ax, ay = sie_deflection(np.zeros(4), y, np.array(1.2), np.array(1.0), np.array(0.0))
+    np.testing.assert_allclose(ax, 0.0, atol=1e-15)
+    np.testing.assert_allclose(ay, 1.2 * np.sign(y))

@@ -72,7 +72,8 @@ def executor(workers: int, scheduler: str | None = None, gpus: int = 0) -> Itera
     if scheduler is None and workers == 0:
         yield InProcessExecutor()
         return
-    from distributed import Client, LocalCluster
+    import dask
+    from distributed import Client
 
     for name in (
         "distributed",
@@ -86,6 +87,14 @@ def executor(workers: int, scheduler: str | None = None, gpus: int = 0) -> Itera
         with Client(scheduler) as client:
             yield client
         return
+    # our own cluster has no dashboard: its workers need not sample their stacks every 10 ms
+    with dask.config.set({"distributed.worker.profile.enabled": False}):
+        yield from _local_cluster(workers, gpus)
+
+
+def _local_cluster(workers: int, gpus: int) -> Iterator[Any]:
+    from distributed import Client, LocalCluster
+
     if gpus > 0:
         from distributed import Scheduler, SpecCluster
 

@@ -1,7 +1,6 @@
 """Cutting stamps out of tile images (pure functions)."""
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 EDGE = "edge: cutout extends beyond the tile"
 INVALID = "invalid: non-finite position"
@@ -73,15 +72,18 @@ def cut_stamps(
         raise ValueError(f"out must be float32 (>= {n}, {shape[1]}, {size}, {size})")
     else:
         stamps = out[: len(idx)]
-    windows = [sliding_window_view(img, (size, size)) for img in images]
     sums = np.empty(shape[:2], dtype=np.float32)
+    ys, xs = y0[idx].tolist(), x0[idx].tolist()
     with np.errstate(over="ignore", invalid="ignore"):
         for start in range(0, len(idx), _BLOCK):
-            rows = idx[start : start + _BLOCK]
             block = stamps[start : start + _BLOCK]
-            for b, win in enumerate(windows):
-                # one gather of the block's windows; converts type and byte order
-                block[:, b] = win[y0[rows], x0[rows]]
+            for j in range(len(block)):
+                ya, xa = ys[start + j], xs[start + j]
+                for b, img in enumerate(images):
+                    # straight into the buffer (converting type and byte order): no
+                    # temporary array, which a Dask worker (malloc trim threshold set)
+                    # would map and fault in page by page
+                    block[j, b] = img[ya : ya + size, xa : xa + size]
             block.sum(axis=(2, 3), dtype=np.float32, out=sums[start : start + _BLOCK])
     # a stamp with a non-finite pixel has a non-finite sum (a finite sum can overflow:
     # those are checked pixel by pixel and kept)

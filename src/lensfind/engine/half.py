@@ -14,6 +14,8 @@ half -> float expansion his ``half_to_float_fast5`` (public domain).
 import numpy as np
 from numba import njit
 
+from lensfind.engine.buffers import scratch
+
 #: largest finite float16
 F16_MAX = np.float32(65504.0)
 _SIGN = np.uint32(0x80000000)
@@ -116,6 +118,7 @@ def encode_float16(
     Returns
     -------
     half : ndarray (N, bands, H, W) float16
+        This thread's scratch array: valid until its next call.
     clipped : int
         Pixels beyond +-65504 units, stored as +-65504.
     """
@@ -126,7 +129,7 @@ def encode_float16(
     src = np.ascontiguousarray(images, dtype=np.float32).reshape(
         n, bands, int(np.prod(images.shape[2:]))
     )
-    out = np.empty(src.shape, dtype=np.uint16)
+    out = scratch("float16", src.shape, np.uint16)
     scale32 = np.asarray(scale, dtype=np.float32)
     clipped = int(_encode(src, scale32, out, write_back)) if out.size else 0
     return out.view(np.float16).reshape(images.shape), clipped

@@ -7,7 +7,6 @@ reason); a bad tile fails its objects and never raises out of the task.
 
 import ctypes
 import sys
-import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from lensfind.engine.buffers import scratch
 from lensfind.engine.config import RunConfig, build_config
 from lensfind.engine.cutouts import EDGE, INVALID, cut_stamps
 from lensfind.engine.half import encode_float16
@@ -37,7 +37,6 @@ INJECTIONS_DIR = "injections"
 STATUSES = ("scored", "skipped", "failed")
 OFF_TILE = "off-tile: not on any tile of the data directory"
 _SCORERS: dict[tuple[str, str, str], OnnxScorer] = {}
-_LOCAL = threading.local()
 
 
 class ShardWork(Protocol):
@@ -132,21 +131,6 @@ def release_memory() -> None:
         _MALLOC_TRIM(0)
 
 
-def stamp_buffer(n: int, bands: int, size: int) -> np.ndarray:
-    """This thread's cutting buffer, grown to ``(>= n, bands, size, size)`` float32.
-
-    Reused from shard to shard: a fresh array of a shard's stamps (tens to
-    hundreds of MB) would be zeroed page by page by the kernel every time. It
-    holds one shard's stamps at a time, so a worker's memory stays bounded by
-    the largest shard.
-    """
-    buf = getattr(_LOCAL, "stamps", None)
-    if buf is None or len(buf) < n or buf.shape[1:] != (bands, size, size):
-        _LOCAL.stamps = buf = None  # free the old one first
-        _LOCAL.stamps = buf = np.empty((max(n, 1), bands, size, size), dtype=np.float32)
-    return buf
-
-
 def reason_class(reason: str) -> str:
     """The low-cardinality class of a reason: the text before the first colon."""
     return reason.split(":", 1)[0]
@@ -230,7 +214,8 @@ def process_shard(task: ShardTask) -> ShardResult:
                 ids = task.objects.column("object_id").to_numpy()
                 x, y = tile.wcs.wcs_world2pix(ra, dec, 0)
                 try:
-                    buf = stamp_buffer(n, len(task.bands), task.cutout_px)
+                    buf = scratch("stamps", (n, len(task.bands), *(task.cutout_px,) * 2),
+                                  np.float32)  # fmt: skip
                     stamps, why = cut_stamps(tile.images, x, y, task.cutout_px, task.bands, buf)
                 except Exception as exc:  # e.g. pages of a truncated file
                     reason[:] = f"tile unreadable: {tile.paths[0].name}: {exc}"
