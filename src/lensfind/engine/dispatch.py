@@ -100,7 +100,7 @@ class Dispatcher:
             limit = 2 * max(_n_workers(ex, workers), 1)
             options = submit_options(ex)
             if warm_up is not None:
-                _warm_up_workers(ex, warm_up)
+                _warm_up_workers(ex, warm_up, options)
             t0 = time.perf_counter()
             while pending is not None or in_flight:
                 while pending is not None and len(in_flight) < limit:
@@ -198,11 +198,26 @@ def quarantined_shards(run_dir: Path) -> set[str]:
     return out
 
 
-def _warm_up_workers(ex: Any, fn: Callable[[], Any]) -> None:
-    """``fn()`` on every worker of a Dask client, or here for the in-process executor."""
+def _warm_up_workers(ex: Any, fn: Callable[[], Any], options: dict[str, Any]) -> None:
+    """``fn()`` once on every worker that can take shards, or here in-process.
+
+    On Dask it runs as a task pinned to each worker whose resources meet the
+    shards' (``options``), so it runs in the thread that then runs the shards
+    (whose per-thread buffers it grows).
+    """
     try:
-        if hasattr(ex, "run"):
-            ex.run(fn)
+        if hasattr(ex, "scheduler_info"):
+            from distributed import wait
+
+            need = options.get("resources", {}).items()
+            info = ex.scheduler_info().get("workers", {})
+            workers = [w for w, i in info.items()
+                       if all(i.get("resources", {}).get(r, 0) >= k for r, k in need)]  # fmt: skip
+            futures = [ex.submit(fn, workers=[w], allow_other_workers=False, pure=False, **options)
+                       for w in workers]  # fmt: skip
+            wait(futures)
+            for f in futures:
+                f.result()
         else:
             fn()
     except Exception as exc:  # the shards will report it with their own objects

@@ -180,9 +180,11 @@ def execute(
             run_start = time.perf_counter()
             tasks = (make_task(s) for s in pending)  # made as slots free up
             gpus = local_gpus(config.provider, config.workers, config.scheduler)
-            store_dtype = getattr(config, "store_dtype", "float32")  # scans write a store
+            # scans write a store and cut stamps: their workers grow those buffers first
+            store_dtype = getattr(config, "store_dtype", None)
+            shard_size = getattr(config, "shard_size", None)
             warm = partial(warm_up, str(card.directory), card.sha256, config.provider,
-                           config.batch_size, store_dtype)  # fmt: skip
+                           config.batch_size, store_dtype, shard_size or 0)  # fmt: skip
             dispatcher.run(fn, tasks, config.workers, config.scheduler, bar, total=len(pending),
                            gpus=gpus, warm_up=warm if pending else None)  # fmt: skip
             run_seconds = time.perf_counter() - run_start

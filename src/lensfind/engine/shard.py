@@ -158,19 +158,28 @@ def warm_up(
     sha256: str,
     provider: str = "auto",
     batch_size: int = 256,
-    store_dtype: str = "float32",
+    store_dtype: str | None = None,
+    shard_size: int = 0,
 ) -> None:
-    """Load the model's session in this worker and score one blank cutout.
+    """Bring this worker to the state of a long scan before its first shard.
 
-    Run on every worker before the first shard is sent, so that a shard's time
-    is its own work (session creation and first-call set-up are paid once per
-    worker, as in a long scan). A float16 store also loads its encoder here.
+    Loads the model's session and scores one full batch of blank cutouts (the
+    session sizes its memory for the batch), and for a scan (``store_dtype``
+    given) loads the float16 encoder and grows this thread's scratch arrays
+    to ``shard_size`` cutouts, touching their pages. Run on every worker
+    before the first shard is sent, so that a shard's time is its own work:
+    these one-off costs are paid once per worker, as in a long scan.
     """
     scorer = scorer_for(model_dir, sha256, provider, batch_size)
-    blank = np.zeros((1, *scorer.card.input_shape), dtype=np.float32)
-    if store_dtype == "float16":
-        encode_float16(blank, np.ones(blank.shape[1], dtype=np.float32))
-    scorer(blank)
+    shape = tuple(scorer.card.input_shape)
+    if store_dtype is not None and shard_size > 0:
+        stamps = scratch("stamps", (shard_size, *shape), np.float32)
+        stamps.fill(0.0)
+        if store_dtype == "float16":
+            half, _ = encode_float16(stamps, np.ones(shape[0], dtype=np.float32))
+            half.fill(0)
+    scorer(np.zeros((batch_size, *shape), dtype=np.float32), overwrite=True)
+    pq.write_table(pa.table({"score": pa.array([0.0], type=pa.float32())}), pa.BufferOutputStream())
 
 
 def check_provider(config: RunConfig) -> str | None:
