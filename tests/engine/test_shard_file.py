@@ -82,3 +82,50 @@ def test_missing_file_is_an_error(tmp_path):
     path.unlink()
     with pytest.raises(StoreError, match="missing"):
         _read(path, zstd=False)
+
+
+@pytest.mark.parametrize("size", [0, 1, 4095, 4096, 4097, 3 * 4096 + 17])
+def test_write_file_gives_the_same_bytes_with_or_without_direct_io(tmp_path, size, monkeypatch):
+    from lensfind.engine import shard_file
+
+    payload = np.random.default_rng(size).integers(0, 256, size, dtype=np.uint8)
+    data = shard_file.scratch("test_write", (size + 4096,), np.uint8)
+    start = -data.ctypes.data % 4096
+    data = data[start : start + size]
+    data[:] = payload
+    shard_file.write_file(tmp_path / "direct" / "f", data)  # O_DIRECT where the disk allows
+    monkeypatch.delattr(shard_file.os, "O_DIRECT", raising=False)
+    shard_file.write_file(tmp_path / "buffered" / "f", data)
+    for name in ("direct", "buffered"):
+        assert (tmp_path / name / "f").read_bytes() == payload.tobytes()
+
+
+def test_a_background_store_write_is_invisible_until_finished(tmp_path):
+    from lensfind.engine.store import list_shards, start_shard_cutouts
+
+    images = np.random.default_rng(2).normal(0, 3, (20, 4, 12, 12)).astype(np.float32)
+    store = tmp_path / "s.zarr"
+    write_shard_cutouts(store, "T-0000", np.arange(3), images[:3])
+    writing = start_shard_cutouts(store, "T-0001", np.arange(20), images, background=True)
+    images[:] = 0  # the bytes were copied: the caller may reuse its stamps at once
+    assert list_shards(store) == ["T-0000"]
+    assert writing.finish() == 0
+    assert list_shards(store) == ["T-0000", "T-0001"]
+    _, got = read_shard_cutouts(store, "T-0001")
+    np.testing.assert_array_equal(got, np.random.default_rng(2).normal(0, 3, (20, 4, 12, 12))
+                                  .astype(np.float32))  # fmt: skip
+
+
+def test_a_failed_background_write_is_raised_by_finish(tmp_path, monkeypatch):
+    from lensfind.engine import store as store_mod
+
+    def broken(path, data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(store_mod, "write_file", broken)
+    images = np.zeros((4, 4, 12, 12), np.float32)
+    writing = store_mod.start_shard_cutouts(tmp_path / "s.zarr", "T-0", np.arange(4), images,
+                                            background=True)  # fmt: skip
+    with pytest.raises(OSError, match="No space"):
+        writing.finish()
+    assert store_mod.list_shards(tmp_path / "s.zarr") == []

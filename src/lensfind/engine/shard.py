@@ -22,7 +22,7 @@ from lensfind.engine.config import RunConfig, build_config
 from lensfind.engine.cutouts import EDGE, INVALID, cut_stamps
 from lensfind.engine.half import encode_float16
 from lensfind.engine.plan import NO_TILE
-from lensfind.engine.store import STORE_NAME, write_shard_cutouts
+from lensfind.engine.store import STORE_NAME, start_shard_cutouts
 from lensfind.engine.tiles import read_tile
 from lensfind.errors import LensfindError
 from lensfind.export.card import load_card, sha256_of
@@ -240,7 +240,8 @@ def process_shard(task: ShardTask) -> ShardResult:
                 t2 = time.perf_counter()
                 every = len(rows) == n  # the usual case: no index copies
                 good_ids = ids if every else ids[rows]
-                clipped = write_shard_cutouts(
+                # the image file is written in the background while the shard is scored
+                writing = start_shard_cutouts(
                     Path(task.run_dir) / STORE_NAME,
                     task.shard_id,
                     good_ids,
@@ -257,26 +258,17 @@ def process_shard(task: ShardTask) -> ShardResult:
                         if task.store_dtype == "float16"
                         else None
                     ),
+                    background=True,
                 )
                 seconds["store"] = time.perf_counter() - t2
-                hosts = choose_hosts(good_ids, task.inject_rate, task.inject_seed)
-                if hosts.any():
-                    t3 = time.perf_counter()
-                    psf = tile_psf[reference_band(get_survey(task.survey))]
-                    injected = _inject(task, stamps[hosts], good_ids[hosts], psf)
-                    seconds["inject"] = time.perf_counter() - t3
-                t3 = time.perf_counter()
-                batch_sizes = score_batches(task, stamps, rows, status, reason, score)
-                if hosts.any():  # the copies, by the same session right after (no stamp copy)
-                    m = len(injected.images)
-                    inj_status = np.full(m, "failed", dtype=object)
-                    inj_reason = np.full(m, "", dtype=object)
-                    inj_score = np.full(m, np.nan, dtype=np.float32)
-                    batch_sizes += score_batches(task, injected.images, np.arange(m),
-                                                 inj_status, inj_reason, inj_score)  # fmt: skip
-                seconds["score"] = time.perf_counter() - t3
-                if hosts.any():
-                    _write_injections(task, injected.truth, inj_status, inj_reason, inj_score)
+                try:
+                    batch_sizes = _inject_and_score(
+                        task, stamps, rows, good_ids, tile_psf, status, reason, score, seconds
+                    )
+                finally:
+                    t5 = time.perf_counter()
+                    clipped = writing.finish()
+                    seconds["store"] += time.perf_counter() - t5
     t4 = time.perf_counter()
     result = write_scores(task, status, reason, score)
     result.seconds.update(seconds, write=time.perf_counter() - t4)
@@ -285,6 +277,44 @@ def process_shard(task: ShardTask) -> ShardResult:
     result.store_clipped_pixels = clipped
     release_memory()
     return result
+
+
+def _inject_and_score(
+    task: ShardTask,
+    stamps: np.ndarray,
+    rows: np.ndarray,
+    ids: np.ndarray,
+    tile_psf: list[float | None],
+    status: np.ndarray,
+    reason: np.ndarray,
+    score: np.ndarray,
+    seconds: dict[str, float],
+) -> list[int]:
+    """Score the shard's stamps, and its injected-lens copies if it has hosts.
+
+    The copies are made first (scoring normalises ``stamps`` in place), scored
+    by the same session right after, and written to ``injections/``. Returns
+    the size of each model call; adds ``inject`` and ``score`` to ``seconds``.
+    """
+    hosts = choose_hosts(ids, task.inject_rate, task.inject_seed)
+    if hosts.any():
+        t0 = time.perf_counter()
+        psf = tile_psf[reference_band(get_survey(task.survey))]
+        injected = _inject(task, stamps[hosts], ids[hosts], psf)
+        seconds["inject"] = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    sizes = score_batches(task, stamps, rows, status, reason, score)
+    if hosts.any():
+        m = len(injected.images)
+        inj_status = np.full(m, "failed", dtype=object)
+        inj_reason = np.full(m, "", dtype=object)
+        inj_score = np.full(m, np.nan, dtype=np.float32)
+        sizes += score_batches(task, injected.images, np.arange(m), inj_status, inj_reason,
+                               inj_score)  # fmt: skip
+    seconds["score"] = time.perf_counter() - t1
+    if hosts.any():
+        _write_injections(task, injected.truth, inj_status, inj_reason, inj_score)
+    return sizes
 
 
 def store_scale(spec: SurveySpec) -> np.ndarray:

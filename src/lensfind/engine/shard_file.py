@@ -11,6 +11,7 @@ asynchronous per-chunk machinery, which costs more than the bytes themselves.
 Arrays whose metadata is not this layout are left to zarr.
 """
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import google_crc32c
 import numpy as np
 from numcodecs import Zstd
 
+from lensfind.engine.buffers import scratch
 from lensfind.errors import LensfindError
 
 #: zstd level of compressed stores
@@ -72,10 +74,12 @@ def shard_path(array_dir: Path, ndim: int) -> Path:
     return array_dir.joinpath("c", *["0"] * ndim)
 
 
-def write_shard_file(path: Path, data: np.ndarray, chunk: int, zstd: bool) -> None:
-    """Write ``data`` (N, ...) as one shard file of ``chunk``-cutout inner chunks.
+def shard_file_bytes(data: np.ndarray, chunk: int, zstd: bool) -> np.ndarray:
+    """The bytes of ``data`` (N, ...) as one shard file of ``chunk``-cutout inner chunks.
 
-    The last chunk is padded with the fill value (0), as zarr pads it.
+    Returned in this thread's aligned scratch array (valid until its next
+    call; see :func:`write_file`). The last chunk is padded with the fill
+    value (0), as zarr pads it.
     """
     data = np.ascontiguousarray(data, dtype=data.dtype.newbyteorder("<"))
     n_chunks = -(-len(data) // chunk)
@@ -96,15 +100,61 @@ def write_shard_file(path: Path, data: np.ndarray, chunk: int, zstd: bool) -> No
     index_bytes = index.tobytes()
     pieces.append(index_bytes)
     pieces.append(np.uint32(google_crc32c.value(index_bytes)).astype("<u4").tobytes())
+    total = sum(memoryview(piece).nbytes for piece in pieces)
+    buf = scratch("shard_file", (total + _DIRECT_ALIGN,), np.uint8)
+    start = -buf.ctypes.data % _DIRECT_ALIGN
+    out = buf[start : start + total]
+    pos = 0
+    for piece in pieces:
+        view = np.frombuffer(piece, dtype=np.uint8)
+        out[pos : pos + len(view)] = view
+        pos += len(view)
+    return out
+
+
+#: alignment (bytes) of direct I/O buffers, file offsets and lengths
+_DIRECT_ALIGN = 4096
+
+
+def write_file(path: Path, data: np.ndarray) -> None:
+    """Write the bytes ``data`` (uint8, 4096-aligned) as ``path``, bypassing the page cache.
+
+    A store is written once and read later by another run, so caching its
+    pages only costs: the kernel copies them, writes them back later and
+    reclaims them, on the same cores as the scan. Where the file system allows
+    direct I/O (``O_DIRECT``) the aligned part goes straight to the device;
+    the last partial block, and everything on file systems without direct I/O
+    (tmpfs), goes through ordinary buffered writes.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
+    direct = getattr(os, "O_DIRECT", 0)
+    head = len(data) - len(data) % _DIRECT_ALIGN if direct else 0
+    if head and data.ctypes.data % _DIRECT_ALIGN == 0:
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | direct, 0o644)
+        except OSError:
+            head = 0  # no direct I/O on this file system
+        else:
+            try:
+                done = 0
+                while done < head:
+                    done += os.pwrite(fd, memoryview(data[done:head]), done)
+            except OSError:
+                head = 0
+            finally:
+                os.close(fd)
+        if head:
+            with open(path, "ab") as f:
+                f.write(memoryview(data[head:]))
+            return
     with open(path, "wb") as f:
-        f.writelines(pieces)
+        f.write(memoryview(data))
 
 
 def read_shard_file(
     path: Path, shape: tuple[int, ...], dtype: str, chunk: tuple[int, ...], zstd: bool
 ) -> np.ndarray:
-    """Read an array of ``shape`` from its one shard file (see :func:`write_shard_file`).
+    """Read an array of ``shape`` from its one shard file (see :func:`shard_file_bytes`).
 
     Raises
     ------

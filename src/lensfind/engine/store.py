@@ -26,6 +26,8 @@ values beyond float16's range are clipped and counted.
 import hashlib
 import json
 import shutil
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -39,15 +41,16 @@ from lensfind.engine.shard_file import (
     ZSTD_LEVEL,
     StoreError,
     read_shard_file,
+    shard_file_bytes,
     shard_layout,
     shard_path,
-    write_shard_file,
+    write_file,
 )
 
 __all__ = [
-    "CHUNK_CUTOUTS", "STORE_DTYPES", "STORE_NAME", "ZSTD_LEVEL", "StoreError", "list_shards",
-    "read_shard_catalog", "read_shard_cutouts", "read_shard_info", "store_fingerprint",
-    "write_shard_cutouts",
+    "CHUNK_CUTOUTS", "STORE_DTYPES", "STORE_NAME", "ZSTD_LEVEL", "ShardWrite", "StoreError",
+    "list_shards", "read_shard_catalog", "read_shard_cutouts", "read_shard_info",
+    "start_shard_cutouts", "store_fingerprint", "write_shard_cutouts",
 ]  # fmt: skip
 
 STORE_NAME = "cutouts.zarr"
@@ -101,7 +104,44 @@ def _array_documents(
     return docs
 
 
-def write_shard_cutouts(
+@dataclass
+class ShardWrite:
+    """One shard's cutouts on their way into the store: :meth:`finish` puts them in place."""
+
+    #: pixels clipped to the float16 range
+    clipped: int
+    tmp: Path
+    final: Path
+    pending: Future[None] | None = None
+
+    def finish(self) -> int:
+        """Wait for the image file, then rename the shard's group into place; the clipped count."""
+        if self.pending is not None:
+            self.pending.result()  # raises the write's error
+            self.pending = None
+        if self.final.exists():
+            shutil.rmtree(self.final)
+        self.tmp.rename(self.final)
+        return self.clipped
+
+
+def write_shard_cutouts(*args: Any, **kwargs: Any) -> int:
+    """:func:`start_shard_cutouts` and :meth:`ShardWrite.finish`: the clipped pixel count."""
+    return start_shard_cutouts(*args, **kwargs).finish()
+
+
+def _writer() -> ThreadPoolExecutor:
+    """This process's background writer of image files (one file at a time)."""
+    global _WRITER
+    if _WRITER is None:
+        _WRITER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lensfind-store")
+    return _WRITER
+
+
+_WRITER: ThreadPoolExecutor | None = None
+
+
+def start_shard_cutouts(
     store: Path,
     shard_id: str,
     object_id: np.ndarray,
@@ -114,8 +154,9 @@ def write_shard_cutouts(
     scale: np.ndarray | None = None,
     compression: str = "zstd",
     as_stored: bool = False,
-) -> int:
-    """Write one shard's cutouts (only valid stamps) atomically into the store.
+    background: bool = False,
+) -> ShardWrite:
+    """Write one shard's cutouts (only valid stamps) into the store, atomically on finish.
 
     ``ra``/``dec`` (degrees), ``tile`` and ``bands`` let ``engine score``
     re-score the store into a full run directory without the survey files.
@@ -123,8 +164,11 @@ def write_shard_cutouts(
     ``compression`` is ``"zstd"`` (level 1) or ``"none"``. ``as_stored=True``
     replaces float16-stored ``images`` (C-contiguous float32) in place by the
     values the store holds, so that scores computed from them are exactly
-    what re-scoring the store gives.
-    Returns the number of pixels clipped to the float16 range (0 for float32).
+    what re-scoring the store gives. ``background=True`` writes the image
+    file (its bytes already copied: ``images`` may change right away) in a
+    background thread while the caller goes on; :meth:`ShardWrite.finish`
+    waits for it. Until then the shard sits under a temporary name that no
+    reader lists and the next attempt at the shard removes.
     """
     if dtype not in STORE_DTYPES:
         raise ValueError(f"store dtype {dtype!r} not in {STORE_DTYPES}")
@@ -160,17 +204,18 @@ def write_shard_cutouts(
             data = np.asarray(values[name], dtype=np.dtype(COLUMNS[name]).newbyteorder("<"))
             shard_path(tmp / name, 1).parent.mkdir()
             shard_path(tmp / name, 1).write_bytes(data.tobytes())
-    if n:
-        chunk = min(n, CHUNK_CUTOUTS)
-        write_shard_file(shard_path(tmp / "images", images.ndim), images, chunk,
-                         compression == "zstd")  # fmt: skip
     group_doc = {"attributes": {"tile": tile, "bands": list(bands), "encoding": encoding},
                  "zarr_format": 3, "node_type": "group"}  # fmt: skip
     (tmp / "zarr.json").write_text(json.dumps(group_doc, indent=2))
-    if final.exists():
-        shutil.rmtree(final)
-    tmp.rename(final)
-    return clipped
+    pending = None
+    if n:
+        path = shard_path(tmp / "images", images.ndim)
+        data = shard_file_bytes(images, min(n, CHUNK_CUTOUTS), compression == "zstd")
+        if background:
+            pending = _writer().submit(write_file, path, data)
+        else:
+            write_file(path, data)
+    return ShardWrite(clipped, tmp, final, pending)
 
 
 def list_shards(store: Path) -> list[str]:
