@@ -60,6 +60,18 @@ def submit_options(ex: Any) -> dict[str, Any]:
     return {}
 
 
+#: Dask settings of the clusters lensfind starts itself. They have no dashboard, so the
+#: workers need not sample their stacks every 10 ms, and the event loops of the driver and
+#: workers need not wake every 20 ms (ticks) or 100-500 ms (monitors) on cores that the
+#: shards use.
+LOCAL_CLUSTER_CONFIG = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.tick.interval": "1s",
+    "distributed.admin.system-monitor.interval": "2s",
+    "distributed.worker.memory.monitor-interval": "1s",
+}
+
+
 @contextlib.contextmanager
 def executor(workers: int, scheduler: str | None = None, gpus: int = 0) -> Iterator[Any]:
     """Yield something with ``submit(fn, *args, **options)``.
@@ -87,8 +99,7 @@ def executor(workers: int, scheduler: str | None = None, gpus: int = 0) -> Itera
         with Client(scheduler) as client:
             yield client
         return
-    # our own cluster has no dashboard: its workers need not sample their stacks every 10 ms
-    with dask.config.set({"distributed.worker.profile.enabled": False}):
+    with dask.config.set(LOCAL_CLUSTER_CONFIG):
         yield from _local_cluster(workers, gpus)
 
 
