@@ -63,8 +63,10 @@ def submit_options(ex: Any) -> dict[str, Any]:
 #: Dask settings of the clusters lensfind starts itself. They have no dashboard, so the
 #: workers need not sample their stacks every 10 ms, and the event loops of the driver and
 #: workers need not wake every 20 ms (ticks) or 100-500 ms (monitors) on cores that the
-#: shards use.
+#: shards use; nor need the scheduler try to steal work every 100 ms (the driver already
+#: keeps at most two shards per worker in flight).
 LOCAL_CLUSTER_CONFIG = {
+    "distributed.scheduler.work-stealing": False,
     "distributed.worker.profile.enabled": False,
     "distributed.admin.tick.interval": "1s",
     "distributed.admin.system-monitor.interval": "2s",
