@@ -96,10 +96,10 @@ def cut_stamps(
             reasons[int(idx[j])] = nan_reason(bands[band], int(bad[band].sum()))
             masked.add(j)
     if masked:  # rare: close the gaps in place (no copy of the whole buffer)
-        kept = 0
-        for j in range(min(masked), len(idx)):
+        to = min(masked)
+        for j in range(to + 1, len(idx)):
             if j not in masked:
-                stamps[min(masked) + kept] = stamps[j]
-                kept += 1
-        stamps = stamps[: len(idx) - len(masked)]
+                stamps[to] = stamps[j]
+                to += 1
+        stamps = stamps[:to]
     return stamps, reasons

@@ -175,9 +175,8 @@ def warm_up(
     if store_dtype is not None and shard_size > 0:
         stamps = scratch("stamps", (shard_size, *shape), np.float32)
         stamps.fill(0.0)
-        if store_dtype == "float16":
-            half, _ = encode_float16(stamps, np.ones(shape[0], dtype=np.float32))
-            half.fill(0)
+        if store_dtype == "float16":  # writes (so touches) all of its scratch array
+            encode_float16(stamps, np.ones(shape[0], dtype=np.float32))
     scorer(np.zeros((batch_size, *shape), dtype=np.float32), overwrite=True)
     pq.write_table(pa.table({"score": pa.array([0.0], type=pa.float32())}), pa.BufferOutputStream())
 
