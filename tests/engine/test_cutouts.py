@@ -6,6 +6,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lensfind.engine.cutouts import EDGE, INVALID, cut_stamps
+from lensfind.engine.half import decode_float16, encode_float16
 
 BANDS = ("g", "r", "i")
 
@@ -42,7 +43,7 @@ def in_bounds_case(draw):
 @given(in_bounds_case())
 def test_cut_stamps_equals_naive_slicing(case):
     images, size, x, y, cx, cy = case
-    stamps, reasons = cut_stamps(images, x, y, size, BANDS)
+    stamps, reasons, _ = cut_stamps(images, x, y, size, BANDS)
     assert stamps.shape == (len(x), len(images), size, size)
     assert stamps.dtype == np.float32
     assert reasons == [""] * len(x)
@@ -64,7 +65,7 @@ def test_cut_stamps_equals_naive_slicing(case):
 @pytest.mark.parametrize(("pos", "centre"), [(2.5, 3), (3.5, 4), (2.4999, 2), (3.0, 3)])
 def test_rounding_is_half_up_not_to_even(pos, centre):
     img = np.arange(100, dtype=np.float32).reshape(10, 10)
-    stamps, reasons = cut_stamps([img], np.array([pos]), np.array([5.0]), 1, ("g",))
+    stamps, reasons, _ = cut_stamps([img], np.array([pos]), np.array([5.0]), 1, ("g",))
     assert reasons == [""]
     assert stamps[0, 0, 0, 0] == img[5, centre]
 
@@ -83,7 +84,7 @@ def test_rounding_is_half_up_not_to_even(pos, centre):
 )
 def test_out_of_bounds_is_edge(x, y):
     images = _images(20, 20)
-    stamps, reasons = cut_stamps(images, np.array([x, 10.0]), np.array([y, 10.0]), 5, BANDS)
+    stamps, reasons, _ = cut_stamps(images, np.array([x, 10.0]), np.array([y, 10.0]), 5, BANDS)
     assert reasons[0].startswith("edge")
     assert reasons[0] == EDGE
     assert reasons[1] == ""
@@ -94,7 +95,7 @@ def test_out_of_bounds_is_edge(x, y):
 def test_stamp_touching_the_border_is_in_bounds():
     images = _images(20, 20)
     # size 5, half 2: centres 2 and 17 give stamps [0, 5) and [15, 20)
-    stamps, reasons = cut_stamps(images, np.array([2.0, 17.0]), np.array([2.0, 17.0]), 5, BANDS)
+    stamps, reasons, _ = cut_stamps(images, np.array([2.0, 17.0]), np.array([2.0, 17.0]), 5, BANDS)
     assert reasons == ["", ""]
     np.testing.assert_array_equal(stamps[1, 0], images[0][15:20, 15:20])
 
@@ -106,7 +107,7 @@ def test_nan_pixels_are_masked_naming_the_band(band_index):
     images[band_index][13, 13] = np.inf
     x = np.array([12.0, 25.0])  # the second stamp does not contain the NaNs
     y = np.array([12.0, 25.0])
-    stamps, reasons = cut_stamps(images, x, y, 7, BANDS)
+    stamps, reasons, _ = cut_stamps(images, x, y, 7, BANDS)
     assert reasons[0].startswith("masked")
     assert f"band {BANDS[band_index]}" in reasons[0]
     assert "2 non-finite (NaN/inf)" in reasons[0]
@@ -120,14 +121,14 @@ def test_masked_reason_names_the_first_band_with_nans():
     images = _images(30, 30)
     images[2][12, 12] = np.nan
     images[1][12, 13] = np.nan
-    _, reasons = cut_stamps(images, np.array([12.0]), np.array([12.0]), 5, BANDS)
+    _, reasons, _ = cut_stamps(images, np.array([12.0]), np.array([12.0]), 5, BANDS)
     assert reasons[0].endswith("band r")
 
 
 @pytest.mark.parametrize(("x", "y"), [(np.nan, 5.0), (5.0, np.nan), (np.inf, 5.0), (5.0, -np.inf)])
 def test_non_finite_position_is_invalid(x, y):
     images = _images(20, 20)
-    stamps, reasons = cut_stamps(images, np.array([x, 10.0]), np.array([y, 10.0]), 5, BANDS)
+    stamps, reasons, _ = cut_stamps(images, np.array([x, 10.0]), np.array([y, 10.0]), 5, BANDS)
     assert reasons[0].startswith("invalid")
     assert reasons[0] == INVALID
     assert reasons[1] == ""
@@ -135,7 +136,7 @@ def test_non_finite_position_is_invalid(x, y):
 
 
 def test_empty_input():
-    stamps, reasons = cut_stamps(_images(10, 10), np.array([]), np.array([]), 5, BANDS)
+    stamps, reasons, _ = cut_stamps(_images(10, 10), np.array([]), np.array([]), 5, BANDS)
     assert stamps.shape == (0, 3, 5, 5)
     assert reasons == []
 
@@ -158,8 +159,8 @@ def test_pixel_types_and_byte_orders_give_the_same_stamps(dtype):
         images[1][5, 6] = np.nan
         images[2][20, 30] = np.inf
     x, y = np.array([6.0, 30.0, 20.0, 1.0]), np.array([5.0, 20.0, 12.0, 14.0])
-    want, want_reasons = cut_stamps(images, x, y, 5, BANDS)
-    got, reasons = cut_stamps([im.astype(dtype) for im in images], x, y, 5, BANDS)
+    want, want_reasons, _ = cut_stamps(images, x, y, 5, BANDS)
+    got, reasons, _ = cut_stamps([im.astype(dtype) for im in images], x, y, 5, BANDS)
     assert reasons == want_reasons
     assert got.dtype == np.float32
     np.testing.assert_array_equal(got, want)
@@ -172,7 +173,7 @@ def test_huge_finite_pixels_are_kept():
     """A stamp whose float32 sum overflows is checked pixel by pixel, not masked."""
     images = _images(20, 20)
     images[1][8:13, 8:13] = 3e38
-    stamps, reasons = cut_stamps(images, np.array([10.0]), np.array([10.0]), 5, BANDS)
+    stamps, reasons, _ = cut_stamps(images, np.array([10.0]), np.array([10.0]), 5, BANDS)
     assert reasons == [""]
     assert (stamps[0, 1] == np.float32(3e38)).all()
 
@@ -182,8 +183,66 @@ def test_good_stamps_keep_input_order_around_skipped_ones():
     images[0][20, 20] = np.nan
     x = np.array([5.0, 1.0, 20.0, 30.0, np.nan, 12.0])
     y = np.array([5.0, 1.0, 20.0, 30.0, 3.0, 25.0])
-    stamps, reasons = cut_stamps(images, x, y, 5, BANDS)
+    stamps, reasons, _ = cut_stamps(images, x, y, 5, BANDS)
     assert [r[:5] for r in reasons] == ["", "edge:", "maske", "", "inval", ""]
     assert len(stamps) == 3
     for stamp, (cx, cy) in zip(stamps, [(5, 5), (30, 30), (12, 25)], strict=True):
         np.testing.assert_array_equal(stamp[2], images[2][cy - 2 : cy + 3, cx - 2 : cx + 3])
+
+
+@pytest.mark.parametrize("dtype", [">f4", "<f4", ">i2"])
+def test_encoding_while_cutting_equals_encoding_the_cut_stamps(dtype):
+    """The scan's one-pass float16 encoding gives the store's encoding of the stamps."""
+    rng = np.random.default_rng(3)
+    images = [np.round(rng.normal(0, 2000, (40, 50))).astype(np.float32) for _ in BANDS]
+    images[0][12, 12] = 30000.0  # / 0.25: beyond the float16 range, clipped
+    if dtype[1] == "f":
+        images[1][20, 20] = np.nan
+    x = np.array([12.0, 20.0, 1.0, 30.0, np.nan, 40.0, 12.0])
+    y = np.array([12.0, 20.0, 1.0, 30.0, 5.0, 8.0, 30.0])
+    scale = np.array([0.25, 2.0, 1.0], dtype=np.float32)
+    want, want_reasons, none = cut_stamps(images, x, y, 5, BANDS)
+    want_half, want_clipped = encode_float16(want, scale)
+    want_half = want_half.copy()  # a scratch array
+    half = np.full((len(x), len(BANDS), 5, 5), 7, dtype=np.uint16)
+    got, reasons, clipped = cut_stamps(
+        [im.astype(dtype) for im in images], x, y, 5, BANDS, encode=(scale, half)
+    )
+    assert none == 0 and want_clipped == clipped == 1
+    assert reasons == want_reasons
+    assert (reasons[1] != "") == (dtype[1] == "f")
+    # decoded in place: the stamps are what the store holds
+    np.testing.assert_array_equal(got, decode_float16(want_half, scale))
+    np.testing.assert_array_equal(half[: len(got)], want_half.view(np.uint16))
+
+
+def test_encoding_checks_its_buffer():
+    images = _images(20, 20)
+    with pytest.raises(ValueError, match="uint16"):
+        cut_stamps(images, np.array([10.0]), np.array([10.0]), 5, BANDS,
+                   encode=(np.ones(3), np.zeros((1, 3, 5, 5), np.float32)))  # fmt: skip
+
+
+def test_stamps_become_what_every_half_value_decodes_to():
+    """The write-back computed while encoding equals decoding, over the whole float16 range."""
+    halves = np.arange(2**16, dtype=np.uint16).view(np.float16)
+    values = halves[np.isfinite(halves)].astype(np.float32)
+    # each value, and values between neighbours (ties and near-ties round to even)
+    wide = np.concatenate([values, np.nextafter(values, np.float32(np.inf)),
+                           np.nextafter(values, -np.float32(np.inf)),
+                           np.float32(0.5) * (values[1:] + values[:-1]),
+                           np.float32([70000.0, -1e30])])  # fmt: skip
+    side = int(np.ceil(np.sqrt(len(wide))))
+    tile = np.zeros(side * side, np.float32)
+    tile[: len(wide)] = wide
+    tile = tile.reshape(side, side)
+    scale = np.array([0.5], dtype=np.float32)
+    half = np.zeros((1, 1, side, side), np.uint16)
+    centre = np.array([(side - 1) / 2])
+    got, _, clipped = cut_stamps([tile * 0.5], centre, centre, side, ("g",), encode=(scale, half))
+    want_half, want_clipped = encode_float16((tile * 0.5)[None, None], scale)
+    np.testing.assert_array_equal(half, want_half.view(np.uint16))
+    np.testing.assert_array_equal(
+        got.view(np.uint32), decode_float16(want_half, scale).view(np.uint32)
+    )
+    assert clipped == want_clipped == 4  # 70000, -1e30 and the floats just beyond +-65504

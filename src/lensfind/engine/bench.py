@@ -113,6 +113,11 @@ def bench_scan(config: ScanConfig, repeats: int = 3) -> dict[str, Any]:
         },
         "end_to_end_over_model": statistics.median(e2e) / statistics.median(bare),
         "stage_cpu_seconds_per_cutout": stages,
+        "driver_cpu_fraction": {
+            "median": statistics.median(s["driver_cpu_s"] / s["dispatch_s"] for s in scans),
+            "how": "CPU seconds of the scan's own process (commits, local scheduler) "
+            "per wall second of dispatch",
+        },
     }
     if injected:
         slowdown = statistics.median(e2e) / statistics.median(e2e_inj)

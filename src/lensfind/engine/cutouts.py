@@ -1,17 +1,93 @@
-"""Cutting stamps out of tile images (pure functions)."""
+"""Cutting stamps out of tile images (pure functions).
+
+One numba kernel cuts, checks and (for a float16 store) encodes each stamp
+while it is in cache: a shard's stamps are a few hundred MB, and every extra
+pass over them costs as much as the cutting itself.
+"""
 
 import numpy as np
+from numba import njit
+
+from lensfind.engine.half import encode_row
 
 EDGE = "edge: cutout extends beyond the tile"
 INVALID = "invalid: non-finite position"
 #: pixel positions beyond this are off any tile (keeps the integer conversion exact)
 _FAR = 2.0**40
-#: stamps cut and checked together (a few MB: the check reads them from cache)
-_BLOCK = 32
+#: stamps converted together when the tile is not float32 (a few MB: stays in cache)
+_BLOCK = 16
+_EXP = np.uint32(0x7F800000)
 
 
 def nan_reason(band: str, n_pixels: int) -> str:
     return f"masked: {n_pixels} non-finite (NaN/inf) pixel(s) in band {band}"
+
+
+@njit(inline="always")
+def _bswap(v):  # type: ignore[no-untyped-def]
+    return (
+        ((v >> np.uint32(24)) & np.uint32(0xFF))
+        | ((v >> np.uint32(8)) & np.uint32(0xFF00))
+        | ((v << np.uint32(8)) & np.uint32(0xFF0000))
+        | (v << np.uint32(24))
+    )
+
+
+@njit(nogil=True, cache=True)
+def _cut(images, swap, x0, y0, first, stamps, to, scale, half, nonfinite, encode):  # type: ignore[no-untyped-def]
+    """Cut objects ``first + j`` at corners ``(x0[j], y0[j])`` into ``stamps[to:]``.
+
+    ``images`` are the bands' float32 pixels viewed as uint32 (``swap``: byte
+    order not native). A stamp with non-finite pixels records their count per
+    band in ``nonfinite[first + j]`` and its slot is reused by the next one.
+    With ``encode`` each good stamp's float16 bits (``/ scale``) go to
+    ``half[to]`` and the stamp becomes what they decode to. Returns the next
+    free slot and the pixels clipped to the float16 range.
+    """
+    size = stamps.shape[2]
+    px = size * size
+    row = np.empty(px, dtype=np.float32)
+    row_bits = row.view(np.uint32)
+    clipped = 0
+    for j in range(len(x0)):
+        bad = 0
+        stamp_clipped = 0
+        for b in range(len(images)):
+            img = images[b]
+            bits = stamps[to, b].reshape(px).view(np.uint32)
+            for r in range(size):
+                src = img[y0[j] + r, x0[j] : x0[j] + size]
+                row_start = r * size
+                if swap:  # two loops: each one vectorises
+                    for k in range(size):
+                        bits[row_start + k] = _bswap(src[k])
+                else:
+                    for k in range(size):
+                        bits[row_start + k] = src[k]
+            n_bad = 0
+            for k in range(px):  # NaN and inf: all exponent bits set
+                n_bad += (bits[k] & _EXP) == _EXP
+            nonfinite[first + j, b] = n_bad
+            bad += n_bad
+            if encode and bad == 0:
+                flat = stamps[to, b].reshape(px)
+                dst = half[to, b].reshape(px)
+                stamp_clipped += encode_row(flat, scale[b], dst, row, row_bits, True)
+        if bad == 0:
+            to += 1
+            clipped += stamp_clipped
+    return to, clipped
+
+
+def _as_bits(images: list[np.ndarray]) -> tuple[tuple[np.ndarray, ...], bool] | None:
+    """The bands as uint32 views and whether to swap bytes; None unless C-contiguous float32."""
+    dtypes = {img.dtype for img in images}
+    if len(dtypes) != 1:
+        return None
+    dtype = dtypes.pop()
+    if dtype.kind != "f" or dtype.itemsize != 4 or not all(i.flags.c_contiguous for i in images):
+        return None
+    return tuple(img.view(np.uint32) for img in images), not dtype.isnative
 
 
 def cut_stamps(
@@ -21,7 +97,8 @@ def cut_stamps(
     size: int,
     bands: tuple[str, ...],
     out: np.ndarray | None = None,
-) -> tuple[np.ndarray, list[str]]:
+    encode: tuple[np.ndarray, np.ndarray] | None = None,
+) -> tuple[np.ndarray, list[str], int]:
     """Cut ``size x size`` stamps centred on pixel positions ``(x, y)`` (0-based).
 
     The centre pixel is the nearest pixel to ``(x, y)`` (halves round up) and
@@ -40,9 +117,15 @@ def cut_stamps(
         Stamp side, pixels.
     bands : tuple of str
         Band names, for skip reasons.
-    out : ndarray (>= N, bands, size, size) float32, optional
+    out : ndarray (>= N, bands, size, size) float32, C-contiguous, optional
         Where to cut (a buffer reused from shard to shard saves the kernel
         zeroing fresh pages); the returned stamps are then a view of it.
+    encode : (scale, half), optional
+        Also round each good stamp to float16 in units of ``scale`` (bands,),
+        counts, writing the bits to ``half`` (>= N, bands, size, size) uint16 in
+        the stamps' order, and replace the stamp by what they decode to
+        (:mod:`lensfind.engine.half`): the float16 store's encoding, done while
+        the stamp is in cache.
 
     Returns
     -------
@@ -50,6 +133,8 @@ def cut_stamps(
         The stamps of the ``M`` objects whose reason is ``""``.
     reasons : list of str (N,)
         ``""`` for a good stamp, else why the object is skipped.
+    clipped : int
+        With ``encode``, pixels beyond +-65504 units, stored as +-65504; else 0.
     """
     n = len(x)
     h, w = images[0].shape
@@ -65,41 +150,41 @@ def cut_stamps(
     for k in np.flatnonzero(~inside).tolist():
         reasons[k] = EDGE if finite[k] else INVALID
     idx = np.flatnonzero(inside)
-    shape = (len(idx), len(images), size, size)
+    shape = (n, len(images), size, size)
     if out is None:
-        stamps = np.empty(shape, dtype=np.float32)
+        out = np.empty(shape, dtype=np.float32)
     elif out.dtype != np.float32 or out.shape[1:] != shape[1:] or len(out) < n:
         raise ValueError(f"out must be float32 (>= {n}, {shape[1]}, {size}, {size})")
+    elif not out.flags.c_contiguous:
+        raise ValueError("out must be C-contiguous")
+    if encode is None:
+        scale, bits = np.ones(len(images), np.float32), np.empty((0, *shape[1:]), np.uint16)
     else:
-        stamps = out[: len(idx)]
-    sums = np.empty(shape[:2], dtype=np.float32)
-    ys, xs = y0[idx].tolist(), x0[idx].tolist()
-    with np.errstate(over="ignore", invalid="ignore"):
+        scale = np.asarray(encode[0], dtype=np.float32).ravel()
+        bits = encode[1]
+        if bits.dtype != np.uint16 or bits.shape[1:] != shape[1:] or len(bits) < n:
+            raise ValueError(f"half must be uint16 (>= {n}, {shape[1]}, {size}, {size})")
+    nonfinite = np.zeros((len(idx), len(images)), dtype=np.int64)
+    todo = (scale, bits, nonfinite, encode is not None)
+    tiles = _as_bits(images)
+    to, clipped = 0, 0
+    if tiles is not None:  # float32 tiles (every survey's coadds): straight from the tile
+        to, clipped = _cut(tiles[0], tiles[1], x0[idx], y0[idx], 0, out, 0, *todo)
+    else:  # other pixel types: converted to float32 a few stamps at a time
+        stage = np.empty((len(images), _BLOCK * size, size), dtype=np.float32)
+        views = tuple(stage[b].view(np.uint32) for b in range(len(images)))
+        zeros = np.zeros(_BLOCK, dtype=np.int64)
+        rows = np.arange(_BLOCK, dtype=np.int64) * size
         for start in range(0, len(idx), _BLOCK):
-            block = stamps[start : start + _BLOCK]
-            for j in range(len(block)):
-                ya, xa = ys[start + j], xs[start + j]
+            block = idx[start : start + _BLOCK]
+            for j, k in enumerate(block.tolist()):
                 for b, img in enumerate(images):
-                    # straight into the buffer (converting type and byte order): no
-                    # temporary array, which a Dask worker (malloc trim threshold set)
-                    # would map and fault in page by page
-                    block[j, b] = img[ya : ya + size, xa : xa + size]
-            block.sum(axis=(2, 3), dtype=np.float32, out=sums[start : start + _BLOCK])
-    # a stamp with a non-finite pixel has a non-finite sum (a finite sum can overflow:
-    # those are checked pixel by pixel and kept)
-    suspect = np.flatnonzero(~np.isfinite(sums).all(axis=1))
-    masked = set()
-    for j in suspect.tolist():
-        bad = ~np.isfinite(stamps[j])
-        if bad.any():
-            band = int(np.argmax(bad.any(axis=(1, 2))))
-            reasons[int(idx[j])] = nan_reason(bands[band], int(bad[band].sum()))
-            masked.add(j)
-    if masked:  # rare: close the gaps in place (no copy of the whole buffer)
-        to = min(masked)
-        for j in range(to + 1, len(idx)):
-            if j not in masked:
-                stamps[to] = stamps[j]
-                to += 1
-        stamps = stamps[:to]
-    return stamps, reasons
+                    ya, xa = y0[k], x0[k]
+                    stage[b, j * size : (j + 1) * size] = img[ya : ya + size, xa : xa + size]
+            m = len(block)
+            to, c = _cut(views, False, zeros[:m], rows[:m], start, out, to, *todo)
+            clipped += c
+    for j in np.flatnonzero(nonfinite.any(axis=1)).tolist():
+        band = int(np.argmax(nonfinite[j] > 0))
+        reasons[int(idx[j])] = nan_reason(bands[band], int(nonfinite[j, band]))
+    return out[:to], reasons, int(clipped)

@@ -62,6 +62,9 @@ class Dispatcher:
     n_quarantined: int = 0
     #: wall seconds from the first submission to the last commit (cluster start-up excluded)
     dispatch_seconds: float = 0.0
+    #: CPU seconds of this (the driver's) process over the same span, all its threads:
+    #: commits, and a local cluster's scheduler
+    driver_cpu_seconds: float = 0.0
 
     def run(
         self,
@@ -101,7 +104,7 @@ class Dispatcher:
             options = submit_options(ex)
             if warm_up is not None:
                 _warm_up_workers(ex, warm_up, options)
-            t0 = time.perf_counter()
+            t0, cpu0 = time.perf_counter(), time.process_time()
             while pending is not None or in_flight:
                 while pending is not None and len(in_flight) < limit:
                     in_flight[ex.submit(fn, pending, **options)] = pending
@@ -126,6 +129,7 @@ class Dispatcher:
                     n_committed += 1
                     progress.update(t.objects.num_rows)
             self.dispatch_seconds = time.perf_counter() - t0
+            self.driver_cpu_seconds = time.process_time() - cpu0
             self.metrics.queued.set(0)
             self.metrics.in_flight.set(0)
 

@@ -29,13 +29,20 @@ _MIN_NORMAL = np.uint32(113 << 23)
 #: (127 - 15) << 23: half exponent bias -> float exponent bias
 _EXP_ADJUST = np.uint32((127 - 15) << 23)
 _HALF_EXP = np.uint32(0x7C00 << 13)
+#: round half up at, and drop, the 13 mantissa bits a half does not have
+_ROUND = np.uint32(0xFFF)
+_KEEP = np.uint32(0xFFFFE000)
 #: float 2^-14 (bits 113 << 23): subtracted to renormalise a subnormal half
 _SUBNORMAL_F = np.float32(2.0**-14)
 
 
 @njit(inline="always")
-def _encode_row(src, s, dst, row, row_bits):  # type: ignore[no-untyped-def]
-    """float16 bits of ``src / s`` (clipped) into ``dst``; returns the clipped count."""
+def encode_row(src, s, dst, row, row_bits, write_back):  # type: ignore[no-untyped-def]
+    """float16 bits of ``src / s`` (clipped) into ``dst``; returns the clipped count.
+
+    With ``write_back``, ``src`` becomes what the bits decode to (times ``s``),
+    computed from the rounding itself rather than by decoding ``dst``.
+    """
     clipped = 0
     for k in range(len(src)):
         v = src[k] / s
@@ -46,16 +53,27 @@ def _encode_row(src, s, dst, row, row_bits):  # type: ignore[no-untyped-def]
         f = row_bits[k]
         sign = f & _SIGN
         f ^= sign
-        normal = (f + _REBIAS_ROUND + ((f >> np.uint32(13)) & np.uint32(1))) >> np.uint32(13)
+        odd = (f >> np.uint32(13)) & np.uint32(1)
+        normal = (f + _REBIAS_ROUND + odd) >> np.uint32(13)
         row[k] = abs(row[k]) + _DENORM_MAGIC_F  # f is read: reuse the slot
         subnormal = row_bits[k] - _DENORM_MAGIC
-        half = subnormal if f < _MIN_NORMAL else normal
+        tiny = f < _MIN_NORMAL
+        half = subnormal if tiny else normal
         dst[k] = np.uint16(half | (sign >> np.uint32(16)))
+        if write_back:  # the float32 value of the half: same rounding, exponent kept
+            if tiny:
+                row[k] -= _DENORM_MAGIC_F  # exact: a multiple of 2^-24 below 2^-14
+            else:
+                row_bits[k] = (f + _ROUND + odd) & _KEEP
+            row_bits[k] |= sign
+    if write_back:
+        for k in range(len(src)):
+            src[k] = row[k] * s
     return clipped
 
 
 @njit(inline="always")
-def _decode_row(bits, s, dst, row, row_bits):  # type: ignore[no-untyped-def]
+def decode_row(bits, s, dst, row, row_bits):  # type: ignore[no-untyped-def]
     """float32 ``half * s`` of the float16 ``bits`` into ``dst``."""
     for k in range(len(bits)):
         h = np.uint32(bits[k])
@@ -75,16 +93,14 @@ def _decode_row(bits, s, dst, row, row_bits):  # type: ignore[no-untyped-def]
 
 
 @njit(nogil=True, cache=True)
-def _encode(images, scale, out, write_back):  # type: ignore[no-untyped-def]
+def _encode(images, scale, out):  # type: ignore[no-untyped-def]
     n, bands, pixels = images.shape
     row = np.empty(pixels, dtype=np.float32)
     row_bits = row.view(np.uint32)
     clipped = 0
     for i in range(n):
         for b in range(bands):
-            clipped += _encode_row(images[i, b], scale[b], out[i, b], row, row_bits)
-            if write_back:  # while the row is in cache
-                _decode_row(out[i, b], scale[b], images[i, b], row, row_bits)
+            clipped += encode_row(images[i, b], scale[b], out[i, b], row, row_bits, False)
     return clipped
 
 
@@ -95,13 +111,11 @@ def _decode(bits, scale, out):  # type: ignore[no-untyped-def]
     row_bits = row.view(np.uint32)
     for i in range(n):
         for b in range(bands):
-            _decode_row(bits[i, b], scale[b], out[i, b], row, row_bits)
+            decode_row(bits[i, b], scale[b], out[i, b], row, row_bits)
     return out
 
 
-def encode_float16(
-    images: np.ndarray, scale: np.ndarray, write_back: bool = False
-) -> tuple[np.ndarray, int]:
+def encode_float16(images: np.ndarray, scale: np.ndarray) -> tuple[np.ndarray, int]:
     """``images / scale`` rounded to float16, clipped to its finite range.
 
     Parameters
@@ -110,10 +124,6 @@ def encode_float16(
         Finite cutouts, counts.
     scale : ndarray (bands,)
         Counts per stored unit, per band.
-    write_back : bool
-        Also replace ``images`` (C-contiguous float32) in place by what the
-        float16 values decode to (:func:`decode_float16`), so that what is
-        computed from them next can be reproduced from the stored values.
 
     Returns
     -------
@@ -123,15 +133,12 @@ def encode_float16(
         Pixels beyond +-65504 units, stored as +-65504.
     """
     n, bands = images.shape[:2]
-    if write_back and not (images.dtype == np.float32 and images.flags.c_contiguous
-                           and images.flags.writeable):  # fmt: skip
-        raise ValueError("write_back needs C-contiguous, writeable float32 images")
     src = np.ascontiguousarray(images, dtype=np.float32).reshape(
         n, bands, int(np.prod(images.shape[2:]))
     )
     out = scratch("float16", src.shape, np.uint16)
     scale32 = np.asarray(scale, dtype=np.float32)
-    clipped = int(_encode(src, scale32, out, write_back)) if out.size else 0
+    clipped = int(_encode(src, scale32, out)) if out.size else 0
     return out.view(np.float16).reshape(images.shape), clipped
 
 

@@ -223,6 +223,7 @@ def execute(
         "elapsed_s": round(time.perf_counter() - start, 3),
         "scan_s": round(run_seconds, 3),
         "dispatch_s": round(dispatcher.dispatch_seconds, 3),
+        "driver_cpu_s": round(dispatcher.driver_cpu_seconds, 3),
         "cutouts_per_s": round(scored_now / run_seconds, 1) if pending and run_seconds else None,
         "stage_seconds": {k: round(v, 3) for k, v in sorted(dispatcher.stage_seconds.items())},
         "skip_reasons": tally.reason_counts("skipped"),

@@ -20,7 +20,6 @@ import pyarrow.parquet as pq
 from lensfind.engine.buffers import scratch
 from lensfind.engine.config import RunConfig, build_config
 from lensfind.engine.cutouts import EDGE, INVALID, cut_stamps
-from lensfind.engine.half import encode_float16
 from lensfind.engine.plan import NO_TILE
 from lensfind.engine.store import STORE_NAME, start_shard_cutouts
 from lensfind.engine.tiles import read_tile
@@ -165,7 +164,7 @@ def warm_up(
 
     Loads the model's session and scores one full batch of blank cutouts (the
     session sizes its memory for the batch), and for a scan (``store_dtype``
-    given) loads the float16 encoder and grows this thread's scratch arrays
+    given) loads the cutting kernel and grows this thread's scratch arrays
     to ``shard_size`` cutouts, touching their pages. Run on every worker
     before the first shard is sent, so that a shard's time is its own work:
     these one-off costs are paid once per worker, as in a long scan.
@@ -173,10 +172,15 @@ def warm_up(
     scorer = scorer_for(model_dir, sha256, provider, batch_size)
     shape = tuple(scorer.card.input_shape)
     if store_dtype is not None and shard_size > 0:
-        stamps = scratch("stamps", (shard_size, *shape), np.float32)
-        stamps.fill(0.0)
-        if store_dtype == "float16":  # writes (so touches) all of its scratch array
-            encode_float16(stamps, np.ones(shape[0], dtype=np.float32))
+        full = (shard_size, *shape)
+        scratch("stamps", full, np.float32).fill(0.0)
+        encode = None
+        if store_dtype == "float16":
+            encode = (np.ones(shape[0], np.float32), scratch("stamps_float16", full, np.uint16))
+            encode[1].fill(0)
+        tile = [np.zeros(shape[1:], np.dtype(">f4"))] * shape[0]
+        centre = np.array([(shape[1] - 1) / 2])
+        cut_stamps(tile, centre, centre, shape[1], ("",) * shape[0], None, encode)
     scorer(np.zeros((batch_size, *shape), dtype=np.float32), overwrite=True)
     pq.write_table(pa.table({"score": pa.array([0.0], type=pa.float32())}), pa.BufferOutputStream())
 
@@ -221,10 +225,18 @@ def process_shard(task: ShardTask) -> ShardResult:
                 dec = task.objects.column("dec").to_numpy(zero_copy_only=False)
                 ids = task.objects.column("object_id").to_numpy()
                 x, y = tile.wcs.wcs_world2pix(ra, dec, 0)
+                shape = (n, len(task.bands), task.cutout_px, task.cutout_px)
+                scale = store_scale(get_survey(task.survey))
+                # a float16 store's encoding is made while cutting (the model then
+                # scores what the store holds)
+                encode = None
+                if task.store_dtype == "float16":
+                    encode = (scale, scratch("stamps_float16", shape, np.uint16))
                 try:
-                    buf = scratch("stamps", (n, len(task.bands), *(task.cutout_px,) * 2),
-                                  np.float32)  # fmt: skip
-                    stamps, why = cut_stamps(tile.images, x, y, task.cutout_px, task.bands, buf)
+                    buf = scratch("stamps", shape, np.float32)
+                    stamps, why, clipped = cut_stamps(
+                        tile.images, x, y, task.cutout_px, task.bands, buf, encode
+                    )
                 except Exception as exc:  # e.g. pages of a truncated file
                     reason[:] = f"tile unreadable: {tile.paths[0].name}: {exc}"
                     stamps = None
@@ -244,19 +256,14 @@ def process_shard(task: ShardTask) -> ShardResult:
                     Path(task.run_dir) / STORE_NAME,
                     task.shard_id,
                     good_ids,
-                    stamps,
+                    stamps if encode is None else encode[1][: len(stamps)].view(np.float16),
                     ra=ra if every else ra[rows],
                     dec=dec if every else dec[rows],
                     tile=task.tile,
                     bands=task.bands,
                     dtype=task.store_dtype,
                     compression=task.store_compression,
-                    as_stored=True,  # the model scores what the store holds
-                    scale=(
-                        store_scale(get_survey(task.survey))
-                        if task.store_dtype == "float16"
-                        else None
-                    ),
+                    scale=scale,
                     background=True,
                 )
                 seconds["store"] = time.perf_counter() - t2
@@ -266,7 +273,7 @@ def process_shard(task: ShardTask) -> ShardResult:
                     )
                 finally:
                     t5 = time.perf_counter()
-                    clipped = writing.finish()
+                    writing.finish()
                     seconds["store"] += time.perf_counter() - t5
     t4 = time.perf_counter()
     result = write_scores(task, status, reason, score)

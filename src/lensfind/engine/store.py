@@ -153,18 +153,16 @@ def start_shard_cutouts(
     dtype: str = "float32",
     scale: np.ndarray | None = None,
     compression: str = "zstd",
-    as_stored: bool = False,
     background: bool = False,
 ) -> ShardWrite:
     """Write one shard's cutouts (only valid stamps) into the store, atomically on finish.
 
     ``ra``/``dec`` (degrees), ``tile`` and ``bands`` let ``engine score``
     re-score the store into a full run directory without the survey files.
-    ``dtype="float16"`` stores ``images / scale`` (``scale`` per band, counts).
-    ``compression`` is ``"zstd"`` (level 1) or ``"none"``. ``as_stored=True``
-    replaces float16-stored ``images`` (C-contiguous float32) in place by the
-    values the store holds, so that scores computed from them are exactly
-    what re-scoring the store gives. ``background=True`` writes the image
+    ``dtype="float16"`` stores ``images / scale`` (``scale`` per band, counts);
+    float16 ``images`` are taken as already so encoded (as
+    :func:`~lensfind.engine.cutouts.cut_stamps` does while cutting).
+    ``compression`` is ``"zstd"`` (level 1) or ``"none"``. ``background=True`` writes the image
     file (its bytes already copied: ``images`` may change right away) in a
     background thread while the caller goes on; :meth:`ShardWrite.finish`
     waits for it. Until then the shard sits under a temporary name that no
@@ -190,8 +188,11 @@ def start_shard_cutouts(
         if scale is None:
             raise ValueError("float16 storage needs a per-band scale")
         scale = np.asarray(scale, dtype=np.float32).ravel()
-        images, clipped = encode_float16(images, scale, write_back=as_stored)
+        if images.dtype != np.float16:
+            images, clipped = encode_float16(images, scale)
         encoding["scale"] = scale.tolist()
+    elif images.dtype != np.float32:
+        raise ValueError(f"a float32 store takes float32 images, not {images.dtype}")
     docs = _array_documents(n, tuple(images.shape[1:]), dtype, compression)
     values = {"object_id": object_id, "ra": ra, "dec": dec}
     for key, doc in docs.items():
