@@ -46,8 +46,6 @@ def _cut(images, swap, x0, y0, first, stamps, to, scale, half, nonfinite, encode
     """
     size = stamps.shape[2]
     px = size * size
-    row = np.empty(px, dtype=np.float32)
-    row_bits = row.view(np.uint32)
     clipped = 0
     for j in range(len(x0)):
         bad = 0
@@ -72,7 +70,7 @@ def _cut(images, swap, x0, y0, first, stamps, to, scale, half, nonfinite, encode
             if encode and bad == 0:
                 flat = stamps[to, b].reshape(px)
                 dst = half[to, b].reshape(px)
-                stamp_clipped += encode_row(flat, scale[b], dst, row, row_bits, True)
+                stamp_clipped += encode_row(flat, scale[b], dst, True)
         if bad == 0:
             to += 1
             clipped += stamp_clipped

@@ -28,7 +28,8 @@ _DENORM_MAGIC_F = np.float32(0.5)
 _MIN_NORMAL = np.uint32(113 << 23)
 #: (127 - 15) << 23: half exponent bias -> float exponent bias
 _EXP_ADJUST = np.uint32((127 - 15) << 23)
-_HALF_EXP = np.uint32(0x7C00 << 13)
+#: exponent bits of a half (all set: inf or nan)
+_HALF_EXP = np.uint32(0x7C00)
 #: round half up at, and drop, the 13 mantissa bits a half does not have
 _ROUND = np.uint32(0xFFF)
 _KEEP = np.uint32(0xFFFFE000)
@@ -37,81 +38,73 @@ _SUBNORMAL_F = np.float32(2.0**-14)
 
 
 @njit(inline="always")
-def encode_row(src, s, dst, row, row_bits, write_back):  # type: ignore[no-untyped-def]
+def _bits(x):  # type: ignore[no-untyped-def]
+    return np.float32(x).view(np.uint32)
+
+
+@njit(inline="always")
+def _float(b):  # type: ignore[no-untyped-def]
+    return np.uint32(b).view(np.float32)
+
+
+@njit(inline="always")
+def encode_row(src, s, dst, write_back):  # type: ignore[no-untyped-def]
     """float16 bits of ``src / s`` (clipped) into ``dst``; returns the clipped count.
 
     With ``write_back``, ``src`` becomes what the bits decode to (times ``s``),
-    computed from the rounding itself rather than by decoding ``dst``.
+    computed from the rounding itself rather than by decoding ``dst``. One
+    loop of selects without branches, which the compiler vectorises.
     """
     clipped = 0
     for k in range(len(src)):
         v = src[k] / s
         c = min(max(v, -F16_MAX), F16_MAX)
         clipped += c != v
-        row[k] = c
-    for k in range(len(src)):
-        f = row_bits[k]
+        f = _bits(c)
         sign = f & _SIGN
         f ^= sign
         odd = (f >> np.uint32(13)) & np.uint32(1)
         normal = (f + _REBIAS_ROUND + odd) >> np.uint32(13)
-        row[k] = abs(row[k]) + _DENORM_MAGIC_F  # f is read: reuse the slot
-        subnormal = row_bits[k] - _DENORM_MAGIC
+        aligned = abs(c) + _DENORM_MAGIC_F  # a subnormal half's bits in the low mantissa
         tiny = f < _MIN_NORMAL
-        half = subnormal if tiny else normal
+        half = _bits(aligned) - _DENORM_MAGIC if tiny else normal
         dst[k] = np.uint16(half | (sign >> np.uint32(16)))
-        if write_back:  # the float32 value of the half: same rounding, exponent kept
-            if tiny:
-                row[k] -= _DENORM_MAGIC_F  # exact: a multiple of 2^-24 below 2^-14
-            else:
-                row_bits[k] = (f + _ROUND + odd) & _KEEP
-            row_bits[k] |= sign
-    if write_back:
-        for k in range(len(src)):
-            src[k] = row[k] * s
+        if write_back:  # the float32 value of the half: the same rounding, exponent kept
+            # (a subnormal: exact, a multiple of 2^-24 below 2^-14)
+            value = _bits(aligned - _DENORM_MAGIC_F) if tiny else (f + _ROUND + odd) & _KEEP
+            src[k] = _float(value | sign) * s
     return clipped
 
 
 @njit(inline="always")
-def decode_row(bits, s, dst, row, row_bits):  # type: ignore[no-untyped-def]
+def decode_row(bits, s, dst):  # type: ignore[no-untyped-def]
     """float32 ``half * s`` of the float16 ``bits`` into ``dst``."""
     for k in range(len(bits)):
         h = np.uint32(bits[k])
-        o = (h & np.uint32(0x7FFF)) << np.uint32(13)
-        exp = o & _HALF_EXP
-        o += _EXP_ADJUST
-        if exp == _HALF_EXP:  # inf / nan
-            o += _EXP_ADJUST
-        elif exp == 0:  # zero / subnormal: renormalised below
-            o += np.uint32(1 << 23)
-        row_bits[k] = o
-        if exp == 0:
-            row[k] -= _SUBNORMAL_F
-        row_bits[k] |= (h & np.uint32(0x8000)) << np.uint32(16)
-    for k in range(len(bits)):
-        dst[k] = row[k] * s
+        o = ((h & np.uint32(0x7FFF)) << np.uint32(13)) + _EXP_ADJUST
+        exp = h & _HALF_EXP
+        # zero / subnormal: renormalised by a float subtraction
+        sub = _bits(_float(o + np.uint32(1 << 23)) - _SUBNORMAL_F)
+        o = o + _EXP_ADJUST if exp == _HALF_EXP else (sub if exp == 0 else o)
+        dst[k] = _float(o | ((h & np.uint32(0x8000)) << np.uint32(16))) * s
 
 
 @njit(nogil=True, cache=True)
 def _encode(images, scale, out):  # type: ignore[no-untyped-def]
-    n, bands, pixels = images.shape
-    row = np.empty(pixels, dtype=np.float32)
-    row_bits = row.view(np.uint32)
+    n, bands = images.shape[:2]
     clipped = 0
     for i in range(n):
         for b in range(bands):
-            clipped += encode_row(images[i, b], scale[b], out[i, b], row, row_bits, False)
+            clipped += encode_row(images[i, b], scale[b], out[i, b], False)
     return clipped
 
 
 @njit(nogil=True, cache=True)
 def _decode(bits, scale, out):  # type: ignore[no-untyped-def]
-    n, bands, pixels = bits.shape
-    row = np.empty(pixels, dtype=np.float32)
-    row_bits = row.view(np.uint32)
+    n, bands = bits.shape[:2]
     for i in range(n):
         for b in range(bands):
-            decode_row(bits[i, b], scale[b], out[i, b], row, row_bits)
+            decode_row(bits[i, b], scale[b], out[i, b])
     return out
 
 
