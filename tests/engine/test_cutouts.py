@@ -206,7 +206,7 @@ def test_encoding_while_cutting_equals_encoding_the_cut_stamps(dtype):
     want_half = want_half.copy()  # a scratch array
     half = np.full((len(x), len(BANDS), 5, 5), 7, dtype=np.uint16)
     got, reasons, clipped = cut_stamps(
-        [im.astype(dtype) for im in images], x, y, 5, BANDS, encode=(scale, half)
+        [im.astype(dtype) for im in images], x, y, 5, BANDS, encode=(scale, half[None])
     )
     assert none == 0 and want_clipped == clipped == 1
     assert reasons == want_reasons
@@ -218,9 +218,10 @@ def test_encoding_while_cutting_equals_encoding_the_cut_stamps(dtype):
 
 def test_encoding_checks_its_buffer():
     images = _images(20, 20)
-    with pytest.raises(ValueError, match="uint16"):
-        cut_stamps(images, np.array([10.0]), np.array([10.0]), 5, BANDS,
-                   encode=(np.ones(3), np.zeros((1, 3, 5, 5), np.float32)))  # fmt: skip
+    for half in (np.zeros((1, 1, 3, 5, 5), np.float32), np.zeros((1, 3, 5, 5), np.uint16)):
+        with pytest.raises(ValueError, match="16-bit"):
+            cut_stamps(images, np.array([10.0]), np.array([10.0]), 5, BANDS,
+                       encode=(np.ones(3), half))  # fmt: skip
 
 
 def test_stamps_become_what_every_half_value_decodes_to():
@@ -239,10 +240,35 @@ def test_stamps_become_what_every_half_value_decodes_to():
     scale = np.array([0.5], dtype=np.float32)
     half = np.zeros((1, 1, side, side), np.uint16)
     centre = np.array([(side - 1) / 2])
-    got, _, clipped = cut_stamps([tile * 0.5], centre, centre, side, ("g",), encode=(scale, half))
+    got, _, clipped = cut_stamps(
+        [tile * 0.5], centre, centre, side, ("g",), encode=(scale, half[None])
+    )
     want_half, want_clipped = encode_float16((tile * 0.5)[None, None], scale)
     np.testing.assert_array_equal(half, want_half.view(np.uint16))
     np.testing.assert_array_equal(
         got.view(np.uint32), decode_float16(want_half, scale).view(np.uint32)
     )
     assert clipped == want_clipped == 4  # 70000, -1e30 and the floats just beyond +-65504
+
+
+@pytest.mark.parametrize("zstd", [False, True])
+def test_encoding_into_the_store_file_gives_the_stores_bytes(zstd):
+    """Stamps encoded straight into an image file (gaps of skipped objects closed)."""
+    from lensfind.engine.shard_file import shard_file_bytes
+    from lensfind.engine.store import CHUNK_CUTOUTS, image_file
+
+    rng = np.random.default_rng(5)
+    images = [rng.normal(0, 20, (60, 60)).astype(">f4") for _ in BANDS]
+    images[2][30, 30] = np.nan
+    x = rng.uniform(-2, 62, 40)
+    y = rng.uniform(-2, 62, 40)
+    x[7], y[7] = 30.0, 30.0
+    scale = np.array([1.0, 0.5, 2.0], dtype=np.float32)
+    plain = np.zeros((1, 40, 3, 5, 5), np.uint16)
+    want, reasons, _ = cut_stamps(images, x, y, 5, BANDS, encode=(scale, plain))
+    assert 16 < len(want) < 40 and reasons[7].startswith("masked")
+    expected = bytes(shard_file_bytes(plain[0, : len(want)].view(np.float16), CHUNK_CUTOUTS, zstd))
+    f = image_file(40, (3, 5, 5), "zstd" if zstd else "none")
+    got, _, _ = cut_stamps(images, x, y, 5, BANDS, encode=(scale, f.chunks))
+    np.testing.assert_array_equal(got, want)
+    assert bytes(f.seal(len(got))) == expected

@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 import zarr
 
-from lensfind.engine.shard_file import StoreError, read_shard_file, shard_layout, shard_path
+from lensfind.engine.shard_file import (
+    ShardFile,
+    StoreError,
+    read_shard_file,
+    shard_file_bytes,
+    shard_layout,
+    shard_path,
+)
 from lensfind.engine.store import read_shard_cutouts, write_shard_cutouts
 
 
@@ -129,3 +136,17 @@ def test_a_failed_background_write_is_raised_by_finish(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="No space"):
         writing.finish()
     assert store_mod.list_shards(tmp_path / "s.zarr") == []
+
+
+@pytest.mark.parametrize("zstd", [False, True])
+@pytest.mark.parametrize("n", [0, 3, 16, 37])
+def test_a_file_assembled_in_place_equals_one_made_from_the_array(n, zstd):
+    """Writing cutouts into ShardFile.chunks, then sealing, gives shard_file_bytes' file."""
+    rng = np.random.default_rng(n)
+    data = rng.normal(0, 3, (n, 2, 3, 3)).astype(np.float16)
+    want = bytes(shard_file_bytes(data, min(n, 16) or 1, zstd))
+    f = ShardFile(40, (2, 3, 3), np.float16, 16, zstd)
+    f.chunks[...] = 7  # leftovers of an earlier shard
+    for i in range(n):
+        f.chunks[i // 16, i % 16] = data[i]
+    assert bytes(f.seal(n)) == want

@@ -7,6 +7,7 @@ pass over them costs as much as the cutting itself.
 
 import numpy as np
 from numba import njit
+from numpy.lib.stride_tricks import as_strided
 
 from lensfind.engine.half import encode_row
 
@@ -34,15 +35,17 @@ def _bswap(v):  # type: ignore[no-untyped-def]
 
 
 @njit(nogil=True, cache=True)
-def _cut(images, swap, x0, y0, first, stamps, to, scale, half, nonfinite, encode):  # type: ignore[no-untyped-def]
+def _cut(images, swap, x0, y0, first, stamps, to, scale, half, chunk, chunk_step, item_step,  # type: ignore[no-untyped-def]
+         nonfinite, encode):  # fmt: skip
     """Cut objects ``first + j`` at corners ``(x0[j], y0[j])`` into ``stamps[to:]``.
 
     ``images`` are the bands' float32 pixels viewed as uint32 (``swap``: byte
     order not native). A stamp with non-finite pixels records their count per
     band in ``nonfinite[first + j]`` and its slot is reused by the next one.
     With ``encode`` each good stamp's float16 bits (``/ scale``) go to
-    ``half[to]`` and the stamp becomes what they decode to. Returns the next
-    free slot and the pixels clipped to the float16 range.
+    ``half[(to // chunk) * chunk_step + (to % chunk) * item_step:]`` and the
+    stamp becomes what they decode to. Returns the next free slot and the
+    pixels clipped to the float16 range.
     """
     size = stamps.shape[2]
     px = size * size
@@ -69,7 +72,8 @@ def _cut(images, swap, x0, y0, first, stamps, to, scale, half, nonfinite, encode
             bad += n_bad
             if encode and bad == 0:
                 flat = stamps[to, b].reshape(px)
-                dst = half[to, b].reshape(px)
+                at = (to // chunk) * chunk_step + (to % chunk) * item_step + b * px
+                dst = half[at : at + px]  # contiguous: the loop vectorises
                 stamp_clipped += encode_row(flat, scale[b], dst, True)
         if bad == 0:
             to += 1
@@ -120,10 +124,13 @@ def cut_stamps(
         zeroing fresh pages); the returned stamps are then a view of it.
     encode : (scale, half), optional
         Also round each good stamp to float16 in units of ``scale`` (bands,),
-        counts, writing the bits to ``half`` (>= N, bands, size, size) uint16 in
-        the stamps' order, and replace the stamp by what they decode to
+        counts, and replace it by what the float16 value decodes to
         (:mod:`lensfind.engine.half`): the float16 store's encoding, done while
-        the stamp is in cache.
+        the stamp is in cache. The bits of the ``i``-th good stamp go to
+        ``half[i // chunk, i % chunk]``, ``half`` being float16 or uint16
+        (chunks, chunk, bands, size, size) with room for N stamps, such as the
+        :attr:`~lensfind.engine.shard_file.ShardFile.chunks` of the store's
+        image file (a plain array of N stamps is ``half[None]``).
 
     Returns
     -------
@@ -156,14 +163,28 @@ def cut_stamps(
     elif not out.flags.c_contiguous:
         raise ValueError("out must be C-contiguous")
     if encode is None:
-        scale, bits = np.ones(len(images), np.float32), np.empty((0, *shape[1:]), np.uint16)
+        scale, bits = np.ones(len(images), np.float32), np.empty(0, np.uint16)
+        steps = (1, 0, 0)
     else:
         scale = np.asarray(encode[0], dtype=np.float32).ravel()
-        bits = encode[1]
-        if bits.dtype != np.uint16 or bits.shape[1:] != shape[1:] or len(bits) < n:
-            raise ValueError(f"half must be uint16 (>= {n}, {shape[1]}, {size}, {size})")
+        half_in = encode[1]
+        if (
+            half_in.dtype.itemsize != 2
+            or half_in.ndim != 5
+            or half_in.shape[2:] != shape[1:]
+            or half_in.shape[0] * half_in.shape[1] < n
+        ):
+            raise ValueError(f"half must be 16-bit (chunks, chunk, {shape[1]}, {size}, {size}) "
+                             f"with room for {n} stamps")  # fmt: skip
+        item = np.empty((1, *shape[1:]), np.uint16).strides[1:]
+        if half_in.strides[2:] != item:
+            raise ValueError("each stamp's place in half must be C-contiguous")
+        steps = (half_in.shape[1], half_in.strides[0] // 2, half_in.strides[1] // 2)
+        span = max((half_in.shape[0] - 1) * steps[1] + half_in.shape[1] * steps[2], 0)
+        # the memory the chunks lie in, as one contiguous run
+        bits = as_strided(half_in.view(np.uint16), shape=(span,), strides=(2,))
     nonfinite = np.zeros((len(idx), len(images)), dtype=np.int64)
-    todo = (scale, bits, nonfinite, encode is not None)
+    todo = (scale, bits, *steps, nonfinite, encode is not None)
     tiles = _as_bits(images)
     to, clipped = 0, 0
     if tiles is not None:  # float32 tiles (every survey's coadds): straight from the tile

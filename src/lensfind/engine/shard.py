@@ -21,7 +21,7 @@ from lensfind.engine.buffers import scratch
 from lensfind.engine.config import RunConfig, build_config
 from lensfind.engine.cutouts import EDGE, INVALID, cut_stamps
 from lensfind.engine.plan import NO_TILE
-from lensfind.engine.store import STORE_NAME, start_shard_cutouts
+from lensfind.engine.store import STORE_NAME, image_file, start_shard_cutouts
 from lensfind.engine.tiles import read_tile
 from lensfind.errors import LensfindError
 from lensfind.export.card import load_card, sha256_of
@@ -176,8 +176,9 @@ def warm_up(
         scratch("stamps", full, np.float32).fill(0.0)
         encode = None
         if store_dtype == "float16":
-            encode = (np.ones(shape[0], np.float32), scratch("stamps_float16", full, np.uint16))
-            encode[1].fill(0)
+            image = image_file(shard_size, shape, "none")
+            image.chunks.fill(0)
+            encode = (np.ones(shape[0], np.float32), image.chunks)
         tile = [np.zeros(shape[1:], np.dtype(">f4"))] * shape[0]
         centre = np.array([(shape[1] - 1) / 2])
         cut_stamps(tile, centre, centre, shape[1], ("",) * shape[0], None, encode)
@@ -229,9 +230,10 @@ def process_shard(task: ShardTask) -> ShardResult:
                 scale = store_scale(get_survey(task.survey))
                 # a float16 store's encoding is made while cutting (the model then
                 # scores what the store holds)
-                encode = None
-                if task.store_dtype == "float16":
-                    encode = (scale, scratch("stamps_float16", shape, np.uint16))
+                encode = image = None
+                if task.store_dtype == "float16":  # encoded straight into the image file
+                    image = image_file(n, shape[1:], task.store_compression)
+                    encode = (scale, image.chunks)
                 try:
                     buf = scratch("stamps", shape, np.float32)
                     stamps, why, clipped = cut_stamps(
@@ -256,7 +258,7 @@ def process_shard(task: ShardTask) -> ShardResult:
                     Path(task.run_dir) / STORE_NAME,
                     task.shard_id,
                     good_ids,
-                    stamps if encode is None else encode[1][: len(stamps)].view(np.float16),
+                    stamps if image is None else image,
                     ra=ra if every else ra[rows],
                     dec=dec if every else dec[rows],
                     tile=task.tile,

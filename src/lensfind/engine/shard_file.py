@@ -74,42 +74,97 @@ def shard_path(array_dir: Path, ndim: int) -> Path:
     return array_dir.joinpath("c", *["0"] * ndim)
 
 
+class ShardFile:
+    """An image shard file assembled in this thread's aligned scratch buffer.
+
+    Up to ``capacity`` items (cutouts) of ``item_shape`` are written into
+    :attr:`chunks` (``chunks[k, i]`` is item ``k * chunk + i``): uncompressed,
+    that view is the items' place in the file itself, so a producer such as
+    :func:`~lensfind.engine.cutouts.cut_stamps` writes the file while it works.
+    :meth:`seal` then adds the checksums (compressing first with ``zstd``) and
+    the index, and returns the file's bytes for :func:`write_file`.
+    """
+
+    def __init__(
+        self, capacity: int, item_shape: tuple[int, ...], dtype: Any, chunk: int, zstd: bool
+    ) -> None:
+        self.dtype = np.dtype(dtype).newbyteorder("<")
+        self.item_shape, self.chunk, self.zstd = tuple(item_shape), chunk, zstd
+        self.item_bytes = int(np.prod(item_shape)) * self.dtype.itemsize
+        n_chunks = -(-capacity // chunk)
+        # uncompressed, a chunk sits in the file followed by its crc32c
+        stride = chunk * self.item_bytes + (0 if zstd else 4)
+        size = n_chunks * stride
+        if zstd:  # chunks in their own buffer, compressed into the file's at seal()
+            self._items = scratch("shard_chunks", (size,), np.uint8)
+        else:
+            self._items = self._file(size + 16 * n_chunks + 4)
+        item_strides = np.empty((1, *item_shape), self.dtype).strides[1:]
+        self.chunks = np.ndarray(
+            (n_chunks, chunk, *item_shape), self.dtype, buffer=self._items,
+            strides=(stride, self.item_bytes, *item_strides),
+        )  # fmt: skip
+
+    @staticmethod
+    def _file(size: int) -> np.ndarray:
+        buf = scratch("shard_file", (size + _DIRECT_ALIGN,), np.uint8)
+        start = -buf.ctypes.data % _DIRECT_ALIGN
+        return buf[start : start + size]
+
+    def seal(self, n: int) -> np.ndarray:
+        """The file's bytes holding the first ``n`` items (aligned; valid until the next file).
+
+        The last chunk is padded with the fill value (0), as zarr pads it; a
+        shard of fewer than ``chunk`` items is one chunk of ``n`` (zarr's
+        chunking of such an array), which holds them at the same offsets.
+        """
+        chunk = min(n, self.chunk) or 1
+        n_chunks = -(-n // chunk)
+        if n_chunks:
+            self.chunks[n_chunks - 1, n - (n_chunks - 1) * chunk : chunk] = 0
+        nbytes = chunk * self.item_bytes
+        stride = self.chunks.strides[0]
+        index = np.empty((n_chunks, 2), dtype="<u8")
+        if self.zstd:
+            encode = Zstd(level=ZSTD_LEVEL).encode
+            pieces = [
+                encode(self._items[k * stride : k * stride + nbytes]) for k in range(n_chunks)
+            ]
+            out = self._file(sum(len(p) + 4 for p in pieces) + 16 * n_chunks + 4)
+        else:
+            out = self._items
+        pos = 0
+        for k in range(n_chunks):
+            if self.zstd:
+                piece = np.frombuffer(pieces[k], np.uint8)
+                out[pos : pos + len(piece)] = piece
+            else:
+                piece = out[pos : pos + nbytes]
+            _put_crc(out, pos + len(piece), piece)
+            index[k] = pos, len(piece) + 4
+            pos += len(piece) + 4
+        index_bytes = index.view(np.uint8).ravel()
+        out[pos : pos + len(index_bytes)] = index_bytes
+        _put_crc(out, pos + len(index_bytes), index_bytes)
+        return out[: pos + len(index_bytes) + 4]
+
+
+def _put_crc(out: np.ndarray, at: int, data: np.ndarray) -> None:
+    """Write the crc32c of ``data`` (little-endian uint32) at ``out[at:at + 4]``."""
+    out[at : at + 4] = np.array([google_crc32c.value(data)], dtype="<u4").view(np.uint8)
+
+
 def shard_file_bytes(data: np.ndarray, chunk: int, zstd: bool) -> np.ndarray:
     """The bytes of ``data`` (N, ...) as one shard file of ``chunk``-cutout inner chunks.
 
     Returned in this thread's aligned scratch array (valid until its next
-    call; see :func:`write_file`). The last chunk is padded with the fill
-    value (0), as zarr pads it.
+    call; see :func:`write_file` and :class:`ShardFile`, which assembles it).
     """
-    data = np.ascontiguousarray(data, dtype=data.dtype.newbyteorder("<"))
-    n_chunks = -(-len(data) // chunk)
-    encode = Zstd(level=ZSTD_LEVEL).encode if zstd else None
-    pieces: list[Any] = []
-    index = np.empty((n_chunks, 2), dtype="<u8")
-    offset = 0
-    for k in range(n_chunks):
+    f = ShardFile(len(data), data.shape[1:], data.dtype, chunk, zstd)
+    for k in range(len(f.chunks)):
         block = data[k * chunk : (k + 1) * chunk]
-        if len(block) < chunk:
-            pad = np.zeros((chunk - len(block), *data.shape[1:]), data.dtype)
-            block = np.concatenate([block, pad])
-        piece = encode(block) if encode is not None else block.reshape(-1).view(np.uint8)
-        crc = np.uint32(google_crc32c.value(piece)).astype("<u4").tobytes()
-        pieces += [piece, crc]
-        index[k] = offset, len(piece) + 4  # len: bytes (zstd) or uint8 array (raw)
-        offset += len(piece) + 4
-    index_bytes = index.tobytes()
-    pieces.append(index_bytes)
-    pieces.append(np.uint32(google_crc32c.value(index_bytes)).astype("<u4").tobytes())
-    total = sum(memoryview(piece).nbytes for piece in pieces)
-    buf = scratch("shard_file", (total + _DIRECT_ALIGN,), np.uint8)
-    start = -buf.ctypes.data % _DIRECT_ALIGN
-    out = buf[start : start + total]
-    pos = 0
-    for piece in pieces:
-        view = np.frombuffer(piece, dtype=np.uint8)
-        out[pos : pos + len(view)] = view
-        pos += len(view)
-    return out
+        f.chunks[k, : len(block)] = block
+    return f.seal(len(data))
 
 
 #: alignment (bytes) of direct I/O buffers, file offsets and lengths

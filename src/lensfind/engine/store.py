@@ -39,6 +39,7 @@ from zarr.codecs import Crc32cCodec, ZstdCodec
 from lensfind.engine.half import decode_float16, encode_float16
 from lensfind.engine.shard_file import (
     ZSTD_LEVEL,
+    ShardFile,
     StoreError,
     read_shard_file,
     shard_file_bytes,
@@ -49,7 +50,7 @@ from lensfind.engine.shard_file import (
 
 __all__ = [
     "CHUNK_CUTOUTS", "STORE_DTYPES", "STORE_NAME", "ZSTD_LEVEL", "ShardWrite", "StoreError",
-    "list_shards", "read_shard_catalog", "read_shard_cutouts", "read_shard_info",
+    "image_file", "list_shards", "read_shard_catalog", "read_shard_cutouts", "read_shard_info",
     "start_shard_cutouts", "store_fingerprint", "write_shard_cutouts",
 ]  # fmt: skip
 
@@ -125,6 +126,15 @@ class ShardWrite:
         return self.clipped
 
 
+def image_file(capacity: int, item_shape: tuple[int, ...], compression: str) -> ShardFile:
+    """An empty float16 image file of this store's layout, for up to ``capacity`` cutouts.
+
+    Encode cutouts into its ``chunks`` and pass it to :func:`start_shard_cutouts`
+    as the images: uncompressed, they are then written where they lie.
+    """
+    return ShardFile(capacity, item_shape, np.float16, CHUNK_CUTOUTS, compression == "zstd")
+
+
 def write_shard_cutouts(*args: Any, **kwargs: Any) -> int:
     """:func:`start_shard_cutouts` and :meth:`ShardWrite.finish`: the clipped pixel count."""
     return start_shard_cutouts(*args, **kwargs).finish()
@@ -145,7 +155,7 @@ def start_shard_cutouts(
     store: Path,
     shard_id: str,
     object_id: np.ndarray,
-    images: np.ndarray,
+    images: np.ndarray | ShardFile,
     ra: np.ndarray | None = None,
     dec: np.ndarray | None = None,
     tile: str = "",
@@ -160,8 +170,9 @@ def start_shard_cutouts(
     ``ra``/``dec`` (degrees), ``tile`` and ``bands`` let ``engine score``
     re-score the store into a full run directory without the survey files.
     ``dtype="float16"`` stores ``images / scale`` (``scale`` per band, counts);
-    float16 ``images`` are taken as already so encoded (as
-    :func:`~lensfind.engine.cutouts.cut_stamps` does while cutting).
+    float16 ``images``, or an :func:`image_file` into which they were so
+    encoded (as :func:`~lensfind.engine.cutouts.cut_stamps` does while
+    cutting), are taken as they are.
     ``compression`` is ``"zstd"`` (level 1) or ``"none"``. ``background=True`` writes the image
     file (its bytes already copied: ``images`` may change right away) in a
     background thread while the caller goes on; :meth:`ShardWrite.finish`
@@ -188,12 +199,16 @@ def start_shard_cutouts(
         if scale is None:
             raise ValueError("float16 storage needs a per-band scale")
         scale = np.asarray(scale, dtype=np.float32).ravel()
-        if images.dtype != np.float16:
+        if isinstance(images, ShardFile):
+            if (images.dtype, images.zstd) != (np.float16, compression == "zstd"):
+                raise ValueError("the image file is not this store's float16 layout")
+        elif images.dtype != np.float16:
             images, clipped = encode_float16(images, scale)
         encoding["scale"] = scale.tolist()
     elif images.dtype != np.float32:
         raise ValueError(f"a float32 store takes float32 images, not {images.dtype}")
-    docs = _array_documents(n, tuple(images.shape[1:]), dtype, compression)
+    item_shape = images.item_shape if isinstance(images, ShardFile) else images.shape[1:]
+    docs = _array_documents(n, tuple(item_shape), dtype, compression)
     values = {"object_id": object_id, "ra": ra, "dec": dec}
     for key, doc in docs.items():
         name = key.split("/")[0]
@@ -210,8 +225,11 @@ def start_shard_cutouts(
     (tmp / "zarr.json").write_text(json.dumps(group_doc, indent=2))
     pending = None
     if n:
-        path = shard_path(tmp / "images", images.ndim)
-        data = shard_file_bytes(images, min(n, CHUNK_CUTOUTS), compression == "zstd")
+        path = shard_path(tmp / "images", 1 + len(item_shape))
+        if isinstance(images, ShardFile):
+            data = images.seal(n)
+        else:
+            data = shard_file_bytes(images, min(n, CHUNK_CUTOUTS), compression == "zstd")
         if background:
             pending = _writer().submit(write_file, path, data)
         else:
