@@ -82,3 +82,16 @@ def test_scan_on_a_cluster_with_a_gpu_worker_runs_every_shard_there(
 @pytest.mark.parametrize("n", [0, 1])
 def test_gpu_specs_of_no_or_one_gpu(n):
     assert len(gpu_worker_specs(n)) == n
+
+
+def _malloc_environment() -> dict[str, str | None]:
+    names = ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "OMP_NUM_THREADS")
+    return {k: os.environ.get(k) for k in names}
+
+
+def test_local_workers_keep_large_temporaries_and_dasks_thread_limits():
+    """Local workers' malloc keeps blocks up to 32 MiB on the heap; one BLAS thread stays."""
+    with executor(workers=1) as client:
+        env = client.submit(_malloc_environment, pure=False).result()
+    assert env == {"MALLOC_TRIM_THRESHOLD_": str(64 * 2**20),
+                   "MALLOC_MMAP_THRESHOLD_": str(32 * 2**20), "OMP_NUM_THREADS": "1"}  # fmt: skip

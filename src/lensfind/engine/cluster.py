@@ -64,13 +64,19 @@ def submit_options(ex: Any) -> dict[str, Any]:
 #: workers need not sample their stacks every 10 ms, and the event loops of the driver and
 #: workers need not wake every 20 ms (ticks) or 100-500 ms (monitors) on cores that the
 #: shards use; nor need the scheduler try to steal work every 100 ms (the driver already
-#: keeps at most two shards per worker in flight).
+#: keeps at most two shards per worker in flight). Dask's 64 kB malloc trim threshold
+#: would also pin glibc's mmap threshold at 128 kB, so that every large temporary (lens
+#: injection makes many) is mapped and faulted in page by page, 2.3x the CPU of injection;
+#: the workers keep such memory instead and give it back after each shard
+#: (:func:`lensfind.engine.shard.release_memory`).
 LOCAL_CLUSTER_CONFIG = {
     "distributed.scheduler.work-stealing": False,
     "distributed.worker.profile.enabled": False,
     "distributed.admin.tick.interval": "1s",
     "distributed.admin.system-monitor.interval": "2s",
     "distributed.worker.memory.monitor-interval": "1s",
+    "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": 64 * 2**20,
+    "distributed.nanny.pre-spawn-environ.MALLOC_MMAP_THRESHOLD_": 32 * 2**20,
 }
 
 
