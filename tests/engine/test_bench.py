@@ -21,6 +21,10 @@ def test_bench_scan_writes_the_ratio(region, model_dir, tmp_path, capsys):
     assert len(model["runs"]) == len(e2e["runs"]) == 2
     assert all(v > 0 for v in model["runs"] + e2e["runs"])
     assert r["end_to_end_over_model"] == e2e["median"] / model["median"]
+    assert r["end_to_end_over_model_per_repeat"] == [
+        e / b for e, b in zip(e2e["runs"], model["runs"], strict=True)
+    ]
+    assert r["driver_cpu_fraction"]["median"] >= 0
     assert r["n_cutouts"] > 0 and r["config"]["model_sha256"]
     assert set(r["stage_cpu_seconds_per_cutout"]) == {
         "read", "cutout", "store", "inject", "score", "write"
