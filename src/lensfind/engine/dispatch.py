@@ -77,7 +77,7 @@ class Dispatcher:
         gpus: int = 0,
         warm_up: Callable[[], Any] | None = None,
     ) -> None:
-        """Run ``fn(task)`` for every task, at most two per worker in flight; commit each.
+        """Run ``fn(task)`` for every task, at most three per worker in flight; commit each.
 
         Tasks carry ``shard_id``, ``tile``, ``run_dir`` and ``objects`` (a table with
         ``object_id``, ``ra``, ``dec``), which is all a quarantine needs to fail them.
@@ -100,7 +100,7 @@ class Dispatcher:
         attempts: dict[str, int] = {}
         in_flight: dict[Any, Any] = {}
         with executor(workers, scheduler, gpus) as ex:
-            limit = 2 * max(_n_workers(ex, workers), 1)
+            limit = 3 * max(_n_workers(ex, workers), 1)
             options = submit_options(ex)
             if warm_up is not None:
                 _warm_up_workers(ex, warm_up, options)
