@@ -69,6 +69,12 @@ def _component(
     )
 
 
+#: sub-pixels evaluated together: the grids of a group of objects and their temporaries
+#: (about ten float64 arrays) stay in a core's L2 cache; whole batches at once stream
+#: every temporary through memory (1.7x the time of an injection, 1.3x of a simulation)
+_GROUP_SUBPIXELS = 2**16
+
+
 def render(
     scene: Scene,
     spec: SurveySpec,
@@ -78,6 +84,39 @@ def render(
     source_only: bool = False,
 ) -> Rendered:
     """Render a batch of objects as noiseless, PSF-convolved stamps.
+
+    Objects are rendered a few at a time (each object's stamp depends only on
+    its own parameters). Parameters as in :func:`_render_group`.
+    """
+    size = size_px or spec.cutout_px
+    group = max(1, _GROUP_SUBPIXELS // (size * supersample) ** 2)
+    n_obj = len(scene)
+    if n_obj <= group:
+        return _render_group(scene, spec, size, supersample, psf, source_only)
+    shape = (n_obj, len(spec.bands), size, size)
+    lens, source = np.empty(shape), np.empty(shape)
+    flux = np.empty((n_obj, len(spec.bands)))
+    for start in range(0, n_obj, group):
+        part = _render_group(scene.take(slice(start, start + group)), spec, size, supersample,
+                             psf, source_only)  # fmt: skip
+        sl = slice(start, start + group)
+        lens[sl], source[sl], flux[sl] = (
+            part.lens_light,
+            part.source_light,
+            part.source_flux_unconvolved,
+        )
+    return Rendered(lens, source, flux)
+
+
+def _render_group(
+    scene: Scene,
+    spec: SurveySpec,
+    size_px: int | None = None,
+    supersample: int = 2,
+    psf: str = "gaussian",
+    source_only: bool = False,
+) -> Rendered:
+    """Render a batch of objects as noiseless, PSF-convolved stamps, all at once.
 
     Parameters
     ----------
