@@ -49,13 +49,17 @@ def sie_deflection(
     psi = np.maximum(np.sqrt(q**2 * xr**2 + yr**2), _TINY_ARCSEC)
     e = np.sqrt(np.maximum(1.0 - q**2, 0.0))
     round_ = e < 1e-6
-    e_safe = np.where(round_, 1.0, e)
-    # the elliptical branch is evaluated everywhere: give it 0 where the lens is round
-    # (there e_safe * yr / psi reaches +-1 on the x = 0 axis and arctanh diverges)
-    ux = np.where(round_, 0.0, e_safe * xr / psi)
-    uy = np.where(round_, 0.0, e_safe * yr / psi)
-    ax_r = np.where(round_, b * xr / psi, b / e_safe * np.arctan(ux))
-    ay_r = np.where(round_, b * yr / psi, b / e_safe * np.arctanh(uy))
+    if not round_.any():  # every lens elliptical (the usual case): that branch alone
+        ax_r = b / e * np.arctan(e * xr / psi)
+        ay_r = b / e * np.arctanh(e * yr / psi)
+    else:
+        e_safe = np.where(round_, 1.0, e)
+        # the elliptical branch is evaluated everywhere: give it 0 where the lens is round
+        # (there e_safe * yr / psi reaches +-1 on the x = 0 axis and arctanh diverges)
+        ux = np.where(round_, 0.0, e_safe * xr / psi)
+        uy = np.where(round_, 0.0, e_safe * yr / psi)
+        ax_r = np.where(round_, b * xr / psi, b / e_safe * np.arctan(ux))
+        ay_r = np.where(round_, b * yr / psi, b / e_safe * np.arctanh(uy))
     c, s = np.cos(phi), np.sin(phi)
     return c * ax_r - s * ay_r, s * ax_r + c * ay_r
 
