@@ -36,7 +36,7 @@ class Rendered:
 
 
 def _pixel_grid(
-    size_px: int, pixel_scale_arcsec: float, supersample: int
+    size_px: int, pixel_scale_arcsec: float, supersample: int, dtype: np.dtype | type = np.float64
 ) -> tuple[np.ndarray, np.ndarray]:
     """Supersampled sub-pixel centres ``(x, y)`` in arcsec; pixel ``size_px // 2`` is at 0.
 
@@ -44,7 +44,7 @@ def _pixel_grid(
     """
     idx = np.arange(size_px * supersample)
     c = ((idx + 0.5) / supersample - 0.5 - size_px // 2) * pixel_scale_arcsec
-    gx, gy = np.meshgrid(c, c, indexing="xy")
+    gx, gy = np.meshgrid(c.astype(dtype), c.astype(dtype), indexing="xy")
     return gx, gy
 
 
@@ -82,6 +82,7 @@ def render(
     supersample: int = 2,
     psf: str = "gaussian",
     source_only: bool = False,
+    dtype: np.dtype | type = np.float64,
 ) -> Rendered:
     """Render a batch of objects as noiseless, PSF-convolved stamps.
 
@@ -91,11 +92,12 @@ def render(
     size = size_px or spec.cutout_px
     group = max(1, _GROUP_SUBPIXELS // (size * supersample) ** 2)
     n_obj = len(scene)
+    scene = scene.astype(dtype)
     if n_obj <= group:
         return _render_group(scene, spec, size, supersample, psf, source_only)
     shape = (n_obj, len(spec.bands), size, size)
-    lens, source = np.empty(shape), np.empty(shape)
-    flux = np.empty((n_obj, len(spec.bands)))
+    lens, source = np.empty(shape, dtype), np.empty(shape, dtype)
+    flux = np.empty((n_obj, len(spec.bands)), dtype)
     for start in range(0, n_obj, group):
         part = _render_group(scene.take(slice(start, start + group)), spec, size, supersample,
                              psf, source_only)  # fmt: skip
@@ -136,7 +138,7 @@ def _render_group(
     size = size_px or spec.cutout_px
     pix = spec.pixel_scale_arcsec
     n_obj, n_band = len(scene), len(spec.bands)
-    gx, gy = _pixel_grid(size, pix, supersample)
+    gx, gy = _pixel_grid(size, pix, supersample, scene.center_x_arcsec.dtype)
     e = (slice(None), None, None)
     x = gx[None] - scene.center_x_arcsec[e]
     y = gy[None] - scene.center_y_arcsec[e]

@@ -1,5 +1,6 @@
 """Parameter containers for a batch of objects to render (arrays, no logic)."""
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -104,17 +105,22 @@ class Scene:
 
     def take(self, index: np.ndarray | slice) -> "Scene":
         """Return the sub-batch selected by ``index``."""
+        return self._map(lambda a: a[index])
+
+    def astype(self, dtype: np.dtype | type) -> "Scene":
+        """The same scene with every parameter array of ``dtype``."""
+        return self._map(lambda a: a.astype(dtype, copy=False))
+
+    def _map(self, fn: Callable[[np.ndarray], np.ndarray]) -> "Scene":
+        """The scene with ``fn`` applied to every parameter array."""
 
         def pick(value: object) -> object:
             if value is None:
                 return None
-            if isinstance(value, SecondPlane):
-                return SecondPlane(**{f.name: pick(getattr(value, f.name)) for f in fields(value)})
-            if isinstance(value, SersicComponents):
-                return SersicComponents(
-                    **{f.name: getattr(value, f.name)[index] for f in fields(value)}
-                )
+            if isinstance(value, SecondPlane | SersicComponents):
+                cls = type(value)
+                return cls(**{f.name: pick(getattr(value, f.name)) for f in fields(value)})
             assert isinstance(value, np.ndarray)
-            return value[index]
+            return fn(value)
 
         return Scene(**{f.name: pick(getattr(self, f.name)) for f in fields(self)})  # type: ignore[arg-type]

@@ -54,9 +54,11 @@ def _simulate_chunk(
     noise: bool,
     source_only: bool = False,
     rare_truth: bool = False,
+    dtype: np.dtype | type = np.float64,
 ) -> SimulatedSet:
     scene, partial = sample_scene(spec, kinds, rng, config, seeing_factor)
-    rend = render(scene, spec, size_px=size_px, psf=config.psf, source_only=source_only)
+    rend = render(scene, spec, size_px=size_px, psf=config.psf, source_only=source_only,
+                  dtype=dtype)  # fmt: skip
     lens = np.isin(kinds, LENS_KINDS)
     snr = source_snr(rend, spec)
     boost = np.ones(len(kinds))
@@ -111,6 +113,7 @@ def simulate(
     chunk: int = 64,
     progress: Callable[[int], None] | None = None,
     source_only: bool = False,
+    dtype: np.dtype | type = np.float64,
 ) -> SimulatedSet:
     """Simulate ``n`` labelled stamps, reproducibly from ``seed``.
 
@@ -141,6 +144,9 @@ def simulate(
     source_only : bool
         Return only the lensed-source light (no deflector, stars or companions):
         the stamps to inject into real cutouts. The truth is unchanged.
+    dtype : numpy float type
+        Precision of the rendering (float32: about 1.3x faster, for stamps that
+        are added to float32 cutouts); the stamps are float32 either way.
 
     Sets with rare kinds (``kinds`` or ``config.lens_mix``) also get the
     compound-lens truth columns (``z_lens``, ``z_source1``, ``z_source2``,
@@ -172,6 +178,7 @@ def simulate(
             noise,
             source_only,
             rare_truth,
+            dtype,
         )
         images[sl] = part.images
         for key, value in part.truth.items():
