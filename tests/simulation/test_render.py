@@ -364,3 +364,32 @@ def test_scene_take_selects_the_same_objects():
     part = render(sub, spec, size_px=24)
     assert_allclose(part.total, full.total[idx], rtol=1e-12, atol=1e-12)
     assert_allclose(part.source_flux_unconvolved, full.source_flux_unconvolved[idx], rtol=1e-12)
+
+
+def test_rendering_in_groups_and_in_float32():
+    """Objects rendered a few at a time equal one call per object; float32 stays close."""
+    rng = np.random.default_rng(4)
+    n = 7
+    scene = make_scene(
+        n,
+        2,
+        source_flux=rng.uniform(10, 60, (n, 2)),
+        theta_e=rng.uniform(0.8, 2.0, n),
+        src_dx=rng.uniform(-0.3, 0.3, n),
+        center_x=rng.uniform(-0.2, 0.2, n),
+        point_flux=rng.uniform(0, 5, (n, 2)),
+        psf_fwhm=rng.uniform(0.8, 1.4, (n, 2)),
+    )
+    spec = DES.select(("g", "r"))
+    for size in (24, 100):  # all objects in one group; one object per group
+        full = render(scene, spec, size_px=size)
+        for i in (0, n - 1):
+            one = render(scene.take(slice(i, i + 1)), spec, size_px=size)
+            assert_allclose(one.total[0], full.total[i], rtol=1e-12, atol=1e-12)
+    low = render(scene, spec, size_px=size, dtype=np.float32)
+    assert (
+        low.total.dtype == np.float32
+        and scene.astype(np.float32).theta_e_arcsec.dtype == np.float32
+    )
+    assert_allclose(low.total, full.total, rtol=0, atol=1e-5 * np.abs(full.total).max())
+    assert_allclose(low.source_flux_unconvolved, full.source_flux_unconvolved, rtol=1e-5)
