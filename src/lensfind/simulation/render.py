@@ -87,7 +87,24 @@ def render(
     """Render a batch of objects as noiseless, PSF-convolved stamps.
 
     Objects are rendered a few at a time (each object's stamp depends only on
-    its own parameters). Parameters as in :func:`_render_group`.
+    its own parameters), so that their grids stay in cache.
+
+    Parameters
+    ----------
+    scene : Scene
+        Parameters of ``N`` objects (fluxes in counts of ``spec``'s bands).
+    spec : SurveySpec
+        Survey whose bands (all on one pixel grid) are rendered.
+    size_px : int, optional
+        Stamp side in pixels (default: the survey's cutout size).
+    supersample : int
+        Sub-pixels per pixel side used to integrate light over pixels.
+    psf : {"gaussian", "moffat"}
+        PSF shape; the FWHM comes from ``scene.psf_fwhm_arcsec``.
+    source_only : bool
+        Render only the lensed source (``lens_light`` is zero): for injections.
+    dtype : numpy float type
+        Precision of the grids and of the returned stamps.
     """
     size = size_px or spec.cutout_px
     group = max(1, _GROUP_SUBPIXELS // (size * supersample) ** 2)
@@ -111,31 +128,9 @@ def render(
 
 
 def _render_group(
-    scene: Scene,
-    spec: SurveySpec,
-    size_px: int | None = None,
-    supersample: int = 2,
-    psf: str = "gaussian",
-    source_only: bool = False,
+    scene: Scene, spec: SurveySpec, size: int, supersample: int, psf: str, source_only: bool
 ) -> Rendered:
-    """Render a batch of objects as noiseless, PSF-convolved stamps, all at once.
-
-    Parameters
-    ----------
-    scene : Scene
-        Parameters of ``N`` objects (fluxes in counts of ``spec``'s bands).
-    spec : SurveySpec
-        Survey whose bands (all on one pixel grid) are rendered.
-    size_px : int, optional
-        Stamp side in pixels (default: the survey's cutout size).
-    supersample : int
-        Sub-pixels per pixel side used to integrate light over pixels.
-    psf : {"gaussian", "moffat"}
-        PSF shape; the FWHM comes from ``scene.psf_fwhm_arcsec``.
-    source_only : bool
-        Render only the lensed source (``lens_light`` is zero): for injections.
-    """
-    size = size_px or spec.cutout_px
+    """:func:`render` for all of ``scene`` at once (its arrays' precision)."""
     pix = spec.pixel_scale_arcsec
     n_obj, n_band = len(scene), len(spec.bands)
     gx, gy = _pixel_grid(size, pix, supersample, scene.center_x_arcsec.dtype)
