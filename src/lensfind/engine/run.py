@@ -154,11 +154,14 @@ def execute(
     extra_summary: dict[str, Any],
     start: float,
     finalise: Callable[[ScoreTally], dict[str, Any]] | None = None,
+    warm_up_options: dict[str, Any] | None = None,
 ) -> ScanResult:
     """Run the plan's pending shards, then write candidates and ``summary.json``.
 
     ``finalise(tally)``, if given, runs after the candidates are written and
     returns more summary entries (the scan's selection function).
+    ``warm_up_options`` go to every worker's :func:`~lensfind.engine.shard.warm_up`
+    besides the model (a scan's store precision and shard size).
     """
     prepare_run_dir(run_dir, plan, card, config.resume)
     manifest = Manifest(run_dir)
@@ -180,11 +183,8 @@ def execute(
             run_start = time.perf_counter()
             tasks = (make_task(s) for s in pending)  # made as slots free up
             gpus = local_gpus(config.provider, config.workers, config.scheduler)
-            # scans write a store and cut stamps: their workers grow those buffers first
-            store_dtype = getattr(config, "store_dtype", None)
-            shard_size = getattr(config, "shard_size", None)
             warm = partial(warm_up, str(card.directory), card.sha256, config.provider,
-                           config.batch_size, store_dtype, shard_size or 0)  # fmt: skip
+                           config.batch_size, **(warm_up_options or {}))  # fmt: skip
             dispatcher.run(fn, tasks, config.workers, config.scheduler, bar, total=len(pending),
                            gpus=gpus, warm_up=warm if pending else None)  # fmt: skip
             run_seconds = time.perf_counter() - run_start

@@ -74,6 +74,8 @@ def run_scan(config: ScanConfig) -> ScanResult:
                        "store_compression": config.store_compression},
         start=start,
         finalise=selection,
+        # the workers cut stamps and write a store: they grow those buffers first
+        warm_up_options={"store_dtype": config.store_dtype, "shard_size": config.shard_size},
     )  # fmt: skip
 
 
