@@ -3,6 +3,7 @@
 import threading
 
 import numpy as np
+import pytest
 
 from lensfind.engine.buffers import scratch
 
@@ -32,3 +33,19 @@ def test_each_thread_has_its_own():
 
 def test_empty_shapes():
     assert scratch("t3", (0, 4), np.float32).shape == (0, 4)
+
+
+@pytest.mark.parametrize("compression", ["none", "zstd"])
+def test_warm_up_grows_this_threads_scan_buffers_to_the_shard_size(model_dir, compression):
+    """A worker's first shard finds its stamp buffer and image file already full size."""
+    from lensfind.engine import buffers
+    from lensfind.engine.shard import warm_up
+    from lensfind.export.card import load_card
+
+    card = load_card(model_dir)
+    warm_up(str(model_dir), card.sha256, "cpu", 4, "float16", 40, compression)
+    arrays = buffers._LOCAL.arrays
+    assert len(arrays["stamps"]) >= 40
+    item = int(np.prod(card.input_shape)) * 2  # float16 bytes of one cutout
+    held = arrays["shard_file" if compression == "none" else "shard_chunks"]
+    assert len(held) >= 40 * item

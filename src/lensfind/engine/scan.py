@@ -75,7 +75,8 @@ def run_scan(config: ScanConfig) -> ScanResult:
         start=start,
         finalise=selection,
         # the workers cut stamps and write a store: they grow those buffers first
-        warm_up_options={"store_dtype": config.store_dtype, "shard_size": config.shard_size},
+        warm_up_options={"store_dtype": config.store_dtype, "shard_size": config.shard_size,
+                         "store_compression": config.store_compression},
     )  # fmt: skip
 
 

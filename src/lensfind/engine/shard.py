@@ -159,6 +159,7 @@ def warm_up(
     batch_size: int = 256,
     store_dtype: str | None = None,
     shard_size: int = 0,
+    store_compression: str = "none",
 ) -> None:
     """Bring this worker to the state of a long scan before its first shard.
 
@@ -176,7 +177,7 @@ def warm_up(
         scratch("stamps", full, np.float32).fill(0.0)
         encode = None
         if store_dtype == "float16":
-            image = image_file(shard_size, shape, "none")
+            image = image_file(shard_size, shape, store_compression)
             image.chunks.fill(0)
             encode = (np.ones(shape[0], np.float32), image.chunks)
         tile = [np.zeros(shape[1:], np.dtype(">f4"))] * shape[0]
@@ -228,10 +229,10 @@ def process_shard(task: ShardTask) -> ShardResult:
                 x, y = tile.wcs.wcs_world2pix(ra, dec, 0)
                 shape = (n, len(task.bands), task.cutout_px, task.cutout_px)
                 scale = store_scale(get_survey(task.survey))
-                # a float16 store's encoding is made while cutting (the model then
-                # scores what the store holds)
+                # a float16 store's stamps are encoded while cut, straight into the
+                # image file (the model then scores what the store holds)
                 encode = image = None
-                if task.store_dtype == "float16":  # encoded straight into the image file
+                if task.store_dtype == "float16":
                     image = image_file(n, shape[1:], task.store_compression)
                     encode = (scale, image.chunks)
                 try:

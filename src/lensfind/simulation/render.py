@@ -144,7 +144,7 @@ def _render_group(
 
     b = (slice(None), slice(None), None, None)
     if source_only:
-        lens_light = np.zeros((n_obj, n_band, size, size))
+        lens_light = np.zeros((n_obj, n_band, size, size), dtype=x.dtype)
     else:
         main = _bin(
             _component(scene.main, x, y, sub_area)
