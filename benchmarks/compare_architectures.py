@@ -56,12 +56,12 @@ from typing import Any
 import numpy as np
 import zarr
 
-from lensfind.engine.bench_models import bench_models
-from lensfind.engine.bench_report import machine_info
+from lensfind.bench.models import bench_models
+from lensfind.bench.report import machine_info
 from lensfind.export.onnx_export import export_checkpoint
-from lensfind.export.scorer import OnnxScorer
-from lensfind.models import resolve_model
-from lensfind.simulation.dataset import BLOCK, read_dataset, write_dataset
+from lensfind.runtime.scorer import OnnxScorer
+from lensfind.runtime.shipped import resolve_model
+from lensfind.simulation.dataset import BLOCK, cached_dataset, read_dataset
 from lensfind.surveys import get_survey
 from lensfind.training.architectures import build_model
 from lensfind.training.flops import count_parameters, gflop_per_cutout
@@ -109,15 +109,6 @@ TRANSFORMS: dict[str, tuple[Callable[[np.ndarray], np.ndarray], dict[str, Any]]]
     "griz200up": (_up2, {"cutout_px": 200, "pixel_scale_arcsec": 0.263 / 2}),
     "r100": (lambda x: x[:, 1:2], {"bands": ["r"]}),
 }
-
-
-def _base_set(path: Path, n: int, seed: int) -> Path:
-    if path.exists():
-        _, attrs = read_dataset(path, limit=1)
-        if int(attrs["n"]) == n and int(attrs["seed"]) == seed:
-            return path
-    print(f"simulating {n} {SURVEY} objects (seed {seed}) -> {path}", flush=True)
-    return write_dataset(path, get_survey(SURVEY), n, seed)
 
 
 def derive_set(source: Path, out: Path, kind: str, n: int) -> Path:
@@ -319,8 +310,12 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     runs = [parse_run(s, args.n_train, args.epochs) for s in args.archs.split(",")]
     biggest = max(r["n_train"] for r in runs)
-    base = _base_set(args.work / "sets" / "train.zarr", biggest, TRAIN_SEED)
-    test_base = _base_set(args.work / "sets" / "test.zarr", args.n_test, TEST_SEED)
+    base = cached_dataset(
+        args.work / "sets" / "train.zarr", get_survey(SURVEY), biggest, TRAIN_SEED
+    )
+    test_base = cached_dataset(
+        args.work / "sets" / "test.zarr", get_survey(SURVEY), args.n_test, TEST_SEED
+    )
     rows = []
     for run in runs:
         row = _train_run(run, args, base, test_base)

@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from lensfind.simulation.dataset import read_dataset, write_dataset
+from lensfind.simulation.dataset import cached_dataset
 from lensfind.surveys import get_survey
 from lensfind.training.loop import TrainConfig, train
 from lensfind.versions import versions
@@ -66,15 +66,6 @@ VL_TABLE_5_1 = {
     "double_soft_f1": {"accuracy": (0.917, 0.008), "fbeta": (0.927, 0.012),
                        "precision": (0.927, 0.012), "recall": (0.904, 0.013)},
 }  # fmt: skip
-
-
-def _dataset(path: Path, n: int, seed: int) -> Path:
-    if path.exists():
-        _, attrs = read_dataset(path, limit=1)
-        if int(attrs["n"]) == n and int(attrs["seed"]) == seed:
-            return path
-    print(f"simulating {n} {SURVEY} objects (seed {seed}) -> {path}", flush=True)
-    return write_dataset(path, get_survey(SURVEY), n, seed)
 
 
 def _summary(runs: list[dict[str, Any]], losses: list[str]) -> dict[str, Any]:
@@ -155,8 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     seeds = [int(s) for s in args.seeds.split(",")]
     losses = args.losses.split(",")
     args.work.mkdir(parents=True, exist_ok=True)
-    train_set = _dataset(args.work / "train.zarr", args.n_train, seed=11)
-    test_set = _dataset(args.work / "test.zarr", args.n_test, seed=12)
+    train_set = cached_dataset(args.work / "train.zarr", get_survey(SURVEY), args.n_train, seed=11)
+    test_set = cached_dataset(args.work / "test.zarr", get_survey(SURVEY), args.n_test, seed=12)
     sim_seconds = time.perf_counter() - start
     runs = []
     for seed in seeds:

@@ -27,12 +27,12 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from lensfind.engine.bench_report import fresh_stem
+from lensfind.bench.report import fresh_stem
 from lensfind.engine.config import ScanConfig, ScoreConfig
 from lensfind.engine.rescore import run_score
 from lensfind.engine.scan import run_scan
 from lensfind.engine.store import STORE_NAME, list_shards, read_shard_cutouts
-from lensfind.models import resolve_model
+from lensfind.runtime.shipped import resolve_model
 from lensfind.surveys import get_survey
 
 

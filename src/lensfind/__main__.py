@@ -1,5 +1,5 @@
 """``python -m lensfind`` runs the ``engine`` command line."""
 
-from lensfind.engine.cli import main
+from lensfind.cli.main import main
 
 raise SystemExit(main())

@@ -20,7 +20,8 @@ from typing import Any
 
 from lensfind import __version__
 from lensfind.errors import MissingExtraError
-from lensfind.export.card import CARD_NAME, ONNX_NAME, sha256_of
+from lensfind.hashing import sha256_of
+from lensfind.runtime.card import CARD_NAME, ONNX_NAME
 from lensfind.simulation.region import RegionConfig, make_region
 from lensfind.surveys.registry import get_survey
 
@@ -65,7 +66,7 @@ def make_test_model(
     Returns
     -------
     Path
-        ``out_dir``, loadable with :func:`lensfind.export.card.load_card`.
+        ``out_dir``, loadable with :func:`lensfind.runtime.card.load_card`.
 
     Raises
     ------
@@ -198,6 +199,26 @@ def make_test_region(
         masked_trail=masked_trail,
     )
     return make_region(Path(out_dir), get_survey(survey), config)
+
+
+#: The files every ``engine train`` run directory holds (checked by the training and CLI tests).
+TRAIN_RUN_FILES = (
+    "checkpoint.pt", "last.pt", "metrics.csv", "metrics.json", "train_report.json",
+    "TRAINING_REPORT.md", "learning_curves.png", "roc.png", "fbeta_threshold.png",
+)  # fmt: skip
+
+
+def run_cli(*argv: str) -> tuple[int, str]:
+    """Run the ``engine`` command line in this process: its exit code and what it printed."""
+    import contextlib
+    import io
+
+    from lensfind.cli.main import main
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        code = main(list(argv))
+    return code, buf.getvalue()
 
 
 def metric_families(exposition: str) -> dict[str, Any]:

@@ -39,8 +39,8 @@ def test_empty_shapes():
 def test_warm_up_grows_this_threads_scan_buffers_to_the_shard_size(model_dir, compression):
     """A worker's first shard finds its stamp buffer and image file already full size."""
     from lensfind.engine import buffers
-    from lensfind.engine.shard import warm_up
-    from lensfind.export.card import load_card
+    from lensfind.engine.scoring import warm_up
+    from lensfind.runtime.card import load_card
 
     card = load_card(model_dir)
     warm_up(str(model_dir), card.sha256, "cpu", 4, "float16", 40, compression)

@@ -6,6 +6,8 @@ import pytest
 
 from lensfind.engine.cluster import (
     GPU_RESOURCE,
+    DaskExecutor,
+    Executor,
     InProcessExecutor,
     executor,
     gpu_worker_specs,
@@ -27,6 +29,7 @@ def test_in_process_and_cpu_clusters_ask_for_no_resources():
     from distributed import Client, LocalCluster
 
     assert submit_options(InProcessExecutor()) == {}
+    assert isinstance(InProcessExecutor(), Executor)
     with (
         LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster,
         Client(cluster) as client,
@@ -46,12 +49,12 @@ def _visible_device() -> str:
 
 def test_local_gpu_cluster_runs_one_task_per_pinned_worker():
     """The GPU cluster's workers (no real GPU needed) each see one device and take GPU tasks."""
-    with executor(workers=5, gpus=2) as client:
-        info = client.scheduler_info()["workers"]
-        assert len(info) == 2  # one per GPU, whatever --workers says
-        opts = submit_options(client)
+    with executor(workers=5, gpus=2) as ex:
+        assert isinstance(ex, DaskExecutor) and isinstance(ex, Executor)
+        assert ex.n_workers() == 2  # one per GPU, whatever --workers says
+        opts = ex.submit_options()
         assert opts == {"resources": {GPU_RESOURCE: 1}}
-        seen = {client.submit(_visible_device, pure=False, **opts).result() for _ in range(8)}
+        seen = {ex.submit(_visible_device, pure=False, **opts).result() for _ in range(8)}
         assert seen <= {"0", "1"} and seen
 
 
@@ -91,7 +94,27 @@ def _malloc_environment() -> dict[str, str | None]:
 
 def test_local_workers_keep_large_temporaries_and_dasks_thread_limits():
     """Local workers' malloc keeps blocks up to 32 MiB on the heap; one BLAS thread stays."""
-    with executor(workers=1) as client:
-        env = client.submit(_malloc_environment, pure=False).result()
+    with executor(workers=1) as ex:
+        env = ex.submit(_malloc_environment, pure=False).result()
     assert env == {"MALLOC_TRIM_THRESHOLD_": str(64 * 2**20),
                    "MALLOC_MMAP_THRESHOLD_": str(32 * 2**20), "OMP_NUM_THREADS": "1"}  # fmt: skip
+
+
+def test_both_executors_run_a_task_and_report_it_done(tmp_path):
+    """One protocol: submit, wait_any, n_workers and warm_up mean the same on both."""
+    from distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
+        for ex in (InProcessExecutor(), DaskExecutor(client)):
+            futures = [ex.submit(pow, 2, k) for k in range(4)]
+            done = set()
+            while len(done) < 4:
+                done |= set(ex.wait_any([f for f in futures if f not in done]))
+            assert [f.result() for f in futures] == [1, 2, 4, 8]
+            assert ex.n_workers() == 1 and ex.submit_options() == {}
+            mark = tmp_path / type(ex).__name__
+            ex.warm_up(mark.touch, {})
+            assert mark.exists()

@@ -15,8 +15,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from lensfind.engine.cli import main
-from lensfind.models import resolve_model
+from lensfind.cli.main import main
+from lensfind.runtime.shipped import resolve_model
 from lensfind.training.metrics import auroc
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from lensfind.engine.cli import main
+from lensfind.cli.main import main
 from lensfind.engine.scan import run_scan
 from lensfind.simulation.inject import choose_hosts
 

@@ -7,7 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 from prometheus_client import generate_latest
 
-from lensfind.engine.cli import main
+from lensfind.cli.main import main
 from lensfind.engine.config import ScoreConfig
 from lensfind.engine.manifest import MANIFEST_NAME
 from lensfind.engine.metrics import METRIC_NAMES

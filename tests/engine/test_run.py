@@ -6,7 +6,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from lensfind.engine.known_lenses import KNOWN_LENS_COLUMNS
+from lensfind.catalogue.known_lenses import KNOWN_LENS_COLUMNS
 from lensfind.engine.run import MODEL_NAME
 from lensfind.engine.scan import run_scan
 from lensfind.errors import ResumeError
@@ -85,7 +85,7 @@ def test_resume_refuses_a_changed_calibration(region, model_dir, tmp_path):
 
 def test_cli_flags_reach_the_summary(region, model_dir, tmp_path, capsys):
     """``engine scan --known-lenses --known-lens-radius --prior-lens-rate`` end to end."""
-    from lensfind.engine.cli import main
+    from lensfind.cli.main import main
 
     first = tmp_path / "a"
     assert main(["scan", "--data", str(region), "--model", str(model_dir), "--out", str(first),

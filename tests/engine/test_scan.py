@@ -25,8 +25,9 @@ from lensfind.engine.scan import run_scan
 from lensfind.engine.shard import OFF_TILE
 from lensfind.engine.store import read_shard_cutouts
 from lensfind.errors import ConfigError, ResumeError
-from lensfind.export.card import CARD_NAME, ONNX_NAME, load_card, sha256_of
-from lensfind.export.scorer import OnnxScorer
+from lensfind.hashing import sha256_of
+from lensfind.runtime.card import CARD_NAME, ONNX_NAME, load_card
+from lensfind.runtime.scorer import OnnxScorer
 from lensfind.surveys import get_survey
 from lensfind.testing import make_test_region
 

@@ -10,10 +10,11 @@ torch = pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
 
 from lensfind.errors import ModelError  # noqa: E402
-from lensfind.export.card import CARD_NAME, ONNX_NAME, load_card, sha256_of  # noqa: E402
 from lensfind.export.onnx_export import export_checkpoint  # noqa: E402
-from lensfind.export.scorer import OnnxScorer  # noqa: E402
-from lensfind.preprocess import AsinhNormalisation  # noqa: E402
+from lensfind.hashing import sha256_of  # noqa: E402
+from lensfind.runtime.card import CARD_NAME, ONNX_NAME, load_card  # noqa: E402
+from lensfind.runtime.normalisation import AsinhNormalisation  # noqa: E402
+from lensfind.runtime.scorer import OnnxScorer  # noqa: E402
 from lensfind.simulation.dataset import read_dataset, write_dataset  # noqa: E402
 from lensfind.surveys import get_survey  # noqa: E402
 from lensfind.training.loop import TrainConfig, load_checkpoint, train  # noqa: E402

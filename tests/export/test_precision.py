@@ -15,9 +15,10 @@ from sklearn.metrics import roc_auc_score
 
 from lensfind.errors import ModelError
 from lensfind.export import precision as prec
-from lensfind.export.card import CARD_NAME, ONNX_NAME, load_card, sha256_of
-from lensfind.export.scorer import OnnxScorer
-from lensfind.models import resolve_model
+from lensfind.hashing import sha256_of
+from lensfind.runtime.card import CARD_NAME, ONNX_NAME, load_card
+from lensfind.runtime.scorer import OnnxScorer
+from lensfind.runtime.shipped import resolve_model
 
 SIZES = {"n_calibration": 64, "n_parity": 64, "n_eval": 256}
 

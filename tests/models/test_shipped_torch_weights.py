@@ -5,9 +5,9 @@ import pytest
 
 pytest.importorskip("torch")
 
-from lensfind.export.scorer import OnnxScorer
 from lensfind.export.torch_weights import TorchScorer
-from lensfind.models import resolve_model
+from lensfind.runtime.scorer import OnnxScorer
+from lensfind.runtime.shipped import resolve_model
 from lensfind.simulation.simulate import simulate
 from lensfind.surveys import get_survey
 

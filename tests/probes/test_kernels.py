@@ -15,6 +15,7 @@ from scipy import ndimage
 from scipy import stats as sps
 
 from lensfind.errors import ConfigError
+from lensfind.probes.kernel_geometry import rotation_matrix
 from lensfind.probes.kernels import (
     colour_jitter,
     flux_scale,
@@ -23,7 +24,6 @@ from lensfind.probes.kernels import (
     occlude_annulus,
     occlude_disk,
     rotate,
-    rotation_matrix,
 )
 from lensfind.probes.perturbations import PERTURBATIONS, Perturbation, get_perturbation
 from lensfind.probes.random_fields import colour_factors, standard_normal

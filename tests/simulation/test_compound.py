@@ -122,7 +122,7 @@ def test_lens_mix_draws_rare_kinds_and_leaves_default_draws_alone():
 
 
 def test_engine_simulate_writes_rare_kinds(tmp_path, capsys):
-    from lensfind.engine.cli import main
+    from lensfind.cli.main import main
     from lensfind.simulation.dataset import read_dataset
 
     out = tmp_path / "mix.zarr"

@@ -14,10 +14,11 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("onnx")
 
 from lensfind.errors import ModelError  # noqa: E402
-from lensfind.export.card import CARD_NAME, load_card, sha256_of  # noqa: E402
 from lensfind.export.ensemble_export import export_ensemble, load_ensemble_torch  # noqa: E402
 from lensfind.export.onnx_export import export_checkpoint  # noqa: E402
-from lensfind.export.scorer import OnnxScorer  # noqa: E402
+from lensfind.hashing import sha256_of  # noqa: E402
+from lensfind.runtime.card import CARD_NAME, load_card  # noqa: E402
+from lensfind.runtime.scorer import OnnxScorer  # noqa: E402
 from lensfind.simulation.dataset import read_dataset  # noqa: E402
 from lensfind.training.ensemble import (  # noqa: E402
     EnsembleModule,

@@ -9,6 +9,7 @@ torch = pytest.importorskip("torch")
 
 from lensfind.errors import ResumeError  # noqa: E402
 from lensfind.simulation.dataset import read_dataset, survey_of  # noqa: E402
+from lensfind.testing import TRAIN_RUN_FILES  # noqa: E402
 from lensfind.training import loop  # noqa: E402
 from lensfind.training.checkpoint import LAST_NAME, load_checkpoint  # noqa: E402
 from lensfind.training.config import LOSS_NAMES, TrainConfig  # noqa: E402
@@ -158,17 +159,7 @@ def test_resume_refuses_changed_settings(tiny_set, tmp_path):
 def test_run_directory_outputs(tiny_set, tmp_path):
     config = TrainConfig(epochs=2, batch_size=32, threads=1, select_by="val_loss")
     report = loop.train(tiny_set, tmp_path, config, test_set=tiny_set, quiet=True)
-    for name in (
-        "checkpoint.pt",
-        "last.pt",
-        "metrics.csv",
-        "metrics.json",
-        "train_report.json",
-        "TRAINING_REPORT.md",
-        "learning_curves.png",
-        "roc.png",
-        "fbeta_threshold.png",
-    ):
+    for name in TRAIN_RUN_FILES:
         assert (tmp_path / name).is_file(), name  # fmt: skip
     for png in tmp_path.glob("*.png"):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

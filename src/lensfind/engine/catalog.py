@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lensfind.errors import CatalogError
-from lensfind.export.card import sha256_of
+from lensfind.hashing import sha256_of
 
 REQUIRED = ("object_id", "ra", "dec")
 HATS_PROPERTIES = ("hats.properties", "properties")

@@ -12,8 +12,39 @@ workers and never two on one GPU.
 import contextlib
 import logging
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
-from typing import Any
+from concurrent.futures import FIRST_COMPLETED, Future
+from concurrent.futures import wait as cf_wait
+from typing import Any, Protocol, runtime_checkable
+
+#: Dask worker resource a GPU worker advertises (``dask worker --resources GPU=1``).
+GPU_RESOURCE = "GPU"
+
+log = logging.getLogger(__name__)
+
+
+@runtime_checkable
+class Executor(Protocol):
+    """Where shard tasks run: in this process or on a Dask cluster."""
+
+    def submit(self, fn: Callable[..., Any], *args: Any, **options: Any) -> Any:
+        """Start ``fn(*args)``; return its future (``options`` from :meth:`submit_options`)."""
+        ...
+
+    def n_workers(self) -> int:
+        """Workers that take tasks at once (at least 1)."""
+        ...
+
+    def submit_options(self) -> dict[str, Any]:
+        """Extra ``submit`` arguments every shard task needs (e.g. a GPU resource)."""
+        ...
+
+    def warm_up(self, fn: Callable[[], Any], options: dict[str, Any]) -> None:
+        """Run ``fn()`` once where each worker will run shards (errors raise)."""
+        ...
+
+    def wait_any(self, futures: list[Any]) -> list[Any]:
+        """The futures of ``futures`` that are done (at least one)."""
+        ...
 
 
 class InProcessExecutor:
@@ -27,9 +58,61 @@ class InProcessExecutor:
             fut.set_exception(exc)
         return fut
 
+    def n_workers(self) -> int:
+        return 1
 
-#: Dask worker resource a GPU worker advertises (``dask worker --resources GPU=1``).
-GPU_RESOURCE = "GPU"
+    def submit_options(self) -> dict[str, Any]:
+        return {}
+
+    def warm_up(self, fn: Callable[[], Any], options: dict[str, Any]) -> None:
+        fn()
+
+    def wait_any(self, futures: list[Any]) -> list[Any]:
+        return list(cf_wait(futures, return_when=FIRST_COMPLETED).done)
+
+
+class DaskExecutor:
+    """Shard tasks on a Dask cluster through its ``distributed.Client``."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def submit(self, fn: Callable[..., Any], *args: Any, **options: Any) -> Any:
+        return self.client.submit(fn, *args, **options)
+
+    def _workers(self) -> dict[str, Any]:
+        return dict(self.client.scheduler_info().get("workers", {}))
+
+    def n_workers(self) -> int:
+        return len(self._workers()) or 1
+
+    def submit_options(self) -> dict[str, Any]:
+        """Ask for a GPU when the cluster's workers advertise GPUs (one task per GPU)."""
+        if any((w.get("resources") or {}).get(GPU_RESOURCE) for w in self._workers().values()):
+            return {"resources": {GPU_RESOURCE: 1}}
+        return {}
+
+    def warm_up(self, fn: Callable[[], Any], options: dict[str, Any]) -> None:
+        """``fn()`` as a task pinned to each worker whose resources meet ``options``.
+
+        It runs in the thread that then runs the shards (whose per-thread
+        buffers it grows).
+        """
+        from distributed import wait
+
+        need = options.get("resources", {}).items()
+        workers = [w for w, i in self._workers().items()
+                   if all(i.get("resources", {}).get(r, 0) >= k for r, k in need)]  # fmt: skip
+        futures = [self.client.submit(fn, workers=[w], allow_other_workers=False, pure=False,
+                                      **options) for w in workers]  # fmt: skip
+        wait(futures)
+        for f in futures:
+            f.result()
+
+    def wait_any(self, futures: list[Any]) -> list[Any]:
+        from distributed import wait
+
+        return list(wait(futures, return_when="FIRST_COMPLETED").done)
 
 
 def gpu_worker_specs(n_gpus: int) -> dict[str, dict[str, Any]]:
@@ -50,14 +133,9 @@ def gpu_worker_specs(n_gpus: int) -> dict[str, dict[str, Any]]:
     }
 
 
-def submit_options(ex: Any) -> dict[str, Any]:
-    """Extra ``submit`` arguments: ask for a GPU when the cluster's workers advertise GPUs."""
-    if not hasattr(ex, "scheduler_info"):
-        return {}
-    workers = ex.scheduler_info().get("workers", {})
-    if any((w.get("resources") or {}).get(GPU_RESOURCE) for w in workers.values()):
-        return {"resources": {GPU_RESOURCE: 1}}
-    return {}
+def submit_options(ex: Executor) -> dict[str, Any]:
+    """Extra ``submit`` arguments of ``ex`` (an :class:`Executor`, or a bare Dask client)."""
+    return (ex if isinstance(ex, Executor) else DaskExecutor(ex)).submit_options()
 
 
 #: Dask settings of the clusters lensfind starts itself. They have no dashboard, so the
@@ -84,8 +162,8 @@ LOCAL_CLUSTER_CONFIG = {
 
 
 @contextlib.contextmanager
-def executor(workers: int, scheduler: str | None = None, gpus: int = 0) -> Iterator[Any]:
-    """Yield something with ``submit(fn, *args, **options)``.
+def executor(workers: int, scheduler: str | None = None, gpus: int = 0) -> Iterator[Executor]:
+    """Yield the :class:`Executor` of a run.
 
     ``scheduler`` connects to an existing Dask scheduler; otherwise ``gpus > 0``
     starts one local worker per GPU (:func:`gpu_worker_specs`; ``workers`` is
@@ -108,13 +186,13 @@ def executor(workers: int, scheduler: str | None = None, gpus: int = 0) -> Itera
         logging.getLogger(name).setLevel(logging.ERROR)
     if scheduler is not None:
         with Client(scheduler) as client:
-            yield client
+            yield DaskExecutor(client)
         return
     with dask.config.set(LOCAL_CLUSTER_CONFIG):
         yield from _local_cluster(workers, gpus)
 
 
-def _local_cluster(workers: int, gpus: int) -> Iterator[Any]:
+def _local_cluster(workers: int, gpus: int) -> Iterator[Executor]:
     from distributed import Client, LocalCluster
 
     if gpus > 0:
@@ -127,7 +205,7 @@ def _local_cluster(workers: int, gpus: int) -> Iterator[Any]:
             ) as cluster,  # fmt: skip
             Client(cluster) as client,
         ):
-            yield client
+            yield DaskExecutor(client)
         return
     with (
         LocalCluster(
@@ -139,7 +217,7 @@ def _local_cluster(workers: int, gpus: int) -> Iterator[Any]:
         ) as cluster,
         Client(cluster) as client,
     ):
-        yield client
+        yield DaskExecutor(client)
 
 
 def local_gpus(provider: str, workers: int, scheduler: str | None) -> int:
@@ -150,8 +228,8 @@ def local_gpus(provider: str, workers: int, scheduler: str | None) -> int:
     """
     if scheduler is not None or workers == 0:
         return 0
-    from lensfind.export.cuda import list_gpus
-    from lensfind.export.scorer import GPU_PROVIDERS, resolve_provider
+    from lensfind.runtime.cuda import list_gpus
+    from lensfind.runtime.scorer import GPU_PROVIDERS, resolve_provider
 
     if resolve_provider(provider) not in GPU_PROVIDERS:
         return 0

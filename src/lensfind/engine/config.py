@@ -12,15 +12,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar
 
-from lensfind.engine.known_lenses import DEFAULT_KNOWN_LENS_RADIUS_ARCSEC
-from lensfind.engine.purity import DEFAULT_PRIOR_LENS_RATE
+from lensfind.catalogue.known_lenses import DEFAULT_KNOWN_LENS_RADIUS_ARCSEC
+from lensfind.catalogue.purity import DEFAULT_PRIOR_LENS_RATE
 from lensfind.errors import ConfigError
-from lensfind.export.scorer import PROVIDER_CHOICES
+from lensfind.runtime.scorer import DEFAULT_BATCH_SIZE, PROVIDER_CHOICES
 
 C = TypeVar("C", bound="EnvConfig")
 
 ENV_PREFIX = "LENSFIND_SCAN__"
 STORE_COMPRESSIONS = ("zstd", "none")
+#: Cutout store precisions (see ``ScanConfig.store_dtype``).
+STORE_DTYPES = ("float32", "float16")
 #: Default fraction of scanned galaxies given an injected-lens copy.
 DEFAULT_INJECT_RATE = 0.05
 
@@ -82,7 +84,7 @@ class RunConfig:
     out: Path | None = None
     workers: int = 2
     scheduler: str | None = None
-    batch_size: int = 256
+    batch_size: int = DEFAULT_BATCH_SIZE
     threshold: float | None = None
     resume: bool = False
     quiet: bool = False
@@ -171,7 +173,7 @@ class ScanConfig(RunConfig):
                 f"store_compression must be one of {STORE_COMPRESSIONS}, "
                 f"got {self.store_compression!r}"
             )
-        if self.store_dtype not in ("float32", "float16"):
+        if self.store_dtype not in STORE_DTYPES:
             raise ConfigError(f"store_dtype must be float32 or float16, got {self.store_dtype!r}")
         if not 0.0 <= self.inject_rate <= 1.0:
             raise ConfigError(f"inject_rate must be in [0, 1], got {self.inject_rate}")

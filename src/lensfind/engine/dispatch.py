@@ -12,8 +12,6 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from concurrent.futures import FIRST_COMPLETED
-from concurrent.futures import wait as cf_wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +19,7 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 
-from lensfind.engine.cluster import executor, submit_options
+from lensfind.engine.cluster import Executor, executor
 from lensfind.engine.manifest import Manifest
 from lensfind.engine.metrics import ScanMetrics
 from lensfind.engine.shard import SCORES_DIR, ShardResult, write_scores
@@ -100,8 +98,8 @@ class Dispatcher:
         attempts: dict[str, int] = {}
         in_flight: dict[Any, Any] = {}
         with executor(workers, scheduler, gpus) as ex:
-            limit = 3 * max(_n_workers(ex, workers), 1)
-            options = submit_options(ex)
+            limit = 3 * ex.n_workers()
+            options = ex.submit_options()
             if warm_up is not None:
                 _warm_up_workers(ex, warm_up, options)
             t0, cpu0 = time.perf_counter(), time.process_time()
@@ -112,7 +110,7 @@ class Dispatcher:
                 if total is not None:
                     self.metrics.queued.set(max(total - n_committed - len(in_flight), 0))
                 self.metrics.in_flight.set(len(in_flight))
-                for fut in _wait_any(list(in_flight)):
+                for fut in ex.wait_any(list(in_flight)):
                     t = in_flight.pop(fut)
                     try:
                         result: ShardResult = fut.result()
@@ -202,43 +200,9 @@ def quarantined_shards(run_dir: Path) -> set[str]:
     return out
 
 
-def _warm_up_workers(ex: Any, fn: Callable[[], Any], options: dict[str, Any]) -> None:
-    """``fn()`` once on every worker that can take shards, or here in-process.
-
-    On Dask it runs as a task pinned to each worker whose resources meet the
-    shards' (``options``), so it runs in the thread that then runs the shards
-    (whose per-thread buffers it grows).
-    """
+def _warm_up_workers(ex: Executor, fn: Callable[[], Any], options: dict[str, Any]) -> None:
+    """``fn()`` once on every worker that can take shards (a failure is only logged)."""
     try:
-        if hasattr(ex, "scheduler_info"):
-            from distributed import wait
-
-            need = options.get("resources", {}).items()
-            info = ex.scheduler_info().get("workers", {})
-            workers = [w for w, i in info.items()
-                       if all(i.get("resources", {}).get(r, 0) >= k for r, k in need)]  # fmt: skip
-            futures = [ex.submit(fn, workers=[w], allow_other_workers=False, pure=False, **options)
-                       for w in workers]  # fmt: skip
-            wait(futures)
-            for f in futures:
-                f.result()
-        else:
-            fn()
+        ex.warm_up(fn, options)
     except Exception as exc:  # the shards will report it with their own objects
         log.warning("worker warm-up failed: %s: %s", type(exc).__name__, exc)
-
-
-def _n_workers(ex: Any, workers: int) -> int:
-    """Worker count of a Dask client (or the configured local count)."""
-    if hasattr(ex, "scheduler_info"):
-        return len(ex.scheduler_info().get("workers", {})) or 1
-    return workers
-
-
-def _wait_any(futures: list[Any]) -> list[Any]:
-    """Futures that are done (at least one), from Dask or concurrent.futures."""
-    if futures and hasattr(futures[0], "key"):  # distributed.Future
-        from distributed import wait
-
-        return list(wait(futures, return_when="FIRST_COMPLETED").done)
-    return list(cf_wait(futures, return_when=FIRST_COMPLETED).done)

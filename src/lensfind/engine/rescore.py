@@ -15,13 +15,8 @@ import pyarrow as pa
 from lensfind.engine.config import ScoreConfig
 from lensfind.engine.plan import Plan, Shard
 from lensfind.engine.run import ScanResult, default_run_dir, execute
-from lensfind.engine.shard import (
-    ShardResult,
-    check_provider,
-    release_memory,
-    score_batches,
-    write_scores,
-)
+from lensfind.engine.scoring import check_provider, score_batches
+from lensfind.engine.shard import ShardResult, release_memory, write_scores
 from lensfind.engine.store import (
     StoreError,
     list_shards,
@@ -31,7 +26,8 @@ from lensfind.engine.store import (
     store_fingerprint,
 )
 from lensfind.errors import ConfigError
-from lensfind.models import resolve_model
+from lensfind.runtime.scorer import DEFAULT_BATCH_SIZE
+from lensfind.runtime.shipped import resolve_model
 
 
 @dataclass(frozen=True)
@@ -45,7 +41,7 @@ class RescoreTask:
     run_dir: str
     model_dir: str
     model_sha256: str
-    batch_size: int = 256
+    batch_size: int = DEFAULT_BATCH_SIZE
     provider: str = "auto"
 
 

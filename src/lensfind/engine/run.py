@@ -15,19 +15,20 @@ import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
 from lensfind import __version__
+from lensfind.catalogue.known_lenses import add_known_lens_columns
+from lensfind.catalogue.purity import expected_purity, ranked_posterior
 from lensfind.engine.candidates import ScoreTally, rank_candidates, tally_scores, write_candidates
 from lensfind.engine.cluster import local_gpus
 from lensfind.engine.config import RunConfig
 from lensfind.engine.dispatch import Dispatcher, quarantined_shards
-from lensfind.engine.known_lenses import add_known_lens_columns
 from lensfind.engine.manifest import Manifest
 from lensfind.engine.metrics import ScanMetrics
 from lensfind.engine.plan import PLAN_NAME, Plan, Shard
-from lensfind.engine.purity import expected_purity, ranked_posterior
-from lensfind.engine.shard import ShardResult, warm_up
+from lensfind.engine.scoring import warm_up
+from lensfind.engine.shard import ShardResult
 from lensfind.errors import ConfigError, ResumeError
-from lensfind.export.card import ModelCard
 from lensfind.probes.selection import INJECTIONS_NAME
+from lensfind.runtime.card import ModelCard
 
 SUMMARY_NAME = "summary.json"
 #: The model a run scores with: sha256 and score calibration (checked on resume).
@@ -120,13 +121,13 @@ def candidate_purity(
     card: ModelCard,
     prior_lens_rate: float,
 ) -> dict[str, Any]:
-    """:func:`~lensfind.engine.purity.expected_purity` of the run's candidates.
+    """:func:`~lensfind.catalogue.purity.expected_purity` of the run's candidates.
 
     Uses the run's ``injections.parquet`` (written by the scan's selection
     function) for the selection-function estimate when there is one, and plots
     both to ``expected_purity.png``.
     """
-    from lensfind.probes.plots import plot_purity  # matplotlib: only when a run ends
+    from lensfind.catalogue.plots import plot_purity  # matplotlib: only when a run ends
 
     lens_fraction, calibrated = scores_lens_fraction(card)
     inj_file = run_dir / INJECTIONS_NAME
@@ -160,7 +161,7 @@ def execute(
 
     ``finalise(tally)``, if given, runs after the candidates are written and
     returns more summary entries (the scan's selection function).
-    ``warm_up_options`` go to every worker's :func:`~lensfind.engine.shard.warm_up`
+    ``warm_up_options`` go to every worker's :func:`~lensfind.engine.scoring.warm_up`
     besides the model (a scan's store precision and shard size).
     """
     prepare_run_dir(run_dir, plan, card, config.resume)

@@ -11,6 +11,7 @@ from lensfind.engine.candidates import ScoreTally
 from lensfind.engine.catalog import read_catalog
 from lensfind.engine.config import ScanConfig
 from lensfind.engine.datadir import catalog_path, default_region
+from lensfind.engine.injections import INJECTIONS_DIR
 from lensfind.engine.plan import Plan, Shard, make_plan
 from lensfind.engine.run import (
     EXIT_OK,
@@ -21,10 +22,11 @@ from lensfind.engine.run import (
     default_run_dir,
     execute,
 )
-from lensfind.engine.shard import INJECTIONS_DIR, ShardTask, check_provider, process_shard
+from lensfind.engine.scoring import check_provider
+from lensfind.engine.shard import ShardTask, process_shard
 from lensfind.errors import ConfigError
-from lensfind.models import resolve_model
 from lensfind.probes.selection import write_selection
+from lensfind.runtime.shipped import resolve_model
 from lensfind.simulation.region import TRUTH_NAME
 from lensfind.surveys.registry import get_survey
 

@@ -18,24 +18,22 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lensfind.engine.buffers import scratch
-from lensfind.engine.config import RunConfig, build_config
 from lensfind.engine.cutouts import EDGE, INVALID, cut_stamps
+from lensfind.engine.injections import inject_and_score
 from lensfind.engine.plan import NO_TILE
 from lensfind.engine.store import STORE_NAME, image_file, start_shard_cutouts
 from lensfind.engine.tiles import read_tile
 from lensfind.errors import LensfindError
-from lensfind.export.card import load_card, sha256_of
-from lensfind.export.scorer import OnnxScorer, SessionSettings, resolve_provider
-from lensfind.simulation.inject import InjectedBatch, batch_seed, choose_hosts, inject_lenses
-from lensfind.simulation.simulate import reference_band
+from lensfind.hashing import sha256_of
+from lensfind.runtime.scorer import (
+    DEFAULT_BATCH_SIZE,
+)
 from lensfind.surveys.registry import get_survey
 from lensfind.surveys.spec import SurveySpec
 
 SCORES_DIR = "scores"
-INJECTIONS_DIR = "injections"
 STATUSES = ("scored", "skipped", "failed")
 OFF_TILE = "off-tile: not on any tile of the data directory"
-_SCORERS: dict[tuple[str, str, str], OnnxScorer] = {}
 
 
 class ShardWork(Protocol):
@@ -51,19 +49,6 @@ class ShardWork(Protocol):
     def run_dir(self) -> str: ...
 
 
-class ScoringWork(ShardWork, Protocol):
-    """A shard task that also scores: which model, in which batches."""
-
-    @property
-    def model_dir(self) -> str: ...
-    @property
-    def model_sha256(self) -> str: ...
-    @property
-    def batch_size(self) -> int: ...
-    @property
-    def provider(self) -> str: ...
-
-
 @dataclass(frozen=True)
 class ShardTask:
     """Everything a worker needs for one shard (picklable)."""
@@ -77,7 +62,7 @@ class ShardTask:
     cutout_px: int
     model_dir: str
     model_sha256: str
-    batch_size: int = 256
+    batch_size: int = DEFAULT_BATCH_SIZE
     survey: str = ""
     #: fraction of good cutouts that also get an injected-lens copy (selection function)
     inject_rate: float = 0.0
@@ -135,71 +120,6 @@ def reason_class(reason: str) -> str:
     return reason.split(":", 1)[0]
 
 
-def scorer_for(
-    model_dir: str, sha256: str, provider: str = "auto", batch_size: int = 256
-) -> OnnxScorer:
-    """One ONNX Runtime session per worker process, model and provider.
-
-    Session options come from :class:`~lensfind.export.scorer.SessionSettings`
-    (one thread by default; ``LENSFIND_ORT__<FIELD>`` overrides). A provider that
-    is not available raises :class:`~lensfind.export.scorer.ProviderError`.
-    """
-    key = (model_dir, sha256, provider)
-    if key not in _SCORERS:
-        settings = build_config(SessionSettings, {"batch_size": batch_size})
-        card = load_card(Path(model_dir))
-        _SCORERS[key] = OnnxScorer(card, provider=provider, settings=settings)
-    return _SCORERS[key]
-
-
-def warm_up(
-    model_dir: str,
-    sha256: str,
-    provider: str = "auto",
-    batch_size: int = 256,
-    store_dtype: str | None = None,
-    shard_size: int = 0,
-    store_compression: str = "none",
-) -> None:
-    """Bring this worker to the state of a long scan before its first shard.
-
-    Loads the model's session and scores one full batch of blank cutouts (the
-    session sizes its memory for the batch), and for a scan (``store_dtype``
-    given) loads the cutting kernel and grows this thread's scratch arrays
-    to ``shard_size`` cutouts, touching their pages. Run on every worker
-    before the first shard is sent, so that a shard's time is its own work:
-    these one-off costs are paid once per worker, as in a long scan.
-    """
-    scorer = scorer_for(model_dir, sha256, provider, batch_size)
-    shape = tuple(scorer.card.input_shape)
-    if store_dtype is not None and shard_size > 0:
-        full = (shard_size, *shape)
-        scratch("stamps", full, np.float32).fill(0.0)
-        encode = None
-        if store_dtype == "float16":
-            image = image_file(shard_size, shape, store_compression)
-            image.chunks.fill(0)
-            encode = (np.ones(shape[0], np.float32), image.chunks)
-        tile = [np.zeros(shape[1:], np.dtype(">f4"))] * shape[0]
-        centre = np.array([(shape[1] - 1) / 2])
-        cut_stamps(tile, centre, centre, shape[1], ("",) * shape[0], None, encode)
-    scorer(np.zeros((batch_size, *shape), dtype=np.float32), overwrite=True)
-    pq.write_table(pa.table({"score": pa.array([0.0], type=pa.float32())}), pa.BufferOutputStream())
-
-
-def check_provider(config: RunConfig) -> str | None:
-    """Fail before any work when the run's provider is not available here.
-
-    Local runs (in-process or local Dask workers) score on this machine, so a
-    missing provider is a :class:`~lensfind.export.scorer.ProviderError` now;
-    with ``--scheduler`` the workers check it themselves (their objects fail
-    with the same message). Returns the provider ``auto`` resolves to locally.
-    """
-    if config.scheduler is not None:
-        return None
-    return resolve_provider(config.provider)
-
-
 def process_shard(task: ShardTask) -> ShardResult:
     """Run one shard and write ``scores/<shard_id>.parquet`` atomically."""
     n = task.objects.num_rows
@@ -214,6 +134,7 @@ def process_shard(task: ShardTask) -> ShardResult:
     if task.tile == NO_TILE:
         status[:], reason[:] = "skipped", OFF_TILE
     else:
+        spec = get_survey(task.survey)  # resolved once per task
         try:
             tile = read_tile(Path(task.data_dir), task.tile, task.bands)
         except LensfindError as exc:
@@ -228,7 +149,7 @@ def process_shard(task: ShardTask) -> ShardResult:
                 ids = task.objects.column("object_id").to_numpy()
                 x, y = tile.wcs.wcs_world2pix(ra, dec, 0)
                 shape = (n, len(task.bands), task.cutout_px, task.cutout_px)
-                scale = store_scale(get_survey(task.survey))
+                scale = store_scale(spec)
                 # a float16 store's stamps are encoded while cut, straight into the
                 # image file (the model then scores what the store holds)
                 encode = image = None
@@ -271,8 +192,8 @@ def process_shard(task: ShardTask) -> ShardResult:
                 )
                 seconds["store"] = time.perf_counter() - t2
                 try:
-                    batch_sizes = _inject_and_score(
-                        task, stamps, rows, good_ids, tile_psf, status, reason, score, seconds
+                    batch_sizes = inject_and_score(
+                        task, spec, stamps, rows, good_ids, tile_psf, status, reason, score, seconds
                     )
                 finally:
                     t5 = time.perf_counter()
@@ -288,125 +209,9 @@ def process_shard(task: ShardTask) -> ShardResult:
     return result
 
 
-def _inject_and_score(
-    task: ShardTask,
-    stamps: np.ndarray,
-    rows: np.ndarray,
-    ids: np.ndarray,
-    tile_psf: list[float | None],
-    status: np.ndarray,
-    reason: np.ndarray,
-    score: np.ndarray,
-    seconds: dict[str, float],
-) -> list[int]:
-    """Score the shard's stamps, and its injected-lens copies if it has hosts.
-
-    The copies are made first (scoring normalises ``stamps`` in place), scored
-    by the same session right after, and written to ``injections/``. Returns
-    the size of each model call; adds ``inject`` and ``score`` to ``seconds``.
-    """
-    hosts = choose_hosts(ids, task.inject_rate, task.inject_seed)
-    if hosts.any():
-        t0 = time.perf_counter()
-        psf = tile_psf[reference_band(get_survey(task.survey))]
-        injected = _inject(task, stamps[hosts], ids[hosts], psf)
-        seconds["inject"] = time.perf_counter() - t0
-    t1 = time.perf_counter()
-    sizes = score_batches(task, stamps, rows, status, reason, score)
-    if hosts.any():
-        m = len(injected.images)
-        inj_status = np.full(m, "failed", dtype=object)
-        inj_reason = np.full(m, "", dtype=object)
-        inj_score = np.full(m, np.nan, dtype=np.float32)
-        sizes += score_batches(task, injected.images, np.arange(m), inj_status, inj_reason,
-                               inj_score)  # fmt: skip
-    seconds["score"] = time.perf_counter() - t1
-    if hosts.any():
-        _write_injections(task, injected.truth, inj_status, inj_reason, inj_score)
-    return sizes
-
-
 def store_scale(spec: SurveySpec) -> np.ndarray:
     """Per-band unit (counts) of float16 cutout storage: three sky sigmas."""
     return 3.0 * np.array([b.sky_sigma_counts for b in spec.bands], dtype=np.float32)
-
-
-def _inject(
-    task: ShardTask, stamps: np.ndarray, ids: np.ndarray, psf_fwhm_arcsec: float | None
-) -> InjectedBatch:
-    """Injected-lens copies of the chosen hosts, with their truth and host ids."""
-    spec = get_survey(task.survey)
-    mag_col = f"mag_{spec.band_names[reference_band(spec)]}"
-    mags = None
-    if mag_col in task.objects.column_names:
-        by_id = dict(
-            zip(task.objects.column("object_id").to_pylist(),
-                task.objects.column(mag_col).to_pylist(), strict=True)
-        )  # fmt: skip
-        mags = np.array([by_id[int(i)] for i in ids], dtype=float)
-    batch = inject_lenses(spec, stamps, batch_seed(task.inject_seed, task.shard_id),
-                          psf_fwhm_arcsec, mags)  # fmt: skip
-    batch.truth["object_id"] = ids
-    batch.truth["psf_fwhm_tile_arcsec"] = np.full(len(ids), psf_fwhm_arcsec or np.nan)
-    return batch
-
-
-def _write_injections(
-    task: ShardTask,
-    truth: dict[str, np.ndarray],
-    status: np.ndarray,
-    reason: np.ndarray,
-    score: np.ndarray,
-) -> None:
-    """Write ``injections/<shard_id>.parquet`` atomically (before the shard's scores)."""
-    table = pa.table({
-        "object_id": pa.array(truth["object_id"]),
-        "tile": pa.array([task.tile] * len(score), type=pa.string()),
-        "status": pa.array(status.tolist(), type=pa.string()),
-        "reason": pa.array(reason.tolist(), type=pa.string()),
-        "score": pa.array(score, type=pa.float32()),
-        **{k: pa.array(np.asarray(v, dtype=float)) for k, v in truth.items() if k != "object_id"},
-    })  # fmt: skip
-    out_dir = Path(task.run_dir) / INJECTIONS_DIR
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir / f".{task.shard_id}.parquet.tmp"
-    pq.write_table(table, tmp)
-    tmp.replace(out_dir / f"{task.shard_id}.parquet")
-
-
-def score_batches(
-    task: ScoringWork,
-    stamps: np.ndarray,
-    rows: np.ndarray,
-    status: np.ndarray,
-    reason: np.ndarray,
-    score: np.ndarray,
-) -> list[int]:
-    """Score ``stamps`` (stamp ``i`` is object ``rows[i]``) in batches of views.
-
-    The stamps are normalised in place (they are the model's input buffer: the
-    store is written before scoring). A failing batch fails only its objects.
-    Returns the size of each model call.
-    """
-    try:
-        scorer = scorer_for(task.model_dir, task.model_sha256, task.provider, task.batch_size)
-    except Exception as exc:
-        reason[rows] = f"model unusable: {exc}"
-        return []
-    sizes = []
-    for start in range(0, len(rows), task.batch_size):
-        part = rows[start : start + task.batch_size]
-        sizes.append(len(part))
-        try:
-            p = scorer(stamps[start : start + task.batch_size], overwrite=True)
-            if not np.isfinite(p).all():
-                raise ValueError("model returned non-finite scores")
-        except Exception as exc:
-            reason[part] = f"scoring failed: {type(exc).__name__}: {exc}"
-            continue
-        score[part] = p
-        status[part] = "scored"
-    return sizes
 
 
 def write_scores(

@@ -36,6 +36,7 @@ import numpy as np
 import zarr
 from zarr.codecs import Crc32cCodec, ZstdCodec
 
+from lensfind.engine.config import STORE_DTYPES
 from lensfind.engine.half import decode_float16, encode_float16
 from lensfind.engine.shard_file import (
     ZSTD_LEVEL,
@@ -55,7 +56,6 @@ __all__ = [
 ]  # fmt: skip
 
 STORE_NAME = "cutouts.zarr"
-STORE_DTYPES = ("float32", "float16")
 #: cutouts per inner chunk of the sharding codec
 CHUNK_CUTOUTS = 16
 #: catalogue arrays of a shard: name -> dtype (one uncompressed chunk each)

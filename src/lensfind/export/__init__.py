@@ -1,9 +1,7 @@
-"""Export (ONNX + model cards) and the runtime scorers used by the engine.
+"""torch -> ONNX: exporters with parity checks, ensembles as one graph, fp16/int8 variants.
 
-``card`` and ``scorer`` need no torch; ``onnx_export`` needs the ``train`` extra.
+``onnx_export`` (one checkpoint), ``ensemble_export`` (a weighted or gated
+ensemble as one graph), ``precision`` (fp16 / int8 model directories) and
+``torch_weights`` (the torch state dict beside an ONNX model). Needs the
+``train`` extra; what the exported models run on is :mod:`lensfind.runtime`.
 """
-
-from lensfind.export.card import ModelCard, load_card
-from lensfind.export.scorer import OnnxScorer, Scorer
-
-__all__ = ["ModelCard", "OnnxScorer", "Scorer", "load_card"]

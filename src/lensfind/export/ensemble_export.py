@@ -1,7 +1,7 @@
 """Ensembles as one model: fit the combination, export one ONNX graph with a card.
 
 An ensemble directory looks like any model directory (``model.onnx`` +
-``model_card.json``), so :class:`~lensfind.export.scorer.OnnxScorer`, the engine
+``model_card.json``), so :class:`~lensfind.runtime.scorer.OnnxScorer`, the engine
 and the probes use it unchanged. The graph holds every member and the
 combination (:class:`~lensfind.training.ensemble.EnsembleModule`); it takes the
 cutouts normalised once, which is why all members must share their survey,
@@ -15,19 +15,24 @@ on the set the weights or the gate were fitted on (in-sample); pass a
 ``test_set`` for held-out numbers.
 """
 
-import json
-import platform
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from lensfind import __version__
 from lensfind.errors import ModelError
-from lensfind.export.card import CARD_NAME, ONNX_NAME, ModelCard, load_card, sha256_of
-from lensfind.export.card_md import MODEL_CARD_MD, write_model_card_md
-from lensfind.export.onnx_export import PARITY_ATOL, PARITY_RTOL, export_onnx_graph
-from lensfind.export.scorer import OnnxScorer
+from lensfind.export.onnx_export import export_onnx_graph
+from lensfind.export.parity import (
+    exported_with,
+    finish_card,
+    random_sample,
+    score_in_batches,
+    write_card,
+)
+from lensfind.hashing import sha256_of
+from lensfind.runtime.card import CARD_NAME, ONNX_NAME, ModelCard, load_card
+from lensfind.runtime.scorer import OnnxScorer
 
 ENSEMBLE_WEIGHTS_NAME = "ensemble_weights.npz"
 
@@ -75,6 +80,19 @@ def _probs(module: Any, x: np.ndarray, batch: int = 128) -> np.ndarray:
     return np.concatenate(out).astype(np.float64)
 
 
+@dataclass
+class _Fitted:
+    """An ensemble's torch form and what fitting it found (:func:`_fit_combination`)."""
+
+    module: Any
+    weights: list[float] | None
+    fit: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+    member_val: dict[str, Any] = field(default_factory=dict)
+    val: Any = None
+    labels: np.ndarray | None = None
+
+
 def export_ensemble(
     member_dirs: list[Path],
     out_dir: Path,
@@ -106,12 +124,8 @@ def export_ensemble(
     gate_options : dict, optional
         ``epochs``, ``batch_size``, ``lr``, ``width`` of the gate (``gated``).
     """
-    from lensfind.export.torch_weights import load_torch_model
-    from lensfind.simulation.dataset import read_dataset
     from lensfind.training._torch import torch
-    from lensfind.training.ensemble import COMBINATION, METHODS, EnsembleModule, nelder_mead_weights
-    from lensfind.training.gating import GatingCNN, train_gate
-    from lensfind.training.metrics import evaluate_all
+    from lensfind.training.ensemble import METHODS
 
     if method not in METHODS:
         raise ModelError(f"unknown ensemble method {method!r} (known: {', '.join(METHODS)})")
@@ -122,42 +136,106 @@ def export_ensemble(
     cards = [load_card(Path(d)) for d in member_dirs]
     check_compatible(cards)
     ref = cards[0]
-    members = [load_torch_model(c) for c in cards]
-    module = EnsembleModule(members, "mean")
-    extra: dict[str, Any] = {}
-    fit: dict[str, Any] = {}
-    weights: list[float] | None = [1.0 / len(members)] * len(members)
-    member_val: dict[str, Any] = {}
-    if val_set is not None:
-        val, vattrs = read_dataset(val_set)
-        labels = np.asarray(val.truth["is_lens"], dtype=bool)
-        x_val = ref.normalisation(val.images)
-        probs = _probs(module, x_val)
-        member_val = {f"{i}:{c.name}": evaluate_all(labels, probs[:, i], threshold)
-                      for i, c in enumerate(cards)}  # fmt: skip
-        extra["val_set"] = {"path": str(val_set), "n": int(vattrs["n"]), "seed": vattrs["seed"]}
-        if method == "nelder_mead":
-            w, fit = nelder_mead_weights(probs, labels.astype(float))
-            weights = w.tolist()
-            module = EnsembleModule(members, method, weights=weights)
-        elif method == "gated":
-            opts = {"epochs": 5, "batch_size": 64, "lr": 1e-3, "width": 16, **(gate_options or {})}
-            gate = GatingCNN(len(ref.bands), len(members), int(opts["width"]))
-            fit = train_gate(gate, x_val, probs, labels, epochs=int(opts["epochs"]),
-                             batch_size=int(opts["batch_size"]), lr=float(opts["lr"]),
-                             seed=seed, quiet=quiet)  # fmt: skip
-            fit["gate"] = {"arch": "GatingCNN", "width": int(opts["width"]), **opts}
-            weights = None
-            module = EnsembleModule(members, method, gate=gate)
-    module.eval()
+    fitted = _fit_combination(cards, method, val_set, threshold, seed, gate_options, quiet)
+    fitted.module.eval()
     out_dir.mkdir(parents=True, exist_ok=True)
+    onnx_path = _write_graph(fitted.module, ref, out_dir, opset)
+    card = _ensemble_card(cards, fitted, method, onnx_path, name, threshold, opset)
+    write_card(card, out_dir)
+    scorer = OnnxScorer(load_card(out_dir), threads=threads)
+    sample = _measure(card, scorer, fitted, ref, test_set, threshold)
+    return finish_card(card, out_dir, fitted.module, ref.normalisation, sample, scorer, onnx_path)
+
+
+def _fit_combination(
+    cards: list[ModelCard],
+    method: str,
+    val_set: Path | None,
+    threshold: float,
+    seed: int,
+    gate_options: dict[str, Any] | None,
+    quiet: bool,
+) -> _Fitted:
+    """Load the members and fit ``method``'s weights or gate on ``val_set``.
+
+    Without ``val_set`` (``mean`` only) the members are averaged; with it every
+    member's validation metrics are measured too.
+    """
+    from lensfind.export.torch_weights import load_torch_model
+    from lensfind.simulation.dataset import read_dataset
+    from lensfind.training.ensemble import EnsembleModule, nelder_mead_weights
+    from lensfind.training.metrics import evaluate_all
+
+    ref = cards[0]
+    members = [load_torch_model(c) for c in cards]
+    fitted = _Fitted(EnsembleModule(members, "mean"), [1.0 / len(members)] * len(members))
+    if val_set is None:
+        return fitted
+    val, vattrs = read_dataset(val_set)
+    labels = np.asarray(val.truth["is_lens"], dtype=bool)
+    x_val = ref.normalisation(val.images)
+    probs = _probs(fitted.module, x_val)
+    fitted.member_val = {f"{i}:{c.name}": evaluate_all(labels, probs[:, i], threshold)
+                         for i, c in enumerate(cards)}  # fmt: skip
+    fitted.extra["val_set"] = {"path": str(val_set), "n": int(vattrs["n"]), "seed": vattrs["seed"]}
+    fitted.val, fitted.labels = val, labels
+    if method == "nelder_mead":
+        w, fitted.fit = nelder_mead_weights(probs, labels.astype(float))
+        fitted.weights = w.tolist()
+        fitted.module = EnsembleModule(members, method, weights=fitted.weights)
+    elif method == "gated":
+        fitted.module, fitted.fit = _fit_gate(members, ref, x_val, probs, labels, seed,
+                                              gate_options, quiet)  # fmt: skip
+        fitted.weights = None
+    return fitted
+
+
+def _fit_gate(
+    members: list[Any],
+    ref: ModelCard,
+    x_val: np.ndarray,
+    probs: np.ndarray,
+    labels: np.ndarray,
+    seed: int,
+    gate_options: dict[str, Any] | None,
+    quiet: bool,
+) -> tuple[Any, dict[str, Any]]:
+    """Train a :class:`GatingCNN` over ``members``; return the gated module and its fit."""
+    from lensfind.training.ensemble import EnsembleModule
+    from lensfind.training.gating import GatingCNN, train_gate
+
+    opts = {"epochs": 5, "batch_size": 64, "lr": 1e-3, "width": 16, **(gate_options or {})}
+    gate = GatingCNN(len(ref.bands), len(members), int(opts["width"]))
+    fit = train_gate(gate, x_val, probs, labels, epochs=int(opts["epochs"]),
+                     batch_size=int(opts["batch_size"]), lr=float(opts["lr"]),
+                     seed=seed, quiet=quiet)  # fmt: skip
+    fit["gate"] = {"arch": "GatingCNN", "width": int(opts["width"]), **opts}
+    return EnsembleModule(members, "gated", gate=gate), fit
+
+
+def _write_graph(module: Any, ref: ModelCard, out_dir: Path, opset: int) -> Path:
+    """Write ``model.onnx`` and the torch tensors (``ensemble_weights.npz``); return the graph."""
     onnx_path = export_onnx_graph(module, ref.input_shape, out_dir / ONNX_NAME, opset)
     state = {k: v.detach().cpu().numpy() for k, v in module.state_dict().items()}
     with open(out_dir / ENSEMBLE_WEIGHTS_NAME, "wb") as f:
         np.savez(f, **state)
-    import onnx
+    return onnx_path
 
-    card: dict[str, Any] = {
+
+def _ensemble_card(
+    cards: list[ModelCard],
+    fitted: _Fitted,
+    method: str,
+    onnx_path: Path,
+    name: str | None,
+    threshold: float,
+    opset: int,
+) -> dict[str, Any]:
+    """The ensemble's card, before its metrics and parity."""
+    from lensfind.training.ensemble import COMBINATION
+
+    ref = cards[0]
+    return {
         "format_version": 1,
         "name": name or f"ensemble-{method}-{ref.survey}",
         "arch": "ensemble",
@@ -174,51 +252,45 @@ def export_ensemble(
         "ensemble": {
             "method": method,
             "combination": COMBINATION[method],
-            "weights": weights,
+            "weights": fitted.weights,
             "members": [_member_entry(c) for c in cards],
-            "fit": fit,
+            "fit": fitted.fit,
         },
         "ensemble_weights": {
             "file": ENSEMBLE_WEIGHTS_NAME,
             "format": "npz state dict",
-            "sha256": sha256_of(out_dir / ENSEMBLE_WEIGHTS_NAME),
+            "sha256": sha256_of(onnx_path.parent / ENSEMBLE_WEIGHTS_NAME),
         },
-        **extra,
-        "exported_with": {
-            "lensfind": __version__,
-            "torch": torch.__version__,
-            "onnx": onnx.__version__,
-            "python": platform.python_version(),
-        },
+        **fitted.extra,
+        "exported_with": exported_with(),
     }
-    (out_dir / CARD_NAME).write_text(json.dumps(card, indent=2))
-    scorer = OnnxScorer(load_card(out_dir), threads=threads)
-    if val_set is not None:
-        p = np.concatenate([scorer(val.images[i : i + 256]) for i in range(0, len(val), 256)])
-        card["val_metrics"] = evaluate_all(labels, p, threshold)
-        card["member_val_metrics"] = member_val
-        sample = val.images[:256]
+
+
+def _measure(
+    card: dict[str, Any],
+    scorer: OnnxScorer,
+    fitted: _Fitted,
+    ref: ModelCard,
+    test_set: Path | None,
+    threshold: float,
+) -> np.ndarray:
+    """Record the exported graph's validation and test metrics; return the parity inputs."""
+    from lensfind.simulation.dataset import read_dataset
+    from lensfind.training.metrics import evaluate_all
+
+    if fitted.val is not None:
+        p = score_in_batches(scorer, fitted.val.images, 256)
+        card["val_metrics"] = evaluate_all(fitted.labels, p, threshold)
+        card["member_val_metrics"] = fitted.member_val
+        sample = fitted.val.images[:256]
     else:
-        rng = np.random.default_rng(0)
-        sample = rng.normal(0, 5, (64, *ref.input_shape)).astype(np.float32)
+        sample = random_sample(ref.input_shape)
     if test_set is not None:
         test, tattrs = read_dataset(test_set)
-        p = np.concatenate([scorer(test.images[i : i + 256]) for i in range(0, len(test), 256)])
+        p = score_in_batches(scorer, test.images, 256)
         card["test_set"] = {"path": str(test_set), "n": int(tattrs["n"]), "seed": tattrs["seed"]}
         card["test_metrics"] = evaluate_all(test.truth["is_lens"], p, threshold)
-    with torch.inference_mode():
-        ref_p = module(torch.from_numpy(ref.normalisation(sample))).numpy()
-    got = scorer(sample)
-    err = float(np.max(np.abs(ref_p - got)))
-    card["parity"] = {"reference": "torch fp32 CPU", "runtime": "onnxruntime CPU fp32",
-                      "n": len(sample), "max_abs_diff": err, "atol": PARITY_ATOL,
-                      "rtol": PARITY_RTOL}  # fmt: skip
-    if not np.allclose(got, ref_p, atol=PARITY_ATOL, rtol=PARITY_RTOL):
-        raise ModelError(f"{onnx_path}: ONNX Runtime disagrees with torch (max |diff| {err:.2e})")
-    card["model_card_md"] = MODEL_CARD_MD
-    (out_dir / CARD_NAME).write_text(json.dumps(card, indent=2))
-    write_model_card_md(card, out_dir / MODEL_CARD_MD)
-    return card
+    return sample
 
 
 def load_ensemble_torch(model_dir: Path) -> Any:

@@ -1,27 +1,28 @@
 """Export a trained checkpoint to ONNX with a model card and a parity check."""
 
-import json
-import platform
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from lensfind import __version__
-from lensfind.errors import ModelError
-from lensfind.export.card import CARD_NAME, ONNX_NAME, load_card, sha256_of
-from lensfind.export.card_md import MODEL_CARD_MD, write_model_card_md
-from lensfind.export.scorer import OnnxScorer
+from lensfind.export.parity import (  # noqa: F401 (PARITY_ATOL/RTOL: re-exported)
+    PARITY_ATOL,
+    PARITY_RTOL,
+    exported_with,
+    finish_card,
+    random_sample,
+    score_in_batches,
+    write_card,
+)
 from lensfind.export.torch_weights import WEIGHTS_NAME, save_weights
-from lensfind.preprocess import AsinhNormalisation
+from lensfind.hashing import sha256_of
+from lensfind.runtime.card import ONNX_NAME, load_card
+from lensfind.runtime.normalisation import AsinhNormalisation
+from lensfind.runtime.scorer import OnnxScorer
 
 if TYPE_CHECKING:
     import torch
-
-# torch (CPU, fp32) vs ONNX Runtime (CPU, fp32) on the same inputs, in probability.
-PARITY_ATOL = 1e-5
-PARITY_RTOL = 1e-4
 
 
 def export_onnx_graph(
@@ -68,6 +69,24 @@ def export_probability_graph(
     return wrapped
 
 
+_TRAINING_KEYS = (
+    "config",
+    "train_set",
+    "history",
+    "best_val_auroc",
+    "train_seconds",
+    "machine",
+    # recorded by lensfind >= 0.2 training runs
+    "select_by",
+    "best_epoch",
+    "best_value",
+    "epochs_run",
+    "stopped_early",
+    "val_metrics",
+    "test_set",
+)
+
+
 def export_checkpoint(
     checkpoint: Path,
     out_dir: Path,
@@ -84,7 +103,6 @@ def export_checkpoint(
     and recorded; with ``test_set`` the card also records the exported model's
     held-out metrics, measured with ONNX Runtime.
     """
-    from lensfind.training._torch import torch
     from lensfind.training.loop import load_checkpoint
 
     model, meta = load_checkpoint(checkpoint)
@@ -93,10 +111,31 @@ def export_checkpoint(
 
     onnx_path = out_dir / ONNX_NAME
     wrapped = export_probability_graph(model, (bands, size, size), onnx_path, opset)
-    import onnx
-
     norm = AsinhNormalisation.from_dict(meta["normalisation"])
-    card: dict = {
+    card = _checkpoint_card(meta, norm, onnx_path, name, threshold, opset)
+    card["torch_weights"] = save_weights(model, out_dir / WEIGHTS_NAME)
+    if "test_metrics_torch" in meta:
+        card["test_metrics_torch"] = meta["test_metrics_torch"]
+    write_card(card, out_dir)
+
+    scorer = OnnxScorer(load_card(out_dir), threads=2)
+    if test_set is not None:
+        sample = _test_metrics(card, scorer, test_set, meta, threshold)
+    else:
+        sample = random_sample((bands, size, size))
+    return finish_card(card, out_dir, wrapped, norm, sample, scorer, onnx_path)
+
+
+def _checkpoint_card(
+    meta: dict,
+    norm: AsinhNormalisation,
+    onnx_path: Path,
+    name: str | None,
+    threshold: float,
+    opset: int,
+) -> dict:
+    """The card of an exported checkpoint, before weights, metrics and parity."""
+    return {
         "format_version": 1,
         "name": name or f"{meta['arch']}-{meta['survey']}",
         "arch": meta["arch"],
@@ -114,72 +153,27 @@ def export_checkpoint(
         "onnx_file": ONNX_NAME,
         "opset": opset,
         "sha256": sha256_of(onnx_path),
-        "training": {
-            k: meta[k]
-            for k in (
-                "config",
-                "train_set",
-                "history",
-                "best_val_auroc",
-                "train_seconds",
-                "machine",
-                # recorded by lensfind >= 0.2 training runs
-                "select_by",
-                "best_epoch",
-                "best_value",
-                "epochs_run",
-                "stopped_early",
-                "val_metrics",
-                "test_set",
-            )
-            if k in meta
-        },
-        "exported_with": {
-            "lensfind": __version__,
-            "torch": torch.__version__,
-            "onnx": onnx.__version__,
-            "python": platform.python_version(),
-        },
+        "training": {k: meta[k] for k in _TRAINING_KEYS if k in meta},
+        "exported_with": exported_with(),
     }
-    card["torch_weights"] = save_weights(model, out_dir / WEIGHTS_NAME)
-    if "test_metrics_torch" in meta:
-        card["test_metrics_torch"] = meta["test_metrics_torch"]
-    (out_dir / CARD_NAME).write_text(json.dumps(card, indent=2))
 
-    scorer = OnnxScorer(load_card(out_dir), threads=2)
-    if test_set is not None:
-        from lensfind.simulation.dataset import read_dataset
-        from lensfind.training.metrics import DEFAULT_BETA, evaluate_all
 
-        test, tattrs = read_dataset(test_set)
-        raw = test.images
-        scores = np.concatenate([scorer(raw[i : i + 512]) for i in range(0, len(raw), 512)])
-        card["test_set"] = {
-            "path": str(test_set),
-            "n": int(tattrs["n"]),
-            "seed": tattrs["seed"],
-            "population": tattrs["population"],
-        }
-        beta = float(meta["config"].get("beta", DEFAULT_BETA))
-        card["test_metrics"] = evaluate_all(test.truth["is_lens"], scores, threshold, beta)
-        sample = raw[:256]
-    else:
-        sample = np.random.default_rng(0).normal(0, 5, (64, bands, size, size)).astype(np.float32)
-    with torch.inference_mode():
-        ref = wrapped(torch.from_numpy(norm(sample))).numpy()
-    got = scorer(sample)
-    err = float(np.max(np.abs(ref - got)))
-    card["parity"] = {
-        "reference": "torch fp32 CPU",
-        "runtime": "onnxruntime CPU fp32",
-        "n": len(sample),
-        "max_abs_diff": err,
-        "atol": PARITY_ATOL,
-        "rtol": PARITY_RTOL,
+def _test_metrics(
+    card: dict, scorer: OnnxScorer, test_set: Path, meta: dict, threshold: float
+) -> np.ndarray:
+    """Record ``test_set`` and its ONNX Runtime metrics in ``card``; return parity inputs."""
+    from lensfind.simulation.dataset import read_dataset
+    from lensfind.training.metrics import DEFAULT_BETA, evaluate_all
+
+    test, tattrs = read_dataset(test_set)
+    raw = test.images
+    scores = score_in_batches(scorer, raw, 512)
+    card["test_set"] = {
+        "path": str(test_set),
+        "n": int(tattrs["n"]),
+        "seed": tattrs["seed"],
+        "population": tattrs["population"],
     }
-    if not np.allclose(got, ref, atol=PARITY_ATOL, rtol=PARITY_RTOL):
-        raise ModelError(f"{onnx_path}: ONNX Runtime disagrees with torch (max |diff| {err:.2e})")
-    card["model_card_md"] = MODEL_CARD_MD
-    (out_dir / CARD_NAME).write_text(json.dumps(card, indent=2))
-    write_model_card_md(card, out_dir / MODEL_CARD_MD)
-    return card
+    beta = float(meta["config"].get("beta", DEFAULT_BETA))
+    card["test_metrics"] = evaluate_all(test.truth["is_lens"], scores, threshold, beta)
+    return raw[:256]

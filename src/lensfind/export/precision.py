@@ -25,11 +25,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lensfind import __version__
-from lensfind.errors import ConfigError, MissingExtraError, ModelError
-from lensfind.export.card import CARD_NAME, ONNX_NAME, ModelCard, load_card, sha256_of
+from lensfind.errors import ConfigError, ModelError
+from lensfind.hashing import sha256_of
+from lensfind.runtime.card import CARD_NAME, ONNX_NAME, ModelCard, load_card
+from lensfind.runtime.fp16 import card_precision, convert_fp16, require_onnx
 
 if TYPE_CHECKING:
-    import onnx
+    pass
 
 PRECISIONS = ("fp32", "fp16", "int8")
 #: Largest max |p - p_fp32| accepted on the parity inputs, per precision.
@@ -38,80 +40,6 @@ PARITY_ATOL = {"fp16": 1e-2, "int8": 0.2}
 AUROC_DROP_MAX = {"fp16": 1e-3, "int8": 5e-3}
 #: Seeds of the simulated sets (the shipped model trained on seed 1, tested on 2).
 CALIBRATION_SEED, PARITY_SEED, EVAL_SEED = 11, 12, 13
-#: Operators whose fp16 form is the fp32 one with fp16 tensors.
-FP16_OPS = frozenset({
-    "Add", "AveragePool", "BatchNormalization", "Cast", "Clip", "Concat", "Constant", "Conv",
-    "Div", "Dropout", "Elu", "Flatten", "Gather", "Gemm", "GlobalAveragePool",
-    "GlobalMaxPool", "Identity", "LeakyRelu", "MatMul", "MaxPool", "Mul", "Pad", "ReduceMean",
-    "Relu", "Reshape", "Shape", "Sigmoid", "Slice", "Softmax", "Squeeze", "Sub", "Tanh",
-    "Transpose", "Unsqueeze",
-})  # fmt: skip
-_F16_MAX = float(np.finfo(np.float16).max)
-
-
-def require_onnx() -> Any:
-    """The ``onnx`` module, or a :class:`MissingExtraError` naming the extra."""
-    try:
-        import onnx
-    except ImportError:
-        raise MissingExtraError("train", "onnx") from None
-    return onnx
-
-
-def _to_fp16(array: np.ndarray) -> np.ndarray:
-    return np.clip(array, -_F16_MAX, _F16_MAX).astype(np.float16)
-
-
-def convert_fp16(model: "onnx.ModelProto") -> "onnx.ModelProto":
-    """An fp16 copy of a float32 graph whose input and output stay float32.
-
-    Float initializers and constants become float16; a ``Cast`` after each graph
-    input and before each graph output keeps the interface float32.
-
-    Raises
-    ------
-    ModelError
-        The graph uses an operator outside :data:`FP16_OPS`.
-    """
-    onnx = require_onnx()
-    from onnx import TensorProto, helper, numpy_helper
-
-    m = onnx.ModelProto()
-    m.CopyFrom(model)
-    g = m.graph
-    unknown = sorted({n.op_type for n in g.node} - FP16_OPS)
-    if unknown:
-        raise ModelError(f"fp16 conversion: unsupported operator(s) {', '.join(unknown)}")
-    for init in g.initializer:
-        if init.data_type == TensorProto.FLOAT:
-            init.CopyFrom(numpy_helper.from_array(_to_fp16(numpy_helper.to_array(init)), init.name))
-    for node in g.node:
-        for attr in node.attribute:
-            if attr.type == onnx.AttributeProto.TENSOR and attr.t.data_type == TensorProto.FLOAT:
-                attr.t.CopyFrom(numpy_helper.from_array(_to_fp16(numpy_helper.to_array(attr.t))))
-            if node.op_type == "Cast" and attr.name == "to" and attr.i == TensorProto.FLOAT:
-                attr.i = TensorProto.FLOAT16
-    float_io = lambda vi: vi.type.tensor_type.elem_type == TensorProto.FLOAT  # noqa: E731
-    renamed = {vi.name: f"{vi.name}__fp16" for vi in [*g.input, *g.output] if float_io(vi)}
-    for node in g.node:
-        node.input[:] = [renamed.get(x, x) for x in node.input]
-        node.output[:] = [renamed.get(x, x) for x in node.output]
-    casts_in = [
-        helper.make_node("Cast", [vi.name], [renamed[vi.name]], name=f"{vi.name}_to_fp16",
-                         to=TensorProto.FLOAT16)
-        for vi in g.input if float_io(vi)
-    ]  # fmt: skip
-    casts_out = [
-        helper.make_node("Cast", [renamed[vi.name]], [vi.name], name=f"{vi.name}_to_fp32",
-                         to=TensorProto.FLOAT)
-        for vi in g.output if float_io(vi)
-    ]  # fmt: skip
-    nodes = [*casts_in, *g.node, *casts_out]
-    del g.node[:]
-    g.node.extend(nodes)
-    del g.value_info[:]  # stale float32 annotations; shapes are re-inferred on load
-    onnx.checker.check_model(m)
-    return m
 
 
 @contextmanager
@@ -334,7 +262,7 @@ def _convert_and_check(
     n_eval: int,
 ) -> dict[str, Any]:
     """Write the converted graph to ``path``; return its card, or raise if out of bounds."""
-    from lensfind.export.scorer import OnnxScorer
+    from lensfind.runtime.scorer import OnnxScorer
 
     onnx = require_onnx()
     info: dict[str, Any] = {"precision": precision, "io": "float32 input and output"}
@@ -385,8 +313,3 @@ def _versions() -> dict[str, str]:
 
     return {"lensfind": __version__, "onnx": require_onnx().__version__,
             "onnxruntime": onnxruntime.__version__}  # fmt: skip
-
-
-def card_precision(card: ModelCard) -> str:
-    """The precision a card's graph runs in (``fp32`` for cards without the entry)."""
-    return str(card.raw.get("precision", {}).get("precision", "fp32"))

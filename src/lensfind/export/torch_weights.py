@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from lensfind.errors import ModelError
-from lensfind.export.card import ModelCard, sha256_of
+from lensfind.hashing import sha256_of
+from lensfind.runtime.card import ModelCard
 
 if TYPE_CHECKING:
     import torch
@@ -56,7 +57,7 @@ def load_torch_model(card: ModelCard) -> "torch.nn.Module":
 
 
 class TorchScorer:
-    """A :class:`~lensfind.export.scorer.Scorer` running the card's torch weights.
+    """A :class:`~lensfind.runtime.scorer.Scorer` running the card's torch weights.
 
     Takes raw cutouts in counts like every scorer (normalisation included) and
     returns lens probabilities; for probes that compare runtimes, and for

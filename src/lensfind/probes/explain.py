@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 
 from lensfind.errors import ConfigError
-from lensfind.export.card import ModelCard
 from lensfind.probes.report import write_json
+from lensfind.runtime.card import ModelCard
 
 #: methods whose result is one map per input (shown beside the inputs)
 MAP_METHODS = ("occlusion", "gradcam", "guided_backprop", "guided_gradcam")
@@ -58,7 +58,7 @@ def explain(method: str, card: ModelCard, raw: np.ndarray, **options: Any) -> np
             f"{card.name} expects cutouts {card.input_shape}, got {tuple(raw.shape[1:])}"
         )
     if method == "occlusion":
-        from lensfind.export.scorer import OnnxScorer
+        from lensfind.runtime.scorer import OnnxScorer
 
         return np.asarray(fn(OnnxScorer(card, threads=2), raw, **options))
     from lensfind.export.torch_weights import load_torch_model
@@ -74,9 +74,9 @@ def explain(method: str, card: ModelCard, raw: np.ndarray, **options: Any) -> np
 
 def explain_cli(args: argparse.Namespace) -> int:
     """The ``engine explain`` command: maps as ``.npy``, a PNG and a JSON record."""
-    from lensfind.export.scorer import OnnxScorer
-    from lensfind.models import resolve_model
     from lensfind.probes.saliency import get_method, save_saliency_png
+    from lensfind.runtime.scorer import OnnxScorer
+    from lensfind.runtime.shipped import resolve_model
 
     get_method(args.method)  # an unknown name fails before any work
     card = resolve_model(args.model, args.survey)

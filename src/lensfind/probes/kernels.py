@@ -22,151 +22,19 @@ numbers), and an image's noise depends on its index within the batch.
 """
 
 import numpy as np
-from numba import njit, prange
 
+from lensfind.probes.kernel_cores import _bilinear, _blur, _noise, _occlude, _scale
+from lensfind.probes.kernel_geometry import (
+    FILLS,
+    bilinear_plan,
+    gaussian_kernel,
+    radial_indices,
+    reflect_index,
+)
 from lensfind.probes.random_fields import (
-    _fill_normal,
     _key,
     colour_factors,
 )
-
-_kernel = njit(parallel=True, cache=True, fastmath=False)  # prange over images or planes
-_TRUNCATE = 4.0  # Gaussian kernel radius in sigma, as scipy.ndimage's default
-FILLS = ("zero", "sky")
-
-
-# ---------------------------------------------------------------------- numba cores
-@_kernel
-def _scale(x, f, out):  # x, out (planes, P); f (planes,)
-    for k in prange(x.shape[0]):
-        fk, xs, os = f[k], x[k], out[k]
-        for p in range(xs.size):
-            os[p] = xs[p] * fk
-
-
-@njit(inline="always")
-def _scal(t, a, w, n):  # t = w a
-    for j in range(n):
-        t[j] = w * a[j]
-
-
-@njit(inline="always")
-def _axpy2(t, a, b, w, n):  # t += w (a + b)
-    for j in range(n):
-        t[j] += w * (a[j] + b[j])
-
-
-@njit(inline="always")
-def _axpy4(t, a, b, c, d, wa, wc, n):  # t += w_a (a + b) + w_c (c + d)
-    for j in range(n):
-        t[j] += wa * (a[j] + b[j]) + wc * (c[j] + d[j])
-
-
-@njit(inline="always")
-def _acc_row(acc, row, shift, n):  # acc += row - shift, acc2 += (row - shift)^2
-    for j in range(n):
-        d = np.float64(row[j]) - shift
-        acc[0, j] += d
-        acc[1, j] += d * d
-
-
-@_kernel
-def _noise(x, sigma, key, out):  # x, out (planes, H, W)
-    n_planes, h, w = x.shape
-    n_pix = h * w
-    for k in prange(n_planes):
-        xs, os = x[k], out[k]
-        shift = np.float64(xs[0, 0])  # shifted sums: no cancellation for bright bands
-        acc = np.zeros((2, w))
-        for i in range(h):
-            _acc_row(acc, xs[i], shift, w)
-        s1 = s2 = 0.0
-        for j in range(w):
-            s1 += acc[0, j]
-            s2 += acc[1, j]
-        mean = s1 / n_pix
-        a = np.float32(sigma * np.sqrt(max(s2 / n_pix - mean * mean, 0.0)))
-        flat = os.reshape(n_pix)
-        _fill_normal(key, np.uint64(k) * np.uint64(n_pix), flat)
-        for i in range(h):
-            o, r = os[i], xs[i]
-            for j in range(w):
-                o[j] = r[j] + a * o[j]
-
-
-@_kernel
-def _occlude(x, idx, sky, use_sky, key, out):  # x, out (planes, P); sky (planes,)
-    n_planes, m = x.shape[0], idx.size
-    for k in prange(n_planes):
-        xs, os = x[k], out[k]
-        for p in range(xs.size):
-            os[p] = xs[p]
-        if use_sky:
-            z = np.empty(m, np.float32)
-            _fill_normal(key, np.uint64(k) * np.uint64(m), z)
-            s = sky[k]
-            for q in range(m):
-                os[idx[q]] = s * z[q]
-        else:
-            for q in range(m):
-                os[idx[q]] = 0.0
-
-
-@njit(inline="always")
-def _blur_line(t, src, w, r, n):  # t = sum_d w_d (src[r - d:] + src[r + d:]) over a row
-    _scal(t, src[r:], w[0], n)
-    d = 1
-    while d < r:
-        _axpy4(t, src[r - d :], src[r + d :], src[r - d - 1 :], src[r + d + 1 :], w[d], w[d + 1], n)
-        d += 2
-    if d == r:
-        _axpy2(t, src[r - d :], src[r + d :], w[d], n)
-
-
-@_kernel
-def _blur(x, w, rows, cols, out):  # x, out (planes, H, W); w (r + 1,) centre first
-    n_planes, h, wd = x.shape
-    r = w.size - 1
-    for k in prange(n_planes):
-        xs, os = x[k], out[k]
-        tmp = np.empty((h, wd), np.float32)
-        pad = np.empty(wd + 2 * r, np.float32)
-        for i in range(h):  # axis H first, as scipy; rows[i + r +- d] reflects
-            t = tmp[i]
-            _scal(t, xs[rows[i + r]], w[0], wd)
-            d = 1
-            while d < r:
-                _axpy4(t, xs[rows[i + r - d]], xs[rows[i + r + d]], xs[rows[i + r - d - 1]],
-                       xs[rows[i + r + d + 1]], w[d], w[d + 1], wd)  # fmt: skip
-                d += 2
-            if d == r:
-                _axpy2(t, xs[rows[i + r - d]], xs[rows[i + r + d]], w[d], wd)
-        for i in range(h):  # then axis W on a reflect-padded copy of each row
-            t = tmp[i]
-            mid = pad[r : r + wd]
-            for j in range(wd):
-                mid[j] = t[j]
-            for j in range(r):
-                pad[j] = t[cols[j]]
-                pad[wd + r + j] = t[cols[wd + r + j]]
-            _blur_line(os[i], pad, w, r, wd)
-
-
-@_kernel
-def _bilinear(x, q, wts, w, out):  # x, out (N, B, P); q top-left source pixel, -1 = outside
-    n_img, n_band, n_pix = x.shape
-    u1, uw, uw1 = np.uint64(1), np.uint64(w), np.uint64(w + 1)
-    for n in prange(n_img):
-        for b in range(n_band):
-            s, o = x[n, b], out[n, b]
-            for p in range(n_pix):
-                if q[p] < 0:
-                    o[p] = 0.0
-                else:
-                    u = np.uint64(q[p])
-                    o[p] = (wts[p, 0] * s[u] + wts[p, 1] * s[u + u1]) + (
-                        wts[p, 2] * s[u + uw] + wts[p, 3] * s[u + uw1]
-                    )
 
 
 # ------------------------------------------------------------------- public kernels
@@ -244,26 +112,6 @@ def flux_scale(images: np.ndarray, factor: float) -> np.ndarray:
     return out
 
 
-def gaussian_kernel(sigma_px: float) -> np.ndarray:
-    """Normalised 1-D Gaussian weights for ``sigma_px`` pixels, as scipy.ndimage.
-
-    Returns
-    -------
-    ndarray (2 r + 1,) float64
-        Weights at offsets ``-r .. r`` pixels, ``r = int(4 sigma_px + 0.5)``.
-    """
-    radius = int(_TRUNCATE * sigma_px + 0.5)
-    x = np.arange(-radius, radius + 1, dtype=np.float64)
-    phi = np.exp(-0.5 / (sigma_px * sigma_px) * x * x)
-    return phi / phi.sum()
-
-
-def reflect_index(index: np.ndarray, size: int) -> np.ndarray:
-    """Map indices onto ``0 .. size - 1`` as scipy.ndimage's ``'reflect'`` (dcba|abcd|dcba)."""
-    m = np.mod(index, 2 * size)
-    return np.where(m >= size, 2 * size - 1 - m, m)
-
-
 def gaussian_blur(images: np.ndarray, sigma_px: float) -> np.ndarray:
     """Convolve each band with a circular Gaussian (separable, truncated at 4 sigma).
 
@@ -330,28 +178,6 @@ def gaussian_noise(images: np.ndarray, sigma: float, seed: int) -> np.ndarray:
     out = np.empty_like(x)
     _noise(x.reshape(n * b, h, w), sigma, key, out.reshape(n * b, h, w))
     return out
-
-
-def radial_indices(shape: tuple[int, int], r_in_px: float, r_out_px: float) -> np.ndarray:
-    """Flat indices of the pixels at distance [r_in, r_out) from ``(H // 2, W // 2)``.
-
-    Parameters
-    ----------
-    shape : (int, int)
-        Stamp shape ``(H, W)``, pixels.
-    r_in_px, r_out_px : float
-        Inner (included) and outer (excluded) radius, pixels, between pixel centres.
-
-    Returns
-    -------
-    ndarray (M,) int64
-        Indices into the flattened ``(H, W)`` stamp, ascending.
-    """
-    h, w = shape
-    di = (np.arange(h) - h // 2).astype(np.float64)
-    dj = (np.arange(w) - w // 2).astype(np.float64)
-    d = np.sqrt(di[:, None] ** 2 + dj[None, :] ** 2)
-    return np.flatnonzero((d >= r_in_px) & (d < r_out_px))
 
 
 def _sky(fill: str, sky_sigma: np.ndarray | None, n_bands: int) -> np.ndarray:
@@ -450,52 +276,6 @@ def occlude_disk(
     """
     r = _strength("radius_px", radius_px)
     return _occlusion(images, 0.0, r, fill, sky_sigma, seed)
-
-
-def rotation_matrix(angle_deg: float) -> np.ndarray:
-    """Matrix mapping output ``(row, col)`` offsets to input offsets for a rotation.
-
-    Counter-clockwise by ``angle_deg`` as displayed with the origin at the lower
-    left; multiples of 90 degrees are exact.
-    """
-    a = float(angle_deg) % 360.0
-    exact = {0.0: (1.0, 0.0), 90.0: (0.0, 1.0), 180.0: (-1.0, 0.0), 270.0: (0.0, -1.0)}
-    c, s = exact.get(a, (np.cos(np.deg2rad(a)), np.sin(np.deg2rad(a))))
-    return np.array([[c, -s], [s, c]])
-
-
-def bilinear_plan(shape: tuple[int, int], angle_deg: float) -> tuple[np.ndarray, np.ndarray]:
-    """Source pixels and bilinear weights of a rotation about ``(H // 2, W // 2)``.
-
-    The source of output pixel ``o`` is ``M @ (o - c) + c`` (``M`` from
-    :func:`rotation_matrix`, evaluated as scipy's ``M @ o + offset``); sources
-    outside ``[0, H - 1] x [0, W - 1]`` get zero weights.
-
-    Returns
-    -------
-    idx : ndarray (H * W, 4) intp
-        Flat input indices of the neighbours (top-left, top-right, bottom-left,
-        bottom-right); for ``H, W >= 2`` always ``q, q + 1, q + W, q + W + 1``.
-    weights : ndarray (H * W, 4) float32
-        Bilinear weights of those neighbours, all zero outside.
-    """
-    h, w = shape
-    m = rotation_matrix(angle_deg)
-    centre = np.array([h // 2, w // 2], dtype=np.float64)
-    off = centre - m @ centre
-    ii, jj = np.meshgrid(np.arange(h, dtype=np.float64), np.arange(w, dtype=np.float64),
-                         indexing="ij")  # fmt: skip
-    si = (ii * m[0, 0] + jj * m[0, 1] + off[0]).ravel()
-    sj = (ii * m[1, 0] + jj * m[1, 1] + off[1]).ravel()
-    inside = (si >= 0) & (si <= h - 1) & (sj >= 0) & (sj <= w - 1)
-    i0 = np.clip(np.floor(si), 0, max(h - 2, 0)).astype(np.intp)
-    j0 = np.clip(np.floor(sj), 0, max(w - 2, 0)).astype(np.intp)
-    ti, tj = np.where(inside, si - i0, 0.0), np.where(inside, sj - j0, 0.0)
-    i1, j1 = np.minimum(i0 + 1, h - 1), np.minimum(j0 + 1, w - 1)
-    idx = np.stack([i0 * w + j0, i0 * w + j1, i1 * w + j0, i1 * w + j1], axis=1)
-    wts = np.stack([(1 - ti) * (1 - tj), (1 - ti) * tj, ti * (1 - tj), ti * tj], axis=1)
-    wts[~inside] = 0.0
-    return idx, wts.astype(np.float32)
 
 
 def rotate(images: np.ndarray, angle_deg: float) -> np.ndarray:

@@ -11,7 +11,7 @@ of the sums. Inputs are never modified.
 
 import numpy as np
 
-from lensfind.probes.kernels import (
+from lensfind.probes.kernel_geometry import (
     FILLS,
     bilinear_plan,
     gaussian_kernel,

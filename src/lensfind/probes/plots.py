@@ -3,23 +3,14 @@ score +- its standard deviation against the parameter, the 0.5 line, one curve p
 model, one panel per test set; heat maps for 2-D surfaces; completeness curves."""
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
+from lensfind.plotting import pyplot
 from lensfind.probes.sensitivity import TEST_SETS, ProbeResult
 
 _TITLES = {"lenses": "lenses", "nonlenses": "non-lenses", "mix": "50/50 mix"}
-
-
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def _col(table: pa.Table, name: str) -> np.ndarray:
@@ -28,7 +19,7 @@ def _col(table: pa.Table, name: str) -> np.ndarray:
 
 def plot_curves(result: ProbeResult, path: Path) -> Path:
     """Mean ``s_k`` +- std against the bin centre or strength, per test set and model."""
-    plt = _pyplot()
+    plt = pyplot()
     t = result.table
     x = _col(t, "p") if "p" in t.column_names else _col(t, "centre")
     sets = [s for s in TEST_SETS if s in set(_col(t, "test_set").tolist())]
@@ -56,7 +47,7 @@ def plot_curves(result: ProbeResult, path: Path) -> Path:
 
 def plot_surface(result: ProbeResult, path: Path, value: str = "mean") -> Path:
     """Heat map of a 2-D surface (first model), ``value`` per cell, with counts written in."""
-    plt = _pyplot()
+    plt = pyplot()
     t = result.table
     model = _col(t, "model")[0]
     sel = _col(t, "model") == model
@@ -82,7 +73,7 @@ def plot_surface(result: ProbeResult, path: Path, value: str = "mean") -> Path:
 
 def plot_completeness(table: pa.Table, path: Path, threshold: float) -> Path:
     """Completeness (with Wilson 95% intervals) against each selection-function parameter."""
-    plt = _pyplot()
+    plt = pyplot()
     params = list(dict.fromkeys(_col(table, "parameter").tolist()))
     fig, axes = plt.subplots(1, len(params), figsize=(3.8 * len(params), 3.4), squeeze=False)
     for ax, param in zip(axes[0], params, strict=True):
@@ -94,41 +85,6 @@ def plot_completeness(table: pa.Table, path: Path, threshold: float) -> Path:
         ax.set_xlabel(param)
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel(f"completeness (p >= {threshold:g})")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-def plot_purity(purity: dict[str, Any], posterior_by_rank: np.ndarray, path: Path) -> Path:
-    """Expected purity per threshold, and expected lenses found per candidate inspected.
-
-    ``purity`` is the ``expected_purity`` entry of a run's summary;
-    ``posterior_by_rank`` the candidates' posterior lens probabilities, best first.
-    """
-    plt = _pyplot()
-    rows = purity["thresholds"]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9.5, 3.8))
-    x = np.arange(len(rows))
-    for key, label in (("expected_purity", "from calibrated scores"),
-                       ("expected_purity_selection", "from the selection function")):  # fmt: skip
-        y = [np.nan if r.get(key) is None else r[key] for r in rows]
-        if any(key in r for r in rows):
-            left.plot(x, y, marker="o", ms=4, label=label)
-    left.set_xticks(x, [f"{r['threshold']:g}\n({r['n_candidates']})" for r in rows], fontsize=8)
-    left.set(xlabel="threshold (candidates)", ylabel="expected purity", ylim=(-0.02, 1.02),
-             title=f"prior lens rate {purity['prior_lens_rate']:g}")  # fmt: skip
-    left.legend(fontsize=8)
-    left.grid(alpha=0.3)
-    found = np.cumsum(np.asarray(posterior_by_rank, dtype=float))
-    k = np.arange(1, found.size + 1)
-    right.plot(k, found, label="expected lenses found")
-    right.plot(k, k, color="0.6", ls="--", lw=1, label="every candidate a lens")
-    right.set(xlabel="candidates inspected (best first)", ylabel="expected lenses found")
-    if found.size:
-        right.set_ylim(0, max(found[-1], 1.0) * 1.1)
-    right.legend(fontsize=8)
-    right.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -11,11 +11,11 @@ from typing import Any
 
 import numpy as np
 
-from lensfind.export.card import CARD_NAME, ModelCard
-from lensfind.export.scorer import OnnxScorer
 from lensfind.probes.perturbations import PERTURBATIONS
 from lensfind.probes.sensitivity import make_probe_set, score_all
 from lensfind.probes.stats import correct_class_score
+from lensfind.runtime.card import CARD_NAME, ModelCard
+from lensfind.runtime.scorer import OnnxScorer
 from lensfind.surveys import get_survey
 
 #: the paper's image perturbations compared (the PSF probe re-simulates; left out)

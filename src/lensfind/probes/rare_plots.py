@@ -6,12 +6,13 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from lensfind.probes.plots import _col, _pyplot
+from lensfind.plotting import pyplot
+from lensfind.probes.plots import _col
 
 
 def plot_rare_recall(summary: pa.Table, path: Path) -> Path:
     """Recall per class (false-positive rate for non-lenses) per model, with error bars."""
-    plt = _pyplot()
+    plt = pyplot()
     classes = list(dict.fromkeys(_col(summary, "class").tolist()))
     models = list(dict.fromkeys(_col(summary, "model").tolist()))
     width = 0.8 / len(models)
@@ -35,7 +36,7 @@ def plot_rare_recall(summary: pa.Table, path: Path) -> Path:
 
 def plot_rare_scores(scores: pa.Table, summary: pa.Table, path: Path) -> Path:
     """Score histogram and ECDF per class (first model), with the threshold."""
-    plt = _pyplot()
+    plt = pyplot()
     model = _col(summary, "model")[0]
     thr = float(_col(summary, "threshold")[0])
     sel = _col(scores, "model") == model

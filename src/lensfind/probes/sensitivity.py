@@ -1,4 +1,4 @@
-"""The sensitivity probe (Jacobs et al. 2022) on any :class:`~lensfind.export.scorer.Scorer`.
+"""The sensitivity probe (Jacobs et al. 2022) on any :class:`~lensfind.runtime.scorer.Scorer`.
 
 Three test sets as the paper (lenses only, non-lenses only, a 50/50 mix) are
 the subsets of one simulated mixed set, scored once per model and strength.
@@ -13,13 +13,13 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from lensfind.export.scorer import Scorer
 from lensfind.probes.stats import (
     binned_stats,
     correct_class_score,
     fit_trend,
     wilson_interval,
 )
+from lensfind.runtime.scorer import DEFAULT_BATCH_SIZE, Scorer
 from lensfind.simulation.population import PopulationConfig
 from lensfind.simulation.simulate import simulate
 from lensfind.surveys.spec import SurveySpec
@@ -95,7 +95,9 @@ def make_probe_set(
     return ProbeSet(sim.images, np.asarray(sim.truth["is_lens"], bool), sim.truth, description)
 
 
-def score_all(scorer: Scorer, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+def score_all(
+    scorer: Scorer, images: np.ndarray, batch_size: int = DEFAULT_BATCH_SIZE
+) -> np.ndarray:
     """Lens probabilities of ``images`` in batches, float64 ``(N,)``."""
     out = np.empty(len(images), dtype=float)
     for start in range(0, len(images), batch_size):

@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 
 from lensfind.errors import ConfigError
-from lensfind.export.scorer import Scorer
 from lensfind.probes.perturbations import PERTURBATIONS
 from lensfind.probes.report import write_report, write_result
 from lensfind.probes.sensitivity import (
@@ -29,6 +28,7 @@ from lensfind.probes.sensitivity import (
     surface_probe,
 )
 from lensfind.probes.stats import make_edges
+from lensfind.runtime.scorer import Scorer
 from lensfind.surveys.spec import SurveySpec
 
 

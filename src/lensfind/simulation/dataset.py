@@ -150,6 +150,22 @@ def read_dataset(path: str | Path, limit: int | None = None) -> tuple[SimulatedS
     return SimulatedSet(images, truth), attrs
 
 
+def cached_dataset(path: str | Path, spec: SurveySpec, n: int, seed: int) -> Path:
+    """The set at ``path`` if it holds ``n`` objects of ``spec`` simulated with ``seed``; else
+    simulate it there (default population), saying so on stdout."""
+    path = Path(path)
+    if path.exists():
+        try:
+            _, attrs = read_dataset(path, limit=1)
+        except DatasetError:
+            attrs = {}
+        if (attrs.get("survey") == spec.name and int(attrs.get("n", -1)) == n
+                and int(attrs.get("seed", -1)) == seed):  # fmt: skip
+            return path
+    print(f"simulating {n} {spec.name} objects (seed {seed}) -> {path}", flush=True)
+    return write_dataset(path, spec, n, seed)
+
+
 def survey_of(attrs: dict) -> SurveySpec:
     """The (band-selected) survey spec a set was simulated for.
 

@@ -23,9 +23,11 @@ population serves DES griz, KiDS r and Euclid VIS/YJH.
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 import numpy as np
 
+from lensfind.simulation.colours import COLOURS, STAR_SLOPE, fluxes
 from lensfind.simulation.compound import COMPOUND_KINDS, CompoundConfig, draw_compound
 from lensfind.simulation.scene import Scene, SecondPlane, SersicComponents
 from lensfind.surveys.spec import SurveySpec
@@ -37,69 +39,6 @@ RARE_KINDS = (*COMPOUND_KINDS, "red_source")
 ALL_KINDS = (*KINDS, *RARE_KINDS)
 #: Kinds that are lenses (label 1).
 LENS_KINDS = ("lens", *RARE_KINDS)
-
-# Magnitude offsets m_band - m_r of typical spectral types (observed frame).
-_COLOURS: dict[str, dict[str, float]] = {
-    # red early-type galaxy at z ~ 0.4-0.6
-    "red": {
-        "g": 1.45,
-        "r": 0.0,
-        "i": -0.55,
-        "z": -0.90,
-        "VIS": -0.45,
-        "Y": -1.20,
-        "J": -1.60,
-        "H": -2.00,
-    },
-    # blue star-forming galaxy at z ~ 1-2 (lensed sources)
-    "blue": {
-        "g": 0.25,
-        "r": 0.0,
-        "i": -0.15,
-        "z": -0.25,
-        "VIS": -0.15,
-        "Y": -0.35,
-        "J": -0.50,
-        "H": -0.65,
-    },
-    # Dust-reddened star-forming galaxy at z ~ 1.5-3 (red lensed sources): the red
-    # ring of Geach et al. (2015; source at z = 2.2) and the lensed dusty galaxies of
-    # Negrello et al. (2017), as Wilde+22 sec. 6 discuss. r - H = 2.8 gives
-    # r - K_AB ~ 3.3, the extremely-red-object cut R - K_Vega > 5 (Elston et al.
-    # 1988; McCarthy 2004); g - r = 1.3 and r - z = 1.3 against 0.25 for "blue".
-    "dusty_red": {
-        "g": 1.30,
-        "r": 0.0,
-        "i": -0.70,
-        "z": -1.30,
-        "VIS": -0.40,
-        "Y": -1.80,
-        "J": -2.30,
-        "H": -2.80,
-    },
-    # nearby disc galaxy, z ~ 0.1-0.3
-    "disc": {
-        "g": 0.60,
-        "r": 0.0,
-        "i": -0.30,
-        "z": -0.45,
-        "VIS": -0.25,
-        "Y": -0.60,
-        "J": -0.85,
-        "H": -1.10,
-    },
-}
-# Stars: offsets scale with the g-r colour.
-_STAR_SLOPE = {
-    "g": 1.0,
-    "r": 0.0,
-    "i": -0.40,
-    "z": -0.60,
-    "VIS": -0.30,
-    "Y": -0.80,
-    "J": -1.00,
-    "H": -1.20,
-}
 
 
 @dataclass(frozen=True)
@@ -168,20 +107,173 @@ class PopulationConfig:
         return kinds.astype(str)
 
 
-def _fluxes(
-    spec: SurveySpec, mag_r: np.ndarray, colour: str, rng: np.random.Generator, scatter: float
-) -> np.ndarray:
-    """Per-band fluxes (N, bands) in counts for r magnitudes and a colour type."""
-    out = np.empty((mag_r.size, len(spec.bands)))
-    for j, band in enumerate(spec.bands):
-        offset = _COLOURS[colour][band.name] + scatter * rng.standard_normal(mag_r.size)
-        out[:, j] = 10 ** (-0.4 * (mag_r + offset - band.zero_point_mag))
-    return out
+class _Mass(NamedTuple):
+    """SIE + shear, (N,) each: theta_E (arcsec; 0 off lenses), q, angle (rad), shear."""
+
+    theta_e: np.ndarray
+    q: np.ndarray
+    phi: np.ndarray
+    gamma1: np.ndarray
+    gamma2: np.ndarray
 
 
-def _zeros(n: int, bands: int) -> SersicComponents:
-    z = np.zeros(n)
-    return SersicComponents(np.zeros((n, bands)), z + 0.5, z + 1.0, z + 1.0, z, z, z)
+def _draw_main(
+    spec: SurveySpec, is_kind: dict[str, np.ndarray], n: int, rng: np.random.Generator,
+    scat: float, config: PopulationConfig,
+) -> tuple[SersicComponents, np.ndarray, np.ndarray]:  # fmt: skip
+    """Main light (counts, arcsec, rad): a red elliptical, or a disc for spirals / edge-on
+    (flux 0 for stars); also its r magnitudes (AB) and the disc mask (N,)."""
+    u = rng.uniform
+    mag_r = u(*config.lens_mag_r_range, n)
+    r_eff = u(*config.lens_r_eff_range_arcsec, n)
+    sersic_n = u(3.0, 5.0, n)
+    q = u(0.6, 1.0, n)
+    phi = u(0, np.pi, n)
+    disc = is_kind["spiral"] | is_kind["edge_on"]
+    mag_r[disc] = u(16.5, 20.5, disc.sum())
+    r_eff[disc] = u(1.2, 3.5, disc.sum())
+    sersic_n[disc] = u(0.8, 1.2, disc.sum())
+    q[is_kind["spiral"]] = u(0.35, 1.0, is_kind["spiral"].sum())
+    q[is_kind["edge_on"]] = u(0.08, 0.22, is_kind["edge_on"].sum())
+    main_flux = np.where(disc[:, None], fluxes(spec, mag_r, "disc", rng, scat),
+                         fluxes(spec, mag_r, "red", rng, scat))  # fmt: skip
+    main_flux[is_kind["star"]] = 0.0
+    main = SersicComponents(main_flux, r_eff, sersic_n, q, phi, np.zeros(n), np.zeros(n))
+    return main, mag_r, disc
+
+
+def _draw_companion(
+    spec: SurveySpec, is_kind: dict[str, np.ndarray], disc: np.ndarray, main: SersicComponents,
+    mag_r: np.ndarray, rng: np.random.Generator, scat: float,
+) -> SersicComponents:  # fmt: skip
+    """Companion (counts, arcsec, rad): the red bulge of discs (1-3 mag fainter in r), or
+    a neighbour 1.5-4.5 arcsec from pairs (60% blue); flux 0 for other kinds."""
+    u, n, nb = rng.uniform, disc.size, len(spec.bands)
+    c_flux, c_phi, c_dx, c_dy = np.zeros((n, nb)), np.zeros(n), np.zeros(n), np.zeros(n)
+    c_reff, c_n, c_q = np.full(n, 0.5), np.ones(n), np.ones(n)  # off: flux 0
+    if disc.any():
+        c_flux[disc] = fluxes(spec, mag_r[disc] + u(1.0, 3.0, disc.sum()), "red", rng, scat)
+        c_reff[disc] = u(0.3, 0.8, disc.sum())
+        c_n[disc] = 4.0
+        c_q[disc] = u(0.7, 1.0, disc.sum())
+        c_phi[disc] = main.phi[disc]
+    pair = is_kind["pair"]
+    if pair.any():
+        k = pair.sum()
+        blue = rng.random(k) < 0.6
+        cmag = mag_r[pair] + u(0.5, 3.5, k)
+        c_flux[pair] = np.where(blue[:, None], fluxes(spec, cmag, "blue", rng, scat),
+                                fluxes(spec, cmag, "red", rng, scat))  # fmt: skip
+        sep, ang = u(1.5, 4.5, k), u(0, 2 * np.pi, k)
+        c_dx[pair], c_dy[pair] = sep * np.cos(ang), sep * np.sin(ang)
+        c_reff[pair] = u(0.2, 1.0, k)
+        c_n[pair] = u(0.7, 4.0, k)
+        c_q[pair] = u(0.2, 1.0, k)
+        # half the companions are tangentially elongated: arc-like but unlensed
+        tangential = rng.random(k) < 0.5
+        c_phi[pair] = np.where(tangential, ang + np.pi / 2, u(0, np.pi, k))
+    return SersicComponents(c_flux, c_reff, c_n, c_q, c_phi, c_dx, c_dy)
+
+
+def _draw_mass(
+    lens: np.ndarray, main: SersicComponents, rng: np.random.Generator, config: PopulationConfig
+) -> _Mass:
+    """SIE + shear following the light (axis ratio +-0.1, angle +-10 deg), lenses only."""
+    u, n = rng.uniform, lens.size
+    theta_e = np.where(lens, u(*config.theta_e_range_arcsec, n), 0.0)
+    mass_q = np.clip(main.q + 0.1 * rng.standard_normal(n), 0.4, 1.0)
+    mass_phi = main.phi + np.deg2rad(10.0) * rng.standard_normal(n)
+    g_amp = np.abs(config.shear_sigma * rng.standard_normal(n))
+    g_ang = u(0, np.pi, n)
+    gamma1 = np.where(lens, g_amp * np.cos(2 * g_ang), 0.0)
+    gamma2 = np.where(lens, g_amp * np.sin(2 * g_ang), 0.0)
+    return _Mass(theta_e, mass_q, mass_phi, gamma1, gamma2)
+
+
+def _draw_source(
+    spec: SurveySpec, lens: np.ndarray, theta_e: np.ndarray, rng: np.random.Generator,
+    scat: float, config: PopulationConfig,
+) -> tuple[SersicComponents, np.ndarray, np.ndarray]:  # fmt: skip
+    """Blue lensed source (counts, arcsec, rad; flux 0 off lenses) within 0.6 theta_E of the
+    caustic centre (arcs / rings), and its unlensed g and r magnitudes (AB, every row)."""
+    u, n = rng.uniform, lens.size
+    src_mag_g = u(*config.source_mag_g_range, n)
+    src_mag_r = src_mag_g - COLOURS["blue"]["g"]
+    src_flux = fluxes(spec, src_mag_r, "blue", rng, scat) * lens[:, None]
+    s_rad = 0.6 * theta_e * np.sqrt(u(0, 1, n))
+    s_ang = u(0, 2 * np.pi, n)
+    source = SersicComponents(src_flux, u(*config.source_r_eff_range_arcsec, n), u(0.7, 2.5, n),
+                              u(0.4, 1.0, n), u(0, np.pi, n), s_rad * np.cos(s_ang),
+                              s_rad * np.sin(s_ang))  # fmt: skip
+    return source, src_mag_g, src_mag_r
+
+
+def _draw_stars(
+    spec: SurveySpec, star: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Point-source fluxes (N, bands) in counts (0 off stars) and the stars' r
+    magnitudes (AB, r = 15.5-21, g - r = 0.2-1.5; one per star)."""
+    point_flux = np.zeros((star.size, len(spec.bands)))
+    smag = np.empty(0)
+    if star.any():
+        k = star.sum()
+        smag = rng.uniform(15.5, 21.0, k)
+        gr = rng.uniform(0.2, 1.5, k)
+        for j, band in enumerate(spec.bands):
+            point_flux[star, j] = 10 ** (
+                -0.4 * (smag + STAR_SLOPE[band.name] * gr - band.zero_point_mag)
+            )
+    return point_flux, smag
+
+
+def _draw_observing(
+    spec: SurveySpec, seeing_factor: np.ndarray | None, pix: float, n: int,
+    rng: np.random.Generator, config: PopulationConfig,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """Seeing factors (N,; log-normal in 0.6-1.8 unless given), PSF FWHM (N, bands) in
+    arcsec, and centres x, y (N,) in arcsec within +-``center_jitter_px`` of ``pix``
+    arcsec (no draws when the jitter is 0)."""
+    if seeing_factor is None:
+        seeing_factor = np.clip(np.exp(config.seeing_sigma_ln * rng.standard_normal(n)), 0.6, 1.8)
+    fwhm = seeing_factor[:, None] * np.array([b.psf_fwhm_arcsec for b in spec.bands])[None, :]
+    jitter = config.center_jitter_px * pix
+    center_x = rng.uniform(-jitter, jitter, n) if jitter else np.zeros(n)
+    center_y = rng.uniform(-jitter, jitter, n) if jitter else np.zeros(n)
+    return seeing_factor, fwhm, center_x, center_y
+
+
+def _add_rare_kinds(
+    spec: SurveySpec, kinds: np.ndarray, rng: np.random.Generator, config: PopulationConfig,
+    scat: float, main: SersicComponents, source: SersicComponents, mag_r: np.ndarray,
+    mass: _Mass, src_mag_g: np.ndarray, src_mag_r: np.ndarray, truth: dict[str, np.ndarray],
+) -> tuple[SersicComponents, SersicComponents, SecondPlane | None]:  # fmt: skip
+    """Rare lenses, drawn last so that sets without them draw exactly what they always did.
+
+    ``red_source``: ``dusty_red`` colours at the same source r magnitude (AB; fluxes in
+    counts set in place). Compound kinds (:func:`_compound`): main r magnitude (AB),
+    Einstein radius (arcsec) and shear set in place in ``mag_r`` and ``mass``. ``truth``
+    gets their intrinsic source g (AB; both sources for compounds) and compound columns.
+    """
+    second = None
+    red = kinds == "red_source"
+    if red.any():
+        src_flux = source.flux
+        src_flux[red] = fluxes(spec, src_mag_r[red], "dusty_red", rng, scat)
+        source = replace(source, flux=src_flux)
+        truth["mag_g_source_intrinsic"][red] = src_mag_r[red] + COLOURS["dusty_red"]["g"]
+    k = np.isin(kinds, COMPOUND_KINDS)
+    if k.any():
+        main, source, second, extra = _compound(spec, kinds, rng, config, main, source, scat)
+        mag_r[k] = extra.pop("mag_r_main")[k]
+        mass.theta_e[k] = extra.pop("theta_e_main_arcsec")[k]
+        mass.gamma1[k], mass.gamma2[k] = extra.pop("gamma1")[k], extra.pop("gamma2")[k]
+        # both sources together (intrinsic g, AB)
+        g_first = extra.pop("mag_g_first")[k]
+        truth["mag_g_source_intrinsic"][k] = -2.5 * np.log10(
+            10 ** (-0.4 * g_first) + 10 ** (-0.4 * src_mag_g[k])
+        )
+        truth.update(extra)
+    return main, source, second
 
 
 def sample_scene(
@@ -213,164 +305,39 @@ def sample_scene(
         ``mag_r_lens``, ``mag_g_source_intrinsic`` and ``seeing_factor`` (the
         remaining truth needs the rendered images).
     """
-    n, nb = kinds.size, len(spec.bands)
-    u = rng.uniform
+    n = kinds.size
     is_kind = {k: kinds == k for k in ALL_KINDS}
     unknown = set(np.unique(kinds)) - set(ALL_KINDS)
     if unknown:
         raise ValueError(f"unknown object kinds {sorted(unknown)} (known: {ALL_KINDS})")
     pix = spec.pixel_scale_arcsec
     scat = config.colour_scatter_mag
-
-    # Main component: ellipticals by default, discs for spirals / edge-on.
-    mag_r = u(*config.lens_mag_r_range, n)
-    r_eff = u(*config.lens_r_eff_range_arcsec, n)
-    sersic_n = u(3.0, 5.0, n)
-    q = u(0.6, 1.0, n)
-    phi = u(0, np.pi, n)
-    disc = is_kind["spiral"] | is_kind["edge_on"]
-    mag_r[disc] = u(16.5, 20.5, disc.sum())
-    r_eff[disc] = u(1.2, 3.5, disc.sum())
-    sersic_n[disc] = u(0.8, 1.2, disc.sum())
-    q[is_kind["spiral"]] = u(0.35, 1.0, is_kind["spiral"].sum())
-    q[is_kind["edge_on"]] = u(0.08, 0.22, is_kind["edge_on"].sum())
-    main_flux = np.where(
-        disc[:, None],
-        _fluxes(spec, mag_r, "disc", rng, scat),
-        _fluxes(spec, mag_r, "red", rng, scat),
-    )
-    main_flux[is_kind["star"]] = 0.0
-    main = SersicComponents(main_flux, r_eff, sersic_n, q, phi, np.zeros(n), np.zeros(n))
-
-    # Companion: bulge of discs, or a close neighbour for pairs.
-    comp = _zeros(n, nb)
-    c_flux = comp.flux.copy()
-    c_reff, c_n, c_q, c_phi = (
-        comp.r_eff_arcsec.copy(),
-        comp.n.copy(),
-        comp.q.copy(),
-        comp.phi.copy(),
-    )
-    c_dx, c_dy = comp.dx_arcsec.copy(), comp.dy_arcsec.copy()
-    if disc.any():
-        c_flux[disc] = _fluxes(spec, mag_r[disc] + u(1.0, 3.0, disc.sum()), "red", rng, scat)
-        c_reff[disc] = u(0.3, 0.8, disc.sum())
-        c_n[disc] = 4.0
-        c_q[disc] = u(0.7, 1.0, disc.sum())
-        c_phi[disc] = phi[disc]
-    pair = is_kind["pair"]
-    if pair.any():
-        k = pair.sum()
-        blue = rng.random(k) < 0.6
-        cmag = mag_r[pair] + u(0.5, 3.5, k)
-        c_flux[pair] = np.where(
-            blue[:, None],
-            _fluxes(spec, cmag, "blue", rng, scat),
-            _fluxes(spec, cmag, "red", rng, scat),
-        )
-        sep, ang = u(1.5, 4.5, k), u(0, 2 * np.pi, k)
-        c_dx[pair], c_dy[pair] = sep * np.cos(ang), sep * np.sin(ang)
-        c_reff[pair] = u(0.2, 1.0, k)
-        c_n[pair] = u(0.7, 4.0, k)
-        c_q[pair] = u(0.2, 1.0, k)
-        # half the companions are tangentially elongated: arc-like but unlensed
-        tangential = rng.random(k) < 0.5
-        c_phi[pair] = np.where(tangential, ang + np.pi / 2, u(0, np.pi, k))
-    companion = SersicComponents(c_flux, c_reff, c_n, c_q, c_phi, c_dx, c_dy)
-
-    # Spiral arms.
-    spiral = is_kind["spiral"]
-    arm_amp = np.where(spiral, u(0.3, 0.9, n), 0.0)
-    arm_pitch = np.deg2rad(u(10.0, 30.0, n))
-    arm_phase = u(0, 2 * np.pi, n)
-
-    # Lensing (SIE + shear) and the lensed source, for lenses only.
+    # The steps draw in this order; it fixes the bytes of every seeded set.
+    main, mag_r, disc = _draw_main(spec, is_kind, n, rng, scat, config)
+    companion = _draw_companion(spec, is_kind, disc, main, mag_r, rng, scat)
+    arm_amp = np.where(is_kind["spiral"], rng.uniform(0.3, 0.9, n), 0.0)  # spiral arms
+    arm_pitch = np.deg2rad(rng.uniform(10.0, 30.0, n))
+    arm_phase = rng.uniform(0, 2 * np.pi, n)
     lens = np.isin(kinds, LENS_KINDS)
-    theta_e = np.where(lens, u(*config.theta_e_range_arcsec, n), 0.0)
-    mass_q = np.clip(q + 0.1 * rng.standard_normal(n), 0.4, 1.0)
-    mass_phi = phi + np.deg2rad(10.0) * rng.standard_normal(n)
-    g_amp = np.abs(config.shear_sigma * rng.standard_normal(n))
-    g_ang = u(0, np.pi, n)
-    gamma1 = np.where(lens, g_amp * np.cos(2 * g_ang), 0.0)
-    gamma2 = np.where(lens, g_amp * np.sin(2 * g_ang), 0.0)
-    src_mag_g = u(*config.source_mag_g_range, n)
-    src_mag_r = src_mag_g - _COLOURS["blue"]["g"]
-    src_flux = _fluxes(spec, src_mag_r, "blue", rng, scat) * lens[:, None]
-    # Source position: within ~0.6 theta_E of the caustic centre gives arcs / rings.
-    s_rad = 0.6 * theta_e * np.sqrt(u(0, 1, n))
-    s_ang = u(0, 2 * np.pi, n)
-    source = SersicComponents(
-        src_flux,
-        u(*config.source_r_eff_range_arcsec, n),
-        u(0.7, 2.5, n),
-        u(0.4, 1.0, n),
-        u(0, np.pi, n),
-        s_rad * np.cos(s_ang),
-        s_rad * np.sin(s_ang),
-    )
-
-    # Stars.
-    star = is_kind["star"]
-    point_flux = np.zeros((n, nb))
-    if star.any():
-        k = star.sum()
-        smag = u(15.5, 21.0, k)
-        gr = u(0.2, 1.5, k)
-        for j, band in enumerate(spec.bands):
-            point_flux[star, j] = 10 ** (
-                -0.4 * (smag + _STAR_SLOPE[band.name] * gr - band.zero_point_mag)
-            )
-        mag_r[star] = smag
-
-    if seeing_factor is None:
-        seeing_factor = np.clip(np.exp(config.seeing_sigma_ln * rng.standard_normal(n)), 0.6, 1.8)
-    fwhm = seeing_factor[:, None] * np.array([b.psf_fwhm_arcsec for b in spec.bands])[None, :]
-
-    jitter = config.center_jitter_px * pix
-    center_x = u(-jitter, jitter, n) if jitter else np.zeros(n)
-    center_y = u(-jitter, jitter, n) if jitter else np.zeros(n)
+    mass = _draw_mass(lens, main, rng, config)
+    source, src_mag_g, src_mag_r = _draw_source(spec, lens, mass.theta_e, rng, scat, config)
+    point_flux, star_mag_r = _draw_stars(spec, is_kind["star"], rng)
+    mag_r[is_kind["star"]] = star_mag_r
+    seeing_factor, fwhm, center_x, center_y = _draw_observing(spec, seeing_factor, pix, n,
+                                                              rng, config)  # fmt: skip
     truth = {
         "mag_r_lens": mag_r,
         "mag_g_source_intrinsic": np.where(lens, src_mag_g, np.nan),
         "seeing_factor": seeing_factor,
     }
-    # Rare kinds last, so that sets without them draw exactly what they always did.
-    second = None
-    red = is_kind["red_source"]
-    if red.any():
-        src_flux[red] = _fluxes(spec, src_mag_r[red], "dusty_red", rng, scat)
-        source = replace(source, flux=src_flux)
-        truth["mag_g_source_intrinsic"][red] = src_mag_r[red] + _COLOURS["dusty_red"]["g"]
-    if np.isin(kinds, COMPOUND_KINDS).any():
-        main, source, second, extra = _compound(spec, kinds, rng, config, main, source, scat)
-        k = np.isin(kinds, COMPOUND_KINDS)
-        mag_r[k] = extra.pop("mag_r_main")[k]
-        theta_e[k] = extra.pop("theta_e_main_arcsec")[k]
-        gamma1[k], gamma2[k] = extra.pop("gamma1")[k], extra.pop("gamma2")[k]
-        # both sources together (intrinsic g, AB)
-        g_first = extra.pop("mag_g_first")[k]
-        truth["mag_g_source_intrinsic"][k] = -2.5 * np.log10(
-            10 ** (-0.4 * g_first) + 10 ** (-0.4 * src_mag_g[k])
-        )
-        truth.update(extra)
+    main, source, second = _add_rare_kinds(spec, kinds, rng, config, scat, main, source, mag_r,
+                                           mass, src_mag_g, src_mag_r, truth)  # fmt: skip
     scene = Scene(
-        center_x_arcsec=center_x,
-        center_y_arcsec=center_y,
-        main=main,
-        companion=companion,
-        source=source,
-        arm_amplitude=arm_amp,
-        arm_pitch_rad=arm_pitch,
-        arm_phase_rad=arm_phase,
-        theta_e_arcsec=theta_e,
-        mass_q=mass_q,
-        mass_phi=mass_phi,
-        gamma1=gamma1,
-        gamma2=gamma2,
-        point_flux=point_flux,
-        psf_fwhm_arcsec=fwhm,
-        second=second,
-    )
+        center_x_arcsec=center_x, center_y_arcsec=center_y, main=main, companion=companion,
+        source=source, arm_amplitude=arm_amp, arm_pitch_rad=arm_pitch, arm_phase_rad=arm_phase,
+        theta_e_arcsec=mass.theta_e, mass_q=mass.q, mass_phi=mass.phi, gamma1=mass.gamma1,
+        gamma2=mass.gamma2, point_flux=point_flux, psf_fwhm_arcsec=fwhm, second=second,
+    )  # fmt: skip
     return scene, truth
 
 
@@ -404,9 +371,9 @@ def _compound(
         return out
 
     main_flux = main.flux.copy()
-    main_flux[k] = _fluxes(spec, d.mag_r_main, "red", rng, scat)
+    main_flux[k] = fluxes(spec, d.mag_r_main, "red", rng, scat)
     s1_flux = source.flux.copy()
-    s1_flux[k] = _fluxes(spec, d.mag_r_second, "red", rng, scat)
+    s1_flux[k] = fluxes(spec, d.mag_r_second, "red", rng, scat)
     first = SersicComponents(
         s1_flux,
         np.where(k, put(1.0, d.second_r_eff_arcsec), source.r_eff_arcsec),
@@ -427,7 +394,7 @@ def _compound(
         "theta_e_main_arcsec": put(np.nan, d.theta_e_main_arcsec),
         "gamma1": put(0.0, d.gamma1),
         "gamma2": put(0.0, d.gamma2),
-        "mag_g_first": put(np.nan, d.mag_r_second + _COLOURS["red"]["g"]),
+        "mag_g_first": put(np.nan, d.mag_r_second + COLOURS["red"]["g"]),
         "z_lens": put(np.nan, d.z_lens),
         "z_source1": put(np.nan, d.z_source1),
         "z_source2": put(np.nan, d.z_source2),

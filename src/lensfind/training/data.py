@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from lensfind.errors import LensfindError
-from lensfind.preprocess import AsinhNormalisation
+from lensfind.runtime.normalisation import AsinhNormalisation
 from lensfind.simulation.dataset import read_dataset, survey_of
 from lensfind.surveys.spec import SurveySpec
 from lensfind.training.config import TrainConfig

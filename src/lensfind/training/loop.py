@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 
 from lensfind import __version__
 from lensfind.errors import ConfigError
+from lensfind.runtime.scorer import DEFAULT_BATCH_SIZE
 from lensfind.simulation.dataset import read_dataset
 from lensfind.training._torch import torch
 from lensfind.training.architectures import build_model
@@ -82,7 +83,10 @@ def resolve_device(name: str) -> "torch.device":
 
 
 def predict_logits(
-    model: "torch.nn.Module", x: np.ndarray, batch_size: int = 256, device: str = "cpu"
+    model: "torch.nn.Module",
+    x: np.ndarray,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    device: str = "cpu",
 ) -> np.ndarray:
     """Lens logits of normalised inputs ``x`` (N, bands, H, W), in eval mode."""
     model.eval()
@@ -95,7 +99,10 @@ def predict_logits(
 
 
 def predict(
-    model: "torch.nn.Module", x: np.ndarray, batch_size: int = 256, device: str = "cpu"
+    model: "torch.nn.Module",
+    x: np.ndarray,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    device: str = "cpu",
 ) -> np.ndarray:
     """Lens probabilities of normalised inputs ``x`` (N, bands, H, W)."""
     z = predict_logits(model, x, batch_size, device)
@@ -188,6 +195,51 @@ def train(
     dict
         The report (also ``train_report.json`` and the checkpoint's metadata).
     """
+    run = _prepare(train_set, out_dir, config)
+    if resume:
+        _restore(run)
+    for epoch in range(run.start_epoch, config.epochs):
+        if run.selector.should_stop:
+            break
+        row = _run_epoch(run, epoch, quiet)
+        _save_progress(run, epoch + 1)
+        if on_epoch is not None:
+            on_epoch(epoch + 1, row)
+    return _finish(run, test_set)
+
+
+@dataclasses.dataclass
+class _Run:
+    """One training run: what it was set up with and what it carries from epoch to epoch."""
+
+    config: TrainConfig
+    out_dir: Path
+    device: "torch.device"
+    rng: np.random.Generator
+    data: TrainingData
+    model: "torch.nn.Module"
+    opt: "torch.optim.Optimizer"
+    sched: Any
+    loss_fn: Callable[..., "torch.Tensor"]
+    gen: "torch.Generator"
+    aug: Augmentation
+    selector: Selector
+    steps_per_epoch: int
+    set_info: dict[str, Any]
+    identity: dict[str, Any]
+    history: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    log_rows: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    best_state: dict[str, Any] | None = None
+    start_epoch: int = 0
+    seconds: float = 0.0
+
+
+def _prepare(train_set: Path, out_dir: Path, config: TrainConfig) -> _Run:
+    """Seed, read and split the set, build the model, optimiser, schedule and loss.
+
+    The order of the seeding and of every draw from the torch and numpy streams is
+    that of the original loop (data split, then model initialisation).
+    """
     device = resolve_device(config.device)
     torch.manual_seed(config.seed)
     torch.set_num_threads(config.threads)
@@ -198,11 +250,6 @@ def train(
     model = build_model(config.arch, len(spec.bands), spec.cutout_px).to(device)
     opt = _optimizer(model, config)
     steps_per_epoch = -(-data.n_train // config.batch_size)
-    sched = _scheduler(opt, config, config.epochs * steps_per_epoch)
-    loss_fn = _loss_fn(config, data)
-    gen = torch.Generator().manual_seed(config.seed)
-    aug = _augmentation(config)
-    selector = Selector(config.select_by, config.patience)
     set_info = {
         "path": str(train_set),
         "n": int(data.attrs["n"]),
@@ -214,129 +261,175 @@ def train(
     }
     identity = {**dataclasses.asdict(config), "train_set_seed": set_info["seed"],
                 "train_set_n": set_info["n"]}  # fmt: skip
-    history: list[dict[str, Any]] = []
-    log_rows: list[dict[str, Any]] = []
-    best_state: dict[str, Any] | None = None
-    start_epoch, seconds = 0, 0.0
-    if resume:
-        blob = load_state(out_dir / LAST_NAME, str(device))
-        progress = blob["progress"]
-        check_resumable(out_dir / LAST_NAME, progress["identity"], json_safe(identity))
-        model.load_state_dict(blob["model"])
-        opt.load_state_dict(blob["optimizer"])
-        if sched is not None:
-            sched.load_state_dict(blob["scheduler"])
-        best_state = blob["best_state"] or None
-        gen.set_state(blob["torch_generator"])
-        torch.set_rng_state(blob["torch_rng"])
-        if "cuda_rng" in blob and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(blob["cuda_rng"])
-        rng.bit_generator.state = progress["numpy_rng"]
-        history, log_rows = progress["history"], progress["log"]
-        selector.restore(progress["selector"])
-        start_epoch, seconds = int(progress["epoch"]), float(progress["train_seconds"])
-    for epoch in range(start_epoch, config.epochs):
-        if selector.should_stop:
-            break
-        t0 = time.perf_counter()
-        model.train()
-        total, count = 0.0, 0
-        bar = tqdm(
-            data.batches(rng, config.batch_size),
-            total=steps_per_epoch,
-            desc=f"epoch {epoch + 1}/{config.epochs}",
-            disable=quiet,
-            unit="batch",
+    return _Run(config=config, out_dir=out_dir, device=device, rng=rng, data=data, model=model,
+                opt=opt, sched=_scheduler(opt, config, config.epochs * steps_per_epoch),
+                loss_fn=_loss_fn(config, data), gen=torch.Generator().manual_seed(config.seed),
+                aug=_augmentation(config), selector=Selector(config.select_by, config.patience),
+                steps_per_epoch=steps_per_epoch, set_info=set_info,
+                identity=identity)  # fmt: skip
+
+
+def _restore(run: _Run) -> None:
+    """Continue ``run`` from ``last.pt``: weights, optimiser, schedule, streams, history."""
+    path = run.out_dir / LAST_NAME
+    blob = load_state(path, str(run.device))
+    progress = blob["progress"]
+    check_resumable(path, progress["identity"], json_safe(run.identity))
+    run.model.load_state_dict(blob["model"])
+    run.opt.load_state_dict(blob["optimizer"])
+    if run.sched is not None:
+        run.sched.load_state_dict(blob["scheduler"])
+    run.best_state = blob["best_state"] or None
+    run.gen.set_state(blob["torch_generator"])
+    torch.set_rng_state(blob["torch_rng"])
+    if "cuda_rng" in blob and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(blob["cuda_rng"])
+    run.rng.bit_generator.state = progress["numpy_rng"]
+    run.history, run.log_rows = progress["history"], progress["log"]
+    run.selector.restore(progress["selector"])
+    run.start_epoch, run.seconds = int(progress["epoch"]), float(progress["train_seconds"])
+
+
+def _run_epoch(run: _Run, epoch: int, quiet: bool) -> dict[str, Any]:
+    """Train epoch ``epoch`` (0-based), validate, select; log it and return its row."""
+    t0 = time.perf_counter()
+    train_loss = _train_epoch(run, epoch, quiet)
+    val, improved = _validate(run, epoch + 1)
+    row = {"epoch": epoch + 1, "train_loss": train_loss, **val,
+           "lr": run.opt.param_groups[0]["lr"], "improved": improved}  # fmt: skip
+    run.history.append(row)
+    epoch_s = time.perf_counter() - t0
+    run.seconds += epoch_s
+    run.log_rows.append({**row, "seconds": round(epoch_s, 3)})
+    write_metrics_log(run.out_dir, run.log_rows)
+    if not quiet:
+        select_by = run.config.select_by
+        tqdm.write(
+            f"epoch {epoch + 1}: loss {train_loss:.4f} val {select_by} "
+            f"{val[select_by]:.4f} AUROC {val['val_auroc']:.4f} "
+            f"acc {val['val_accuracy']:.4f}{' *' if improved else ''}"
         )
-        for xb_np, yb_np in bar:
-            xb = augment(torch.from_numpy(xb_np), aug, gen).to(device)
-            yb = torch.from_numpy(yb_np).to(device)
-            opt.zero_grad()
-            loss = loss_fn(model(xb), yb)
-            loss.backward()
-            opt.step()
-            if sched is not None:
-                sched.step()
-            total += loss.item() * len(yb_np)
-            count += len(yb_np)
-            bar.set_postfix(loss=f"{loss.item():.3f}")
-        val = validation_metrics(
-            data.y_val, predict_logits(model, data.x_val, device=str(device)), loss_fn, config.beta
-        )
-        improved = selector.update(epoch + 1, val)
-        if improved:
-            best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-        row = {"epoch": epoch + 1, "train_loss": total / count, **val,
-               "lr": opt.param_groups[0]["lr"], "improved": improved}  # fmt: skip
-        history.append(row)
-        epoch_s = time.perf_counter() - t0
-        seconds += epoch_s
-        log_rows.append({**row, "seconds": round(epoch_s, 3)})
-        write_metrics_log(out_dir, log_rows)
-        if not quiet:
-            tqdm.write(
-                f"epoch {epoch + 1}: loss {row['train_loss']:.4f} val {config.select_by} "
-                f"{val[config.select_by]:.4f} AUROC {val['val_auroc']:.4f} "
-                f"acc {val['val_accuracy']:.4f}{' *' if improved else ''}"
-            )
-        progress = {
-            "epoch": epoch + 1,
-            "history": history,
-            "log": log_rows,
-            "selector": selector.state(),
-            "numpy_rng": rng.bit_generator.state,
-            "train_seconds": seconds,
-            "identity": identity,
-        }
-        save_state(out_dir / LAST_NAME, model=model, optimizer=opt, scheduler=sched,
-                   best_state=best_state, generator=gen, progress=json_safe(progress))  # fmt: skip
-        if config.keep_checkpoints:
-            shutil.copyfile(out_dir / LAST_NAME, out_dir / f"epoch-{epoch + 1:03d}.pt")
-        if on_epoch is not None:
-            on_epoch(epoch + 1, row)
-    if best_state is None:
-        raise TrainingError(f"{out_dir}: no epoch was trained (epochs {config.epochs})")
-    model.load_state_dict(best_state)
-    model.to("cpu")
-    best = history[selector.best_epoch - 1]
-    report: dict = {
-        "arch": config.arch,
-        "config": dataclasses.asdict(config),
-        "survey": spec.name,
-        "bands": list(spec.band_names),
-        "input_shape": [len(spec.bands), spec.cutout_px, spec.cutout_px],
-        "normalisation": data.norm.to_dict(),
-        "train_set": set_info,
-        "history": history,
-        "best_val_auroc": best["val_auroc"],
-        "select_by": config.select_by,
-        "best_epoch": selector.best_epoch,
-        "best_value": selector.best,
-        "epochs_run": len(history),
-        "stopped_early": len(history) < config.epochs,
-        "val_metrics": {k: v for k, v in best.items() if k.startswith("val_") or k in SELECT_BY},
-        "train_seconds": round(seconds, 1),
-        "machine": _machine(),
+    return row
+
+
+def _train_epoch(run: _Run, epoch: int, quiet: bool) -> float:
+    """One pass over the training split, augmented; return the mean training loss."""
+    config, model, opt = run.config, run.model, run.opt
+    model.train()
+    total, count = 0.0, 0
+    bar = tqdm(
+        run.data.batches(run.rng, config.batch_size),
+        total=run.steps_per_epoch,
+        desc=f"epoch {epoch + 1}/{config.epochs}",
+        disable=quiet,
+        unit="batch",
+    )
+    for xb_np, yb_np in bar:
+        xb = augment(torch.from_numpy(xb_np), run.aug, run.gen).to(run.device)
+        yb = torch.from_numpy(yb_np).to(run.device)
+        opt.zero_grad()
+        loss = run.loss_fn(model(xb), yb)
+        loss.backward()
+        opt.step()
+        if run.sched is not None:
+            run.sched.step()
+        total += loss.item() * len(yb_np)
+        count += len(yb_np)
+        bar.set_postfix(loss=f"{loss.item():.3f}")
+    return total / count
+
+
+def _validate(run: _Run, epoch: int) -> tuple[dict[str, float], bool]:
+    """Validation metrics after ``epoch`` (1-based); keep the weights when they improve."""
+    data = run.data
+    logits = predict_logits(run.model, data.x_val, device=str(run.device))
+    val = validation_metrics(data.y_val, logits, run.loss_fn, run.config.beta)
+    improved = run.selector.update(epoch, val)
+    if improved:
+        run.best_state = {k: v.detach().cpu().clone() for k, v in run.model.state_dict().items()}
+    return val, improved
+
+
+def _save_progress(run: _Run, epoch: int) -> None:
+    """Write ``last.pt`` after ``epoch`` (1-based), and ``epoch-NNN.pt`` if kept."""
+    progress = {
+        "epoch": epoch,
+        "history": run.history,
+        "log": run.log_rows,
+        "selector": run.selector.state(),
+        "numpy_rng": run.rng.bit_generator.state,
+        "train_seconds": run.seconds,
+        "identity": run.identity,
     }
-    labels, scores, on = data.y_val.astype(bool), predict(model, data.x_val), "validation split"
-    if test_set is not None:
-        test, tattrs = read_dataset(test_set)
-        require_both_classes(test.truth["is_lens"], test_set, "a held-out evaluation")
-        labels, on = test.truth["is_lens"], "test set"
-        scores = predict(model, normalisation_for(spec)(test.images))
-        report["test_set"] = {"path": str(test_set), "n": int(tattrs["n"]), "seed": tattrs["seed"]}
-        report["test_metrics_torch"] = evaluate_all(labels, scores, beta=config.beta)
+    save_state(run.out_dir / LAST_NAME, model=run.model, optimizer=run.opt, scheduler=run.sched,
+               best_state=run.best_state, generator=run.gen,
+               progress=json_safe(progress))  # fmt: skip
+    if run.config.keep_checkpoints:
+        shutil.copyfile(run.out_dir / LAST_NAME, run.out_dir / f"epoch-{epoch:03d}.pt")
+
+
+def _finish(run: _Run, test_set: Path | None) -> dict:
+    """Load the kept epoch, evaluate and plot it; write the checkpoint and the reports."""
+    if run.best_state is None:
+        raise TrainingError(f"{run.out_dir}: no epoch was trained (epochs {run.config.epochs})")
+    run.model.load_state_dict(run.best_state)
+    run.model.to("cpu")
+    report = _report(run)
+    labels, scores, on = _evaluate(run, report, test_set)
+    config, out_dir = run.config, run.out_dir
     report["plots"] = {
-        "learning_curves": plot_learning_curves(history, out_dir / LEARNING_CURVES,
+        "learning_curves": plot_learning_curves(run.history, out_dir / LEARNING_CURVES,
                                                 config.select_by).name,
         "roc": plot_roc(labels, scores, out_dir / ROC, f"ROC, {on}").name,
         "fbeta": plot_fbeta(labels, scores, out_dir / FBETA, f"F-beta, {on}", config.beta).name,
         "evaluated_on": on,
     }  # fmt: skip
-    save_checkpoint(out_dir / CHECKPOINT_NAME, best_state, report)
+    save_checkpoint(out_dir / CHECKPOINT_NAME, run.best_state, report)
     (out_dir / "train_report.json").write_text(_dumps(report))
     write_training_report(report, out_dir / REPORT_MD)
     return report
+
+
+def _report(run: _Run) -> dict:
+    """The report of the kept epoch, before its test metrics and plots."""
+    config, spec, selector = run.config, run.data.spec, run.selector
+    best = run.history[selector.best_epoch - 1]
+    return {
+        "arch": config.arch,
+        "config": dataclasses.asdict(config),
+        "survey": spec.name,
+        "bands": list(spec.band_names),
+        "input_shape": [len(spec.bands), spec.cutout_px, spec.cutout_px],
+        "normalisation": run.data.norm.to_dict(),
+        "train_set": run.set_info,
+        "history": run.history,
+        "best_val_auroc": best["val_auroc"],
+        "select_by": config.select_by,
+        "best_epoch": selector.best_epoch,
+        "best_value": selector.best,
+        "epochs_run": len(run.history),
+        "stopped_early": len(run.history) < config.epochs,
+        "val_metrics": {k: v for k, v in best.items() if k.startswith("val_") or k in SELECT_BY},
+        "train_seconds": round(run.seconds, 1),
+        "machine": _machine(),
+    }
+
+
+def _evaluate(run: _Run, report: dict, test_set: Path | None) -> tuple[np.ndarray, np.ndarray, str]:
+    """Labels, scores and name of the set the plots show: the test set, else validation.
+
+    With ``test_set`` its record and torch metrics go into ``report``.
+    """
+    if test_set is None:
+        return run.data.y_val.astype(bool), predict(run.model, run.data.x_val), "validation split"
+    spec = run.data.spec
+    test, tattrs = read_dataset(test_set)
+    require_both_classes(test.truth["is_lens"], test_set, "a held-out evaluation")
+    labels = test.truth["is_lens"]
+    scores = predict(run.model, normalisation_for(spec)(test.images))
+    report["test_set"] = {"path": str(test_set), "n": int(tattrs["n"]), "seed": tattrs["seed"]}
+    report["test_metrics_torch"] = evaluate_all(labels, scores, beta=run.config.beta)
+    return labels, scores, "test set"
 
 
 def json_safe(obj: Any) -> Any:

@@ -1,59 +1,15 @@
-"""Markdown reports: the training report of a checkpoint directory, and metric tables.
+"""The Markdown training report of a checkpoint directory (``TRAINING_REPORT.md``).
 
-:func:`metrics_table` is shared with the model card (``MODEL_CARD.md``) written at
-export (:mod:`lensfind.export.card_md`).
+Its tables come from :mod:`lensfind.tables`, shared with ``MODEL_CARD.md``
+(:mod:`lensfind.runtime.card_md`).
 """
 
 from pathlib import Path
 from typing import Any
 
+from lensfind.tables import config_table, fmt, metrics_table
+
 REPORT_MD = "TRAINING_REPORT.md"
-
-#: Metrics shown in tables, in this order, with their meaning.
-METRIC_ROWS = (
-    ("n", "objects"),
-    ("n_lenses", "lenses among them"),
-    ("auroc", "area under the ROC curve"),
-    ("accuracy", "(TP + TN) / N at the threshold"),
-    ("precision", "TP / (TP + FP) at the threshold"),
-    ("recall", "TP / (TP + FN) at the threshold"),
-    ("f1", "F1 at the threshold"),
-    ("fbeta", "F-beta at the threshold (vL eq. 3.18)"),
-    ("fbeta_curve_mean", "mean F-beta over thresholds 0..1 (vL eq. 3.21)"),
-    ("soft_fbeta", "F-beta of soft counts (vL sec. 3.5.2)"),
-    ("tpr0", "TPR before the first false positive (Metcalf+19)"),
-    ("tpr10", "TPR before the tenth false positive (Metcalf+19)"),
-    ("tpr_at_fpr_1e-3", "TPR at FPR <= 1e-3"),
-    ("tpr_at_fpr_1e-2", "TPR at FPR <= 1e-2"),
-)
-
-
-def fmt(value: Any) -> str:
-    """A number for a table: integers as they are, floats to 4 decimals."""
-    if isinstance(value, bool) or value is None:
-        return str(value)
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return f"{value:.4g}" if abs(value) >= 1e4 or 0 < abs(value) < 1e-3 else f"{value:.4f}"
-    return str(value)
-
-
-def metrics_table(metrics: dict[str, Any]) -> list[str]:
-    """Markdown lines of a metric / value / meaning table (known metrics only)."""
-    thr = metrics.get("threshold")
-    beta = metrics.get("beta")
-    lines = [f"Threshold {fmt(thr)}, beta {fmt(beta)}.", "", "| metric | value | meaning |",
-             "| --- | --- | --- |"]  # fmt: skip
-    lines += [f"| {k} | {fmt(metrics[k])} | {m} |" for k, m in METRIC_ROWS if k in metrics]
-    return lines
-
-
-def config_table(config: dict[str, Any]) -> list[str]:
-    """Markdown lines of a setting / value table."""
-    lines = ["| setting | value |", "| --- | --- |"]
-    lines += [f"| {k} | `{v}` |" for k, v in config.items()]
-    return lines
 
 
 def write_training_report(report: dict[str, Any], path: Path) -> Path:

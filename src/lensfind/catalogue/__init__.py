@@ -1,0 +1,1 @@
+"""Candidate science: expected purity from calibrated scores, the known-lens cross-match, plots."""

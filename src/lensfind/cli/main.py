@@ -1,0 +1,68 @@
+"""The ``engine`` (alias ``lensfind``) command line: parse, build a config, call one function.
+
+Each command group lives in its own module of :mod:`lensfind.cli` and adds its
+parsers here; this module holds the top-level parser and the entry point.
+"""
+
+import argparse
+import sys
+import traceback
+from collections.abc import Sequence
+
+from lensfind import __version__
+from lensfind.cli.bench import add_bench_parsers
+from lensfind.cli.calibrate import add_calibrate_parsers
+from lensfind.cli.doctor import add_doctor_parsers
+from lensfind.cli.make import add_make_parsers
+from lensfind.cli.probe import add_probe_parsers
+from lensfind.cli.scan import add_scan_parsers
+from lensfind.cli.train import add_train_parsers
+from lensfind.errors import LensfindError
+
+EXIT_ERROR = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    # --quiet/--debug work before or after the subcommand; SUPPRESS keeps a
+    # subcommand's unset flag from overwriting the top-level one.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress bars"
+    )
+    common.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks on errors"
+    )
+    p = argparse.ArgumentParser(
+        prog="engine", description="lensfind: survey-scale strong-lens finder"
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    p.add_argument("--version", action="version", version=f"lensfind {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    add_make_parsers(sub, common)
+    add_scan_parsers(sub, common)
+    add_calibrate_parsers(sub, common)
+    add_train_parsers(sub, common)
+    add_bench_parsers(sub, common)
+    add_probe_parsers(sub, common)
+    add_doctor_parsers(sub, common)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except LensfindError as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("interrupted; rerun with --resume to continue", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

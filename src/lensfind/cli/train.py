@@ -1,0 +1,180 @@
+"""``engine train``, ``engine export`` and ``engine ensemble``: model making on the command line.
+
+``engine train`` takes every setting of :class:`~lensfind.training.config.TrainConfig`
+and :class:`~lensfind.training.config.TrainJob` as a flag (``--select-by``,
+``--no-flip``, ...) and from a flat YAML file (``--config FILE.yaml``, keys as the
+field names; relative paths are relative to the file); flags win over the file,
+the file over the defaults, and an unknown key is an error naming it.
+"""
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from lensfind.cli.common import add_config_flags
+from lensfind.cli.ou_tsne import add_ou_tsne_options, add_ou_tsne_parser
+from lensfind.training.config import CONFIG_FIELDS, JOB_FIELDS, TrainConfig, TrainJob
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from lensfind.training.config import build_train_job
+    from lensfind.training.loop import CHECKPOINT_NAME, train
+
+    flags = {k: getattr(args, k, None) for k in (*JOB_FIELDS, *CONFIG_FIELDS)}
+    flags["quiet"] = True if getattr(args, "quiet", False) else None
+    job = build_train_job(flags, args.config)
+    report = train(job.train_set, job.out, job.config, job.test_set, job.quiet, job.resume)
+    print(
+        f"checkpoint: {job.out / CHECKPOINT_NAME}; best validation AUROC "
+        f"{report['best_val_auroc']:.4f}; kept epoch {report['best_epoch']} of "
+        f"{report['epochs_run']} by {report['select_by']} = {report['best_value']:.4f}"
+    )
+    print(f"metrics, plots and report: {job.out}")
+    if "test_metrics_torch" in report:
+        print("held-out:", json.dumps(report["test_metrics_torch"]))
+    if job.export:
+        _export(job.out / CHECKPOINT_NAME, job.export_dir or job.out / "model", job.name,
+                job.test_set, job.threshold)  # fmt: skip
+    return 0
+
+
+def _export(
+    checkpoint: Path, out: Path, name: str | None, test_set: Path | None, threshold: float
+) -> None:
+    from lensfind.export.onnx_export import export_checkpoint
+    from lensfind.runtime.card_md import MODEL_CARD_MD
+
+    card = export_checkpoint(checkpoint, out, name=name, test_set=test_set, threshold=threshold)
+    print(
+        f"wrote {out / 'model.onnx'} (sha256 {card['sha256'][:12]}); parity max |diff| "
+        f"{card['parity']['max_abs_diff']:.2e}; card {out / MODEL_CARD_MD}"
+    )
+    if "test_metrics" in card:
+        print("held-out (ONNX Runtime):", json.dumps(card["test_metrics"]))
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from lensfind.errors import ConfigError
+
+    precision = "fp16" if args.fp16 else "int8" if args.int8 else "fp32"
+    if (args.checkpoint is None) == (args.model is None):
+        raise ConfigError("engine export needs exactly one of --checkpoint or --model")
+    if args.calibration is not None and precision != "int8":
+        raise ConfigError("--calibration goes with --int8")
+    if precision == "fp32":
+        if args.checkpoint is None:
+            raise ConfigError("--model needs --fp16 or --int8 (it is already exported)")
+        _export(args.checkpoint, args.out, args.name, args.test_set, args.threshold)
+        return 0
+    from lensfind.export.precision import export_precision
+    from lensfind.probes.precision_check import record_probe_changes
+    from lensfind.runtime.card import load_card
+    from lensfind.runtime.shipped import resolve_model
+
+    with tempfile.TemporaryDirectory(prefix="lensfind-export-") as tmp:
+        if args.checkpoint is not None:
+            source = Path(tmp) / "fp32"
+            _export(args.checkpoint, source, args.name, args.test_set, args.threshold)
+        else:
+            source = resolve_model(args.model, survey="").directory
+        out = export_precision(source, args.out, precision, args.calibration)
+        changes = record_probe_changes(load_card(source), out, load_card(out))
+    print(f"wrote {precision} model {out / 'model.onnx'} (card {out / 'model_card.json'})")
+    worst = max(changes["probes"].items(), key=lambda kv: abs(kv[1]["change"]))
+    print(f"largest change of a probe's mean score vs fp32: {worst[0]} {worst[1]['change']:+.4f}")
+    return 0
+
+
+def _cmd_ensemble(args: argparse.Namespace) -> int:
+    if args.method == "ou_tsne":
+        from lensfind.cli.ou_tsne import cmd_ou_tsne_fit
+
+        return cmd_ou_tsne_fit(args)
+    from lensfind.export.ensemble_export import export_ensemble
+    from lensfind.runtime.card_md import MODEL_CARD_MD
+
+    members = [Path(m) for m in args.members.split(",") if m.strip()]
+    gate = {"epochs": args.gate_epochs, "batch_size": args.gate_batch_size,
+            "lr": args.gate_lr, "width": args.gate_width}  # fmt: skip
+    card = export_ensemble(
+        members, args.out, args.method, val_set=args.val_set, test_set=args.test_set,
+        name=args.name, threshold=args.threshold, seed=args.seed, gate_options=gate,
+        threads=args.threads, quiet=args.quiet,
+    )  # fmt: skip
+    ens = card["ensemble"]
+    weights = ens["weights"]
+    shown = ", ".join(f"{w:.4f}" for w in weights) if weights else "per image (gating CNN)"
+    print(f"ensemble of {len(ens['members'])} ({args.method}): weights {shown}")
+    print(
+        f"wrote {args.out / 'model.onnx'} (sha256 {card['sha256'][:12]}); parity max |diff| "
+        f"{card['parity']['max_abs_diff']:.2e}; card {args.out / MODEL_CARD_MD}"
+    )
+    for key in ("val_metrics", "test_metrics"):
+        if key in card:
+            print(f"{key}:", json.dumps(card[key]))
+    return 0
+
+
+def add_train_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
+    """Add ``train``, ``export`` and ``ensemble`` to the ``engine`` subcommands."""
+    s = sub.add_parser(
+        "train",
+        parents=[common],
+        help="train a model (needs lensfind[train]); every setting also in --config YAML",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    s.add_argument("--config", type=Path, help="YAML file of settings (flat keys; flags win)")
+    job_fields = tuple(f for f in JOB_FIELDS if f != "quiet")
+    add_config_flags(s, TrainJob, job_fields)
+    add_config_flags(s, TrainConfig, CONFIG_FIELDS)
+    s.set_defaults(func=_cmd_train)
+
+    s = sub.add_parser(
+        "export", parents=[common], help="export a checkpoint (or convert a model) to ONNX + card"
+    )
+    s.add_argument("--checkpoint", type=Path, help="a checkpoint written by engine train")
+    s.add_argument("--model", help="with --fp16/--int8: convert this exported model instead")
+    prec = s.add_mutually_exclusive_group()
+    prec.add_argument("--fp16", action="store_true", help="fp16 graph (float32 I/O)")
+    prec.add_argument("--int8", action="store_true", help="static INT8 quantisation")
+    s.add_argument("--calibration", type=Path, help="--int8: simulated set to calibrate on")
+    s.add_argument("--out", type=Path, required=True)
+    s.add_argument("--name")
+    s.add_argument("--test-set", type=Path)
+    s.add_argument("--threshold", type=float, default=0.5)
+    s.set_defaults(func=_cmd_export)
+
+    s = sub.add_parser(
+        "ensemble",
+        parents=[common],
+        help="combine exported models into one ONNX model (ou_tsne: a grid classifier, no ONNX)",
+    )
+    s.add_argument("--members", required=True, help="comma-separated model directories")
+    s.add_argument(
+        "--method", choices=("mean", "nelder_mead", "gated", "ou_tsne"), default="nelder_mead"
+    )
+    s.add_argument(
+        "--val-set",
+        type=Path,
+        help="set the weights / gate are fitted on (ou_tsne: the embedding and grid; "
+        "comma-separated, one set per pixel grid, the same objects)",
+    )
+    s.add_argument(
+        "--test-set", type=Path, help="held-out set for the metrics (ou_tsne: comma-separated)"
+    )
+    s.add_argument("--out", type=Path, required=True, help="ensemble model directory")
+    s.add_argument("--name")
+    s.add_argument("--threshold", type=float, default=0.5)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--threads", type=int, default=2)
+    s.add_argument("--gate-epochs", type=int, default=5)
+    s.add_argument("--gate-batch-size", type=int, default=64)
+    s.add_argument("--gate-lr", type=float, default=1e-3)
+    s.add_argument("--gate-width", type=int, default=16)
+    add_ou_tsne_options(s)
+    s.set_defaults(func=_cmd_ensemble)
+    add_ou_tsne_parser(sub, common)

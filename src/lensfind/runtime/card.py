@@ -1,0 +1,114 @@
+"""Model cards: what a model file is, what it expects, and how it was made.
+
+A model is a directory holding ``model.onnx`` and ``model_card.json``. Loading
+checks the ONNX file against the sha256 recorded in the card.
+"""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lensfind.errors import ModelError
+from lensfind.hashing import sha256_of
+from lensfind.runtime.calibration import Calibration
+from lensfind.runtime.normalisation import AsinhNormalisation
+
+CARD_NAME = "model_card.json"
+ONNX_NAME = "model.onnx"
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """The parts of a model card the runtime relies on; ``raw`` keeps the rest."""
+
+    name: str
+    survey: str
+    bands: tuple[str, ...]
+    input_shape: tuple[int, int, int]
+    normalisation: AsinhNormalisation
+    threshold: float
+    sha256: str
+    onnx_path: Path
+    raw: dict[str, Any]
+
+    @property
+    def directory(self) -> Path:
+        return self.onnx_path.parent
+
+    @property
+    def calibration(self) -> "Calibration | None":
+        """The card's score calibration (``calibration`` entry), or None."""
+        try:
+            return Calibration.from_card(self.raw)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelError(f"{self.name}: bad calibration in its model card ({exc})") from None
+
+    def calibrate(self, p: np.ndarray) -> np.ndarray:
+        """Raw network probabilities -> the probabilities scorers return.
+
+        The one place where the card's calibration is applied: every scorer
+        (ONNX Runtime, TensorRT, torch) passes its network output through it.
+        Without a calibration entry ``p`` is returned unchanged.
+        """
+        cal = self.calibration
+        return p if cal is None else cal.apply(p)
+
+    def uncalibrated(self) -> "ModelCard":
+        """This card without its calibration (scorers of it return raw network outputs)."""
+        raw = {k: v for k, v in self.raw.items() if k != "calibration"}
+        return ModelCard(**{**self.__dict__, "raw": raw})
+
+    def normalised_input(self, cutouts: np.ndarray, overwrite: bool = False) -> np.ndarray:
+        """Check raw cutouts (counts) against the input shape and normalise them.
+
+        Returns float32 ``(N, bands, H, W)`` as the model's graph takes it;
+        raises :class:`ModelError` naming the model for a wrong shape.
+        ``overwrite=True`` normalises C-contiguous float32 ``cutouts`` in place
+        (no new array; the caller's counts are gone).
+        """
+        expected = self.input_shape
+        if cutouts.ndim != 4 or tuple(cutouts.shape[1:]) != tuple(expected):
+            raise ModelError(
+                f"{self.name}: expected cutouts (N, {', '.join(map(str, expected))}), "
+                f"got {tuple(cutouts.shape)}"
+            )
+        x = np.ascontiguousarray(cutouts, dtype=np.float32)
+        return self.normalisation(x, out=x if overwrite and x is cutouts else None)
+
+
+def load_card(model_dir: Path) -> ModelCard:
+    """Read ``model_dir/model_card.json`` and verify the ONNX file's checksum."""
+    card_path = model_dir / CARD_NAME
+    try:
+        raw = json.loads(card_path.read_text())
+    except FileNotFoundError:
+        raise ModelError(f"{card_path}: no model card") from None
+    except json.JSONDecodeError as exc:
+        raise ModelError(f"{card_path}: not valid JSON ({exc})") from None
+    try:
+        onnx_path = model_dir / raw["onnx_file"]
+        card = ModelCard(
+            name=raw["name"],
+            survey=raw["survey"],
+            bands=tuple(raw["bands"]),
+            input_shape=tuple(raw["input_shape"]),
+            normalisation=AsinhNormalisation.from_dict(raw["normalisation"]),
+            threshold=float(raw["threshold"]),
+            sha256=raw["sha256"],
+            onnx_path=onnx_path,
+            raw=raw,
+        )
+        card.calibration  # noqa: B018 - a bad calibration entry fails at load
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelError(f"{card_path}: missing or bad field ({exc})") from None
+    if not onnx_path.is_file():
+        raise ModelError(f"{onnx_path}: model file named by {card_path} is missing")
+    actual = sha256_of(onnx_path)
+    if actual != card.sha256:
+        raise ModelError(
+            f"{onnx_path}: sha256 {actual[:12]}... does not match its card ({card.sha256[:12]}...)"
+        )
+    return card

@@ -1,0 +1,114 @@
+"""``engine probe`` and ``engine explain`` end to end from the command line."""
+
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from lensfind.cli.main import main
+from lensfind.runtime.shipped import resolve_model
+from lensfind.testing import make_test_model, make_test_region
+
+
+@pytest.fixture(scope="module")
+def test_model(tmp_path_factory):
+    return make_test_model(tmp_path_factory.mktemp("model") / "m", name="flux-model")
+
+
+def test_perturbation_probe_writes_numbers_plot_report_and_provenance(tmp_path, test_model):
+    out = tmp_path / "blur"
+    args = ["probe", "blur", "--n", "12", "--strengths", "0,1,2", "--out", str(out),
+            "--model", "des_y3", "--model", str(test_model), "--quiet"]  # fmt: skip
+    assert main(args) == 0
+    table = pq.read_table(out / "blur.parquet").to_pydict()
+    assert set(table["model"]) == {"des_y3", "flux-model"}  # side by side
+    assert sorted(set(table["p"])) == [0.0, 1.0, 2.0]
+    assert set(table["test_set"]) == {"lenses", "nonlenses", "mix"}
+    meta = json.loads((out / "blur.json").read_text())
+    assert meta["models"]["des_y3"] == resolve_model("des_y3", "des_y3").sha256
+    assert meta["data"]["seed"] == 0 and meta["data"]["n"] == 12
+    assert {"lensfind", "numpy", "onnxruntime"} <= set(meta["versions"])
+    assert len(meta["trends"]) == 6 and all("slope_ci" in t for t in meta["trends"])
+    assert (out / "blur.png").read_bytes()[:4] == b"\x89PNG"
+    html = (out / "report.html").read_text()
+    assert 'src="blur.png"' in html and 'href="blur.parquet"' in html
+    # deterministic: the same command gives the same numbers
+    again = tmp_path / "again"
+    again_args = ["probe", "blur", "--n", "12", "--strengths", "0,1,2", "--model", "des_y3",
+                  "--model", str(test_model), "--out", str(again), "--quiet"]  # fmt: skip
+    assert main(again_args) == 0
+    assert pq.read_table(again / "blur.parquet").to_pydict()["mean"] == table["mean"]
+
+
+def test_parameter_probe_with_a_surface_and_torch_runtime(tmp_path):
+    out = tmp_path / "theta"
+    args = ["probe", "theta_e", "--n", "16", "--min-count", "1", "--width", "0.5", "--by",
+            "mag_g_source", "--bins", "2", "--out", str(out), "--quiet"]  # fmt: skip
+    assert main(args) == 0
+    t = pq.read_table(out / "theta_e.parquet").to_pydict()
+    assert sum(t["n"]) == 8 and set(t["parameter"]) == {"theta_e_arcsec"}
+    assert np.allclose(np.diff(t["centre"]), 0.5)
+    assert (out / "theta_e_arcsec__mag_g_source.png").is_file()
+    pytest.importorskip("torch")
+    args = ["probe", "theta_e", "--n", "16", "--min-count", "1", "--width", "0.5",
+            "--runtime", "torch", "--out", str(tmp_path / "torch"), "--quiet"]  # fmt: skip
+    assert main(args) == 0
+    torch_t = pq.read_table(tmp_path / "torch" / "theta_e.parquet").to_pydict()
+    np.testing.assert_allclose(torch_t["mean"], t["mean"], atol=1e-5)
+
+
+def test_probe_errors_are_one_line(tmp_path, capsys):
+    assert main(["probe", "nonsense", "--n", "4", "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "unknown probe 'nonsense'" in err and "suite" in err and "blur" in err
+    assert main(["probe", "parameter", "--n", "4", "--out", str(tmp_path / "y")]) == 2
+    assert "needs --column" in capsys.readouterr().err
+    assert main(["probe", "parameter", "--column", "nope", "--n", "4", "--out",
+                 str(tmp_path / "z")]) == 2  # fmt: skip
+    assert "unknown truth column 'nope'" in capsys.readouterr().err
+
+
+def test_the_full_suite_from_the_cli(tmp_path):
+    out = tmp_path / "suite"
+    assert main(["probe", "suite", "--n", "16", "--min-count", "1", "--out", str(out),
+                 "--quiet"]) == 0  # fmt: skip
+    html = (out / "report.html").read_text()
+    for name in ("colour", "psf", "blur", "noise", "annulus", "disk", "theta_e", "source_mag",
+                 "lens_mag"):  # fmt: skip
+        assert (out / f"{name}.parquet").is_file() and f'src="{name}.png"' in html
+    psf = json.loads((out / "psf.json").read_text())
+    assert psf["resimulated"] and psf["strengths"][0] == 0.6
+
+
+def test_selection_probe_is_injection_recovery_over_a_data_directory(tmp_path, test_model):
+    region = make_test_region(tmp_path / "region")
+    out = tmp_path / "sel"
+    assert main(["probe", "selection", "--data", str(region), "--model", str(test_model),
+                 "--workers", "0", "--out", str(out), "--quiet"]) == 0  # fmt: skip
+    summary = json.loads((out / "summary.json").read_text())
+    sel = summary["selection_function"]
+    assert sel["inject_rate"] == 1.0 and sel["n_injected"] == summary["n_scored"]
+    assert (out / "selection_function.parquet").is_file()
+    assert (out / "selection_function.png").is_file()
+
+
+@pytest.mark.parametrize("method", ["occlusion", "gradcam", "kernels"])
+def test_explain_writes_maps_png_and_record(tmp_path, method):
+    if method != "occlusion":
+        pytest.importorskip("captum")
+    out = tmp_path / method
+    assert main(["explain", method, "--n", "2", "--out", str(out), "--quiet"]) == 0
+    maps = np.load(out / f"{method}.npy")
+    assert maps.shape[0] == 2 and np.isfinite(maps).all()
+    record = json.loads((out / f"{method}.json").read_text())
+    assert record["model_sha256"] == resolve_model("des_y3", "des_y3").sha256
+    assert (out / f"{method}.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_explain_rejects_unknown_methods_and_bad_indices(tmp_path, capsys):
+    assert main(["explain", "magic", "--n", "2", "--out", str(tmp_path)]) == 2
+    assert "unknown saliency method 'magic'" in capsys.readouterr().err
+    assert main(["explain", "occlusion", "--n", "2", "--index", "5", "--out",
+                 str(tmp_path)]) == 2  # fmt: skip
+    assert "input has 2 objects" in capsys.readouterr().err
