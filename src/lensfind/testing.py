@@ -15,6 +15,7 @@ They are used by lensfind's own tests and are meant for downstream tests too::
 """
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from lensfind import __version__
 from lensfind.errors import MissingExtraError
 from lensfind.hashing import sha256_of
 from lensfind.runtime.card import CARD_NAME, ONNX_NAME
+from lensfind.runtime.normalisation import normalisation_of_kind
 from lensfind.simulation.region import RegionConfig, make_region
 from lensfind.surveys.registry import get_survey
 
@@ -34,20 +36,27 @@ TEST_MODEL_OPSET = 17
 
 
 def make_test_model(
-    out_dir: Path, survey: str = "des_y3", name: str = "test-model", gain: float = 0.0
+    out_dir: Path,
+    survey: str = "des_y3",
+    name: str = "test-model",
+    gain: float = 0.0,
+    bands: Sequence[str] | None = None,
+    normalisation: str = "asinh",
+    band_weights: Sequence[float] | None = None,
 ) -> Path:
     """Write a tiny deterministic ONNX "lens finder" and its model card.
 
     The graph takes ``cutouts`` float32 ``(batch, bands, H, W)`` (dynamic batch;
-    the engine feeds it cutouts already normalised with the card's asinh
+    the engine feeds it cutouts already normalised with the card's
     normalisation) and returns ``lens_probability`` ``(batch,)``::
 
         p = sigmoid(TEST_MODEL_GAIN * (mean over bands, rows, columns - TEST_MODEL_OFFSET))
 
     a smooth monotone function of the mean normalised flux, so brighter cutouts
     score higher and the scores of a synthetic region are spread around 0.5.
-    It is built with :mod:`onnx.helper` (opset 17), without torch, and the same
-    arguments always give the same bytes.
+    With ``band_weights`` each band is multiplied by its weight before the mean,
+    so the score depends on the band order. It is built with :mod:`onnx.helper`
+    (opset 17), without torch, and the same arguments always give the same bytes.
 
     Parameters
     ----------
@@ -62,6 +71,13 @@ def make_test_model(
     gain : float
         Replaces ``TEST_MODEL_GAIN`` when non-zero (``float("nan")`` gives a
         model whose outputs are all NaN, for failure tests).
+    bands : sequence of str, optional
+        The model's bands in its channel order (default: the survey's); a
+        permutation of the survey's bands gives a card the scorers reorder to.
+    normalisation : {"asinh", "minmax"}
+        The card's normalisation kind (``asinh`` scales: the bands' sky sigma).
+    band_weights : sequence of float, optional
+        One weight per model band (in the model's order).
 
     Returns
     -------
@@ -80,8 +96,10 @@ def make_test_model(
         raise MissingExtraError("test", "onnx") from None
 
     spec = get_survey(survey)
+    spec = spec if bands is None else spec.select(tuple(bands))
     bands = spec.band_names
     size = spec.cutout_px
+    norm = normalisation_of_kind(normalisation, [b.sky_sigma_counts for b in spec.bands])
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 
@@ -91,14 +109,25 @@ def make_test_model(
     y = helper.make_tensor_value_info("lens_probability", TensorProto.FLOAT, ["batch"])
     offset = helper.make_tensor("offset", TensorProto.FLOAT, [], [TEST_MODEL_OFFSET])
     gain = helper.make_tensor("gain", TensorProto.FLOAT, [], [gain or TEST_MODEL_GAIN])
-    nodes = [
+    initializers = [offset, gain]
+    nodes = []
+    source = "cutouts"
+    if band_weights is not None:
+        if len(band_weights) != len(bands):
+            raise ValueError(f"band_weights: {len(band_weights)} weights for {len(bands)} bands")
+        weights = [float(w) for w in band_weights]
+        shape = [1, len(bands), 1, 1]
+        initializers.append(helper.make_tensor("band_weights", TensorProto.FLOAT, shape, weights))
+        nodes.append(helper.make_node("Mul", ["cutouts", "band_weights"], ["weighted"]))
+        source = "weighted"
+    nodes += [
         # opset 17: ReduceMean takes its axes as an attribute
-        helper.make_node("ReduceMean", ["cutouts"], ["mean"], axes=[1, 2, 3], keepdims=0),
+        helper.make_node("ReduceMean", [source], ["mean"], axes=[1, 2, 3], keepdims=0),
         helper.make_node("Sub", ["mean", "offset"], ["centred"]),
         helper.make_node("Mul", ["centred", "gain"], ["logit"]),
         helper.make_node("Sigmoid", ["logit"], ["lens_probability"]),
     ]
-    graph = helper.make_graph(nodes, "lensfind_test_model", [x], [y], initializer=[offset, gain])
+    graph = helper.make_graph(nodes, "lensfind_test_model", [x], [y], initializer=initializers)
     model = helper.make_model(
         graph,
         opset_imports=[helper.make_opsetid("", TEST_MODEL_OPSET)],
@@ -127,11 +156,7 @@ def make_test_model(
             "meaning": f"sigmoid({gain or TEST_MODEL_GAIN} * (mean normalised flux - "
             f"{TEST_MODEL_OFFSET})); a test stand-in, not a lens finder",
         },
-        "normalisation": {
-            "kind": "asinh",
-            "scale": [b.sky_sigma_counts for b in spec.bands],
-            "softening": 3.0,
-        },
+        "normalisation": norm.to_dict(),
         "threshold": 0.5,
         "onnx_file": ONNX_NAME,
         "opset": TEST_MODEL_OPSET,

@@ -33,7 +33,8 @@ def test_bench_scan_writes_the_ratio(region, model_dir, tmp_path, capsys):
     assert inj["inject_rate"] == 0.5 and inj["n_injected"] > 0
     assert len(inj["end_to_end_cutouts_per_s"]["runs"]) == 2
     assert inj["slowdown"] == e2e["median"] / inj["end_to_end_cutouts_per_s"]["median"]
-    assert inj["budget"] == 1.5 * 1.1
+    assert inj["injected_fraction"] == inj["n_injected"] / r["n_cutouts"]
+    assert inj["budget"] == pytest.approx((1 + inj["injected_fraction"]) * 1.1)
     assert inj["within_budget"] == (inj["slowdown"] <= inj["budget"])
     assert {"numpy", "onnxruntime", "lensfind"} <= set(r["versions"])
     assert "end_to_end_over_model" in capsys.readouterr().out

@@ -88,7 +88,14 @@ def test_selection_probe_is_injection_recovery_over_a_data_directory(tmp_path, t
                  "--workers", "0", "--out", str(out), "--quiet"]) == 0  # fmt: skip
     summary = json.loads((out / "summary.json").read_text())
     sel = summary["selection_function"]
-    assert sel["inject_rate"] == 1.0 and sel["n_injected"] == summary["n_scored"]
+    # every eligible host, as many lenses each as --inject-min asks (at most 8)
+    assert sel["inject_rate"] == 1.0 and sel["inject_rate_effective"] == 1.0
+    assert (
+        sel["n_injected"]
+        == sel["inject_copies"]
+        * len(set(pq.read_table(out / "injections.parquet")["object_id"].to_pylist()))
+        > 0
+    )
     assert (out / "selection_function.parquet").is_file()
     assert (out / "selection_function.png").is_file()
 

@@ -8,7 +8,8 @@ import pytest
 
 from lensfind.cli.main import main
 from lensfind.engine.scan import run_scan
-from lensfind.simulation.inject import choose_hosts
+from lensfind.simulation.hosts import HostSelection, classify_hosts
+from lensfind.simulation.inject import MAX_COPIES, choose_hosts, effective_rate
 
 
 @pytest.fixture(scope="module")
@@ -19,9 +20,24 @@ def runs(region, model_dir, tmp_path_factory):
     results = {}
     for rate in (0.0, 0.5):
         cfg = ScanConfig(data_dir=region, model=str(model_dir), out=out / f"r{rate}",
-                         quiet=True, workers=0, shard_size=8, inject_rate=rate)  # fmt: skip
+                         quiet=True, workers=0, shard_size=8, inject_rate=rate,
+                         inject_min=0)  # fmt: skip
         results[rate] = run_scan(cfg)
     return results
+
+
+def _eligible_scored(run_dir, region, selection):
+    """Scored objects of a run that the host selection lets host, by id."""
+    catalog = pq.read_table(region / "catalog.parquet")
+    cols = {c: catalog[c].to_numpy(zero_copy_only=False) for c in catalog.column_names
+            if c.startswith("mag_") or c in ("extended_class", "flags")}  # fmt: skip
+    classes = classify_hosts(cols, selection, catalog.num_rows)
+    ok = dict(zip(catalog["object_id"].to_pylist(), classes.eligible.tolist(), strict=True))
+    scored = []
+    for f in sorted((run_dir / "scores").glob("*.parquet")):
+        t = pq.read_table(f).to_pydict()
+        scored += [i for i, s in zip(t["object_id"], t["status"], strict=True) if s == "scored"]
+    return np.array([i for i in scored if ok[i]])
 
 
 def test_injections_never_change_the_survey_results(runs):
@@ -39,27 +55,37 @@ def test_injections_never_change_the_survey_results(runs):
     assert runs[0.0].summary["selection_function"]["n_injected"] == 0
 
 
-def test_injected_copies_are_the_chosen_scored_hosts(runs):
+def test_injected_copies_are_the_chosen_eligible_hosts(runs, region):
     run = runs[0.5]
     rows = pq.read_table(run.run_dir / "injections.parquet").to_pydict()
-    scored = []
-    for f in sorted((run.run_dir / "scores").glob("*.parquet")):
-        t = pq.read_table(f).to_pydict()
-        scored += [i for i, s in zip(t["object_id"], t["status"], strict=True) if s == "scored"]
-    expected = np.array(scored)[choose_hosts(np.array(scored), 0.5, 0)]
+    sel = run.summary["selection_function"]
+    selection = HostSelection(**{k: tuple(map(tuple, v)) if k == "colour_cuts" else
+                                 tuple(v) if isinstance(v, list) else v
+                                 for k, v in sel["host_selection"].items()})  # fmt: skip
+    eligible = _eligible_scored(run.run_dir, region, selection)
+    expected = eligible[choose_hosts(eligible, 0.5, 0)]
     assert sorted(rows["object_id"]) == sorted(expected.tolist())
     assert set(rows["status"]) == {"scored"}
     assert all(0 <= s <= 1 for s in rows["score"])
     assert len(set(rows["object_id"])) == len(rows["object_id"])  # one copy per host
-    sel = run.summary["selection_function"]
     assert sel["n_injected"] == len(rows["object_id"]) > 0
-    assert sel["completeness"] == pytest.approx(np.mean(np.array(rows["score"]) >= 0.5))
+    assert sel["inject_copies"] == 1 and sel["inject_rate_effective"] == 0.5
+    used = np.array(rows["in_selection"])
+    assert used.tolist() == (~(np.array(rows["host_score"]) >= 0.5)).tolist()
+    assert sel["n_excluded_host_candidates"] == int((~used).sum())
+    assert sel["completeness"] == pytest.approx(np.mean(np.array(rows["score"])[used] >= 0.5))
+    # never a star, and every host of the class the selection allows
+    truth = pq.read_table(region / "truth.parquet").to_pydict()
+    kind = dict(zip(truth["object_id"], truth["kind"], strict=True))
+    assert "star" not in {kind[i] for i in rows["object_id"]}
+    assert set(rows["host_class"]) <= set(selection.classes)
+    assert sum(sel["host_classes"].values()) == run.summary["n_objects"]
     table = pq.read_table(run.run_dir / "selection_function.parquet").to_pydict()
     assert set(table["parameter"]) >= {"theta_e_arcsec", "mag_g_source", "mag_r_lens",
                                        "psf_fwhm_arcsec"}  # fmt: skip
     theta = [n for p, n in zip(table["parameter"], table["n"], strict=True)
              if p == "theta_e_arcsec"]  # fmt: skip
-    assert sum(theta) == sel["n_injected_scored"]
+    assert sum(theta) == sel["n_used"]
     assert (run.run_dir / "selection_function.png").is_file()
     # the host magnitude comes from the catalogue, the PSF from the tile header
     assert np.isfinite(rows["mag_r_lens"]).all() and np.isfinite(rows["psf_fwhm_tile_arcsec"]).all()
@@ -74,10 +100,25 @@ def test_cli_flag_and_summary_line(region, model_dir, tmp_path, capsys):
     assert "selection function:" in capsys.readouterr().out
     summary = json.loads((out / "summary.json").read_text())["selection_function"]
     assert summary["inject_rate"] == 1.0 and summary["inject_seed"] == 7
-    assert summary["n_injected"] == json.loads((out / "summary.json").read_text())["n_scored"]
+    # the region is small: every eligible host gets several lenses to reach --inject-min
+    k = summary["inject_copies"]
+    assert k == min(MAX_COPIES, -(-1000 // summary["n_hosts_eligible"])) > 1
+    rows = pq.read_table(out / "injections.parquet").to_pydict()
+    assert summary["n_injected"] == len(rows["object_id"]) == k * len(set(rows["object_id"]))
+    assert sorted(set(rows["copy"])) == list(range(k))
+    assert summary["population"]["min_source_snr"] == 20.0  # the test model's default population
 
 
 def test_bad_inject_rate_is_a_config_error(region, model_dir, tmp_path, capsys):
     code = main(["scan", "--data", str(region), "--model", str(model_dir), "--out",
                  str(tmp_path / "x"), "--inject-rate", "1.5", "--quiet"])  # fmt: skip
     assert code == 2 and "inject_rate must be in [0, 1]" in capsys.readouterr().err
+
+
+def test_effective_rate_reaches_the_minimum():
+    assert effective_rate(0.0, 1000, 500) == (0.0, 1)  # off stays off
+    assert effective_rate(0.05, 1000, 100_000) == (0.05, 1)
+    assert effective_rate(0.05, 1000, 4000) == (0.25, 1)
+    assert effective_rate(0.05, 1000, 300) == (1.0, 4)
+    assert effective_rate(0.5, 1000, 10) == (1.0, MAX_COPIES)
+    assert effective_rate(0.5, 1000, 0) == (0.0, 1)

@@ -1,6 +1,7 @@
 """What every run writes at the end: known-lens cross-match, expected purity, model identity."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -49,8 +50,11 @@ def test_candidates_cross_matched_with_planted_known_lenses(region, scan_config,
 def test_summary_reports_expected_purity(full_run):
     p = full_run.summary["expected_purity"]
     s = full_run.summary
-    assert p["prior_lens_rate"] == 1e-3 and p["calibrated_scores"] is False
-    assert p["expected_lenses_scanned"] == pytest.approx(1e-3 * s["n_scored"], abs=1e-3)
+    # a synthetic region: its planted-lens fraction is the prior (--prior-lens-rate unset)
+    truth = pq.read_table(Path(s["data_dir"]) / "truth.parquet")["is_lens"].to_numpy()
+    assert p["prior_lens_rate"] == pytest.approx(truth.mean()) and p["calibrated_scores"] is False
+    rate = p["prior_lens_rate"]
+    assert p["expected_lenses_scanned"] == pytest.approx(rate * s["n_scored"], abs=1e-3)
     first = p["thresholds"][0]
     assert first["threshold"] == s["threshold"]
     assert first["n_candidates"] == s["n_candidates"]
@@ -58,8 +62,9 @@ def test_summary_reports_expected_purity(full_run):
     assert set(p["inspect_to_find"]) == {"1", "10", "100"}
     assert (full_run.run_dir / p["file"]).stat().st_size > 0
     # the test region has injections: the selection-function estimate is there too
-    inj = pq.read_table(full_run.run_dir / "injections.parquet")["score"].to_numpy()
-    assert first["completeness"] == pytest.approx(np.mean(inj >= s["threshold"]), abs=1e-6)
+    inj = pq.read_table(full_run.run_dir / "injections.parquet").to_pydict()
+    used = np.array(inj["score"])[np.array(inj["in_selection"])]
+    assert first["completeness"] == pytest.approx(np.mean(used >= s["threshold"]), abs=1e-6)
 
 
 def test_resume_refuses_a_changed_calibration(region, model_dir, tmp_path):

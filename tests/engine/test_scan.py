@@ -416,7 +416,10 @@ def test_objects_on_no_tile_are_skipped_off_tile(full_run, copy_region, scan_con
             "object_id": pa.array([11, 12], type=pa.int64()),
             "ra": pa.array([ra0 + 5.0, ra0 - 40.0]),
             "dec": pa.array([-30.0, 10.0]),
-            **{c: pa.array([20.0, 21.0], type=pa.float32()) for c in cat.column_names[3:]},
+            **{
+                c: pa.array([20.0, 21.0]).cast(cat.schema.field(c).type)
+                for c in cat.column_names[3:]
+            },
         }
     )
     pq.write_table(pa.concat_tables([cat, far]), data / "catalog.parquet")

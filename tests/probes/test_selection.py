@@ -5,18 +5,21 @@ import pyarrow as pa
 import pytest
 from numpy.testing import assert_allclose
 
-from lensfind.probes.selection import selection_table, write_selection
+from lensfind.probes.selection import joint_table, selection_table, sparse_bins, write_selection
 from lensfind.simulation.inject import (
-    INJECTION_POPULATION,
     choose_hosts,
     inject,
     inject_lenses,
+    injection_population,
     simulate_sources,
 )
+from lensfind.simulation.population import PopulationConfig
 from lensfind.simulation.simulate import simulate
 from lensfind.surveys import get_survey
 
 SPEC = get_survey("des_y3")
+#: What is injected by default: the default (training) population, all lenses, centred.
+INJECTED = injection_population(PopulationConfig())
 
 
 def test_host_choice_is_a_fixed_fraction_by_object_id():
@@ -35,13 +38,15 @@ def test_sources_are_the_lensed_light_alone_on_a_small_stamp():
     src = simulate_sources(SPEC, n, seed=5, seeing_factor=1.0)
     assert src.sources.shape == (n, 4, 100, 100)
     # the same draws rendered on the full cutout with the deflector made invisible
-    full = simulate(SPEC, n, 5, config=INJECTION_POPULATION, kinds=np.full(n, "lens"),
+    full = simulate(SPEC, n, 5, config=INJECTED, kinds=np.full(n, "lens"),
                     seeing_factor=np.full(n, 1.0), noise=False,
                     source_only=True).images  # fmt: skip
     rel = np.abs(src.sources - full).sum(axis=(1, 2, 3)) / full.sum(axis=(1, 2, 3))
     assert rel.max() < 3e-3
-    assert set(src.truth) >= {"theta_e_arcsec", "mag_g_source", "psf_fwhm_arcsec"}
-    lo, hi = INJECTION_POPULATION.theta_e_range_arcsec
+    assert set(src.truth) >= {"theta_e_arcsec", "mag_g_source", "mag_g_source_intrinsic",
+                              "psf_fwhm_arcsec"}  # fmt: skip
+    assert (src.truth["source_snr"] >= 20.0 - 1e-6).all()  # the training S/N floor
+    lo, hi = INJECTED.theta_e_range_arcsec
     assert ((src.truth["theta_e_arcsec"] >= lo) & (src.truth["theta_e_arcsec"] <= hi)).all()
     assert_allclose(src.truth["psf_fwhm_arcsec"], SPEC.bands[1].psf_fwhm_arcsec)
 
@@ -86,3 +91,33 @@ def test_selection_table_completeness_per_bin(tmp_path):
     assert summary["host_positive_rate"] == 0.5
     assert (tmp_path / "selection_function.parquet").is_file()
     assert (tmp_path / "selection_function.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_injected_mass_follows_the_host_shape():
+    """With host shapes given, the lensed images follow the mass: the same draws with the
+    host turned by 90 degrees give different images, and q = 1 hosts give rounder ones."""
+    n = 6
+    a = simulate_sources(SPEC, n, 3, 1.0, deflector_shape=(np.full(n, 0.5), np.zeros(n)))
+    b = simulate_sources(SPEC, n, 3, 1.0, deflector_shape=(np.full(n, 0.5), np.full(n, np.pi / 2)))
+    assert not np.allclose(a.sources, b.sources)
+    assert_allclose(a.truth["theta_e_arcsec"], b.truth["theta_e_arcsec"])  # other draws unchanged
+
+
+def test_candidate_hosts_are_left_out_and_bins_flagged(tmp_path):
+    rng = np.random.default_rng(1)
+    n = 400
+    inj = pa.table({"theta_e_arcsec": rng.uniform(0.8, 3.0, n),
+                    "mag_g_source": rng.uniform(20, 24, n),
+                    "psf_fwhm_arcsec": rng.uniform(0.8, 1.2, n),
+                    "score": rng.random(n).astype(np.float32),
+                    "host_score": np.where(np.arange(n) < 50, 0.9, 0.1),
+                    "host_class": np.full(n, "red_isolated")})  # fmt: skip
+    summary = write_selection(tmp_path, inj, 0.5, context={"population": {}})
+    assert summary["n_excluded_host_candidates"] == 50 and summary["n_used"] == 350
+    joint = joint_table(inj, 0.5)
+    assert joint["n"].to_numpy().sum() == 350
+    assert set(joint["host_class"].to_pylist()) == {"red_isolated"}
+    assert summary["sparse_bins"] == sparse_bins(selection_table(inj, 0.5))
+    assert all(b["n"] < 30 for b in summary["sparse_bins"])
+    for name in ("selection_function_joint.parquet", "selection_function_map.png"):
+        assert (tmp_path / name).is_file()

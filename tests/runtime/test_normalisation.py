@@ -1,4 +1,4 @@
-"""AsinhNormalisation: the per-band arcsinh stretch shared by training and scoring."""
+"""The input normalisations shared by training and scoring: asinh, minmax and the factory."""
 
 import dataclasses
 import json
@@ -9,7 +9,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose
 
-from lensfind.runtime.normalisation import AsinhNormalisation
+from lensfind.runtime.normalisation import (
+    NORMALISATION_KINDS,
+    AsinhNormalisation,
+    MinMaxNormalisation,
+    Normalisation,
+    normalisation_from_dict,
+    normalisation_of_kind,
+)
 
 HYP = settings(max_examples=40, deadline=None, database=None)
 
@@ -106,3 +113,87 @@ def test_is_frozen():
     norm = AsinhNormalisation(scale=(1.0,))
     with pytest.raises(dataclasses.FrozenInstanceError):
         norm.softening = 1.0  # type: ignore[misc]
+
+
+# --- minmax (Wilde et al. 2022) and the one factory ------------------------------
+
+
+def _minmax_reference(images: np.ndarray) -> np.ndarray:
+    """Wilde et al.'s loader, stamp by stamp: (x - amin(x)) / (amax(x) - amin(x))."""
+    out = np.empty(images.shape, dtype=np.float64)
+    for i in range(images.shape[0]):
+        for b in range(images.shape[1]):
+            x = images[i, b].astype(np.float64)
+            out[i, b] = (x - np.amin(x)) / (np.amax(x) - np.amin(x))
+    return out
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_minmax_matches_the_authors_per_stamp_scaling(dtype):
+    rng = np.random.default_rng(4)
+    images = rng.standard_normal((5, 4, 11, 9)) * rng.uniform(1, 300, (5, 4, 1, 1))
+    images = (images + rng.uniform(-50, 500, (5, 4, 1, 1))).astype(dtype)
+    out = MinMaxNormalisation()(images)
+    assert out.dtype == np.float32 and out.shape == images.shape
+    assert_allclose(out, _minmax_reference(images), rtol=1e-6, atol=1e-6)
+    # every band of every cutout spans exactly [0, 1]
+    assert np.array_equal(out.min(axis=(2, 3)), np.zeros((5, 4), np.float32))
+    assert_allclose(out.max(axis=(2, 3)), 1.0, rtol=0, atol=1e-6)
+
+
+@HYP
+@given(
+    n_bands=st.integers(1, 5),
+    seed=st.integers(0, 2**16),
+    gain=st.floats(1e-3, 1e3),
+    offset=st.floats(-1e3, 1e3),
+)
+def test_minmax_property_per_band_and_affine_invariant(n_bands, seed, gain, offset):
+    rng = np.random.default_rng(seed)
+    images = rng.standard_normal((3, n_bands, 6, 5)) * 20
+    norm = MinMaxNormalisation()
+    out = norm(images)
+    assert_allclose(out, _minmax_reference(images), rtol=1e-6, atol=1e-6)
+    # a positive gain and an offset of the counts change nothing (up to float32)
+    assert_allclose(norm(images * gain + offset), out, rtol=0, atol=2e-5)
+
+
+def test_minmax_flat_band_is_zero_and_in_place_works():
+    images = np.random.default_rng(5).normal(0, 3, (2, 3, 4, 4)).astype(np.float32)
+    images[1, 2] = 7.5  # one flat band: 0/0 in the formula
+    want = MinMaxNormalisation()(images)
+    assert np.isfinite(want).all() and np.array_equal(want[1, 2], np.zeros((4, 4)))
+    before = images.copy()
+    out = MinMaxNormalisation()(images)
+    assert np.array_equal(images, before) and not np.shares_memory(out, images)
+    same = MinMaxNormalisation()(images, out=images)
+    assert same is images and np.array_equal(images, want)
+    with pytest.raises(ValueError, match=r"\(N, bands, H, W\)"):
+        MinMaxNormalisation()(np.zeros((3, 4, 4)))
+
+
+@pytest.mark.parametrize(
+    "norm", [AsinhNormalisation(scale=(2.5, 4.0), softening=2.0), MinMaxNormalisation()]
+)
+def test_factory_round_trips_both_kinds_through_json(norm):
+    data = json.loads(json.dumps(norm.to_dict()))
+    back = normalisation_from_dict(data)
+    assert back == norm and type(back) is type(norm) and back.kind == data["kind"]
+    assert isinstance(back, Normalisation)
+    x = np.random.default_rng(6).normal(0, 20, (2, 2, 5, 5))
+    assert np.array_equal(back(x), norm(x))
+
+
+def test_factory_names_an_unknown_kind_and_the_known_ones():
+    with pytest.raises(ValueError) as info:
+        normalisation_from_dict({"kind": "zscale"})
+    assert "'zscale'" in str(info.value) and "asinh, minmax" in str(info.value)
+    with pytest.raises(ValueError, match="None"):
+        normalisation_from_dict({"scale": [1.0]})
+    with pytest.raises(ValueError, match="no parameters"):
+        normalisation_from_dict({"kind": "minmax", "scale": [1.0]})
+    assert NORMALISATION_KINDS == ("asinh", "minmax")
+    assert normalisation_of_kind("minmax", [1.0, 2.0]) == MinMaxNormalisation()
+    assert normalisation_of_kind("asinh", [1.0, 2.0]) == AsinhNormalisation(scale=(1.0, 2.0))
+    with pytest.raises(ValueError, match="'log'"):
+        normalisation_of_kind("log", [1.0])

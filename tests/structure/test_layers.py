@@ -17,7 +17,7 @@ import lensfind
 
 SRC = Path(lensfind.__file__).parent
 #: Modules any package may import: the foundation under every layer.
-BASE = {"errors", "versions", "cache", "hashing", "plotting", "tables", "__version__"}
+BASE = {"errors", "versions", "cache", "hashing", "intervals", "plotting", "tables", "__version__"}
 #: Package -> the lensfind packages it may import (besides itself and :data:`BASE`).
 ALLOWED: dict[str, set[str]] = {
     "surveys": set(),

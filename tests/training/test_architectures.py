@@ -393,8 +393,8 @@ def test_built_for_a_matching_survey(name, survey, shape):
     [
         ("ou66", EUCLID, ["ou66", "66x66", "euclid_wide", "200x200"]),
         ("ou66_j", EUCLID.select(("J",)), ["ou66_j", "66x66", "200x200"]),
-        ("ou200", get_survey("des_y3"), ["ou200", "VIS, Y, J, H", "des_y3", "g, r, i, z"]),
-        ("ou66_jyh", EUCLID.select(("Y", "J", "H"), cutout_px=66), ["J, Y, H", "Y, J, H"]),
+        ("ou200", get_survey("des_y3"), ["ou200", "J, Y, H, VIS", "des_y3", "g, r, i, z"]),
+        ("ou66_jyh", EUCLID.select(("VIS", "J", "H"), cutout_px=66), ["J, Y, H", "VIS, J, H"]),
         ("jacobs_des", get_survey("kids_dr3"), ["jacobs_des", "g, r, i, z", "kids_dr3"]),
         ("resnet18_1band", get_survey("des_y3"), ["resnet18_1band", "1 band", "des_y3"]),
     ],

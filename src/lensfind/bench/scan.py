@@ -110,15 +110,19 @@ def bench_scan(config: ScanConfig, repeats: int = 3, command: str | None = None)
     }
     if injected:
         slowdown = statistics.median(e2e) / statistics.median(e2e_inj)
+        n_inj = injected[0]["selection_function"]["n_injected"]
+        # the injected fraction: --inject-min and the host cuts make it differ from the rate
+        fraction = n_inj / max(injected[0]["n_scored"], 1)
         result["injection"] = {
             "inject_rate": rate,
-            "n_injected": injected[0]["selection_function"]["n_injected"],
+            "n_injected": n_inj,
+            "injected_fraction": fraction,
             "end_to_end_cutouts_per_s": {"median": statistics.median(e2e_inj), "runs": e2e_inj},
             "slowdown": slowdown,
-            "budget": (1 + rate) * 1.1,
-            "within_budget": slowdown <= (1 + rate) * 1.1,
+            "budget": (1 + fraction) * 1.1,
+            "within_budget": slowdown <= (1 + fraction) * 1.1,
             "how": "survey objects scored per second without / with injections "
-            "(injected copies not counted); budget (1 + rate) x 1.1",
+            "(injected copies not counted); budget (1 + injected / scored) x 1.1",
         }
     return result
 

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from lensfind.intervals import wilson_interval
 from lensfind.runtime.calibration import posterior_lens_probability
 
 #: Jacobs+22: strong lenses are "< 1 in 1000" galaxies.
@@ -135,11 +136,19 @@ def expected_purity(
             "expected_purity": round(e / n, 6) if n else None,
         }
         if inj is not None:
-            c = float((inj >= t).mean())
+            k = int((inj >= t).sum())
+            c = k / inj.size
+            c_lo, c_hi = (float(v[0]) for v in wilson_interval(np.array([k]), np.array([inj.size])))
             e_sel = prior_lens_rate * n_scored * c
             row["completeness"] = round(c, 6)
             row["expected_true_lenses_selection"] = round(e_sel, 4)
             row["expected_purity_selection"] = round(min(1.0, e_sel / n), 6) if n else None
+            # the completeness's Wilson 95% interval (the prior rate is taken as exact)
+            row["expected_purity_selection_ci"] = (
+                [round(min(1.0, prior_lens_rate * n_scored * c_ / n), 6) for c_ in (c_lo, c_hi)]
+                if n
+                else None
+            )
         rows.append(row)
     expected_scanned = prior_lens_rate * n_scored
     return {

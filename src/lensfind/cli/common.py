@@ -18,8 +18,8 @@ CHOICES = {"provider": PROVIDER_CHOICES, "store_dtype": STORE_DTYPES,
 #: The :class:`RunConfig` fields that are flags (``--quiet`` is a top-level flag); model first.
 RUN_FIELDS = tuple(f.name for f in dataclasses.fields(RunConfig) if f.name != "quiet")
 #: The :class:`ScanConfig` fields of ``engine scan`` beyond the run flags.
-SCAN_FIELDS = ("survey", "data_dir", "shard_size", "inject_rate", "inject_seed", "store_dtype",
-               "store_compression")  # fmt: skip
+SCAN_FIELDS = ("survey", "data_dir", "shard_size", "inject_rate", "inject_seed", "inject_min",
+               "inject_population", "inject_hosts", "store_dtype", "store_compression")  # fmt: skip
 
 
 def _field_help(cls: type) -> dict[str, str]:
@@ -104,10 +104,13 @@ def report(result: Any) -> int:
     )
     sel = s.get("selection_function") or {}
     if sel.get("n_injected"):
-        print(
-            f"selection function: {sel['n_injected_scored']} injected lenses, "
-            f"{sel['completeness']:.1%} recovered -> {result.run_dir / sel['file']}"
-        )
+        print(selection_line(sel, result.run_dir))
+        if sel.get("sparse_bins"):
+            print(
+                f"warning: {len(sel['sparse_bins'])} selection-function bin(s) hold fewer than "
+                "30 injections (see summary.json); raise --inject-min or --inject-rate",
+                file=sys.stderr,
+            )
     print(
         f'known lenses within {s["known_lens_radius_arcsec"]:g}": '
         f"{s['n_known_lenses_matched']} of the candidates"
@@ -127,6 +130,22 @@ def report(result: Any) -> int:
             file=sys.stderr,
         )
     return int(result.exit_code)
+
+
+def selection_line(sel: dict[str, Any], run_dir: Path) -> str:
+    """One line on the scan's selection function: injections, recovery, where it went."""
+    if sel.get("completeness") is None:
+        return f"selection function: {sel['n_injected']} injected lenses, none scored"
+    copies = sel.get("inject_copies", 1)
+    per_host = f", {copies} per host" if copies > 1 else ""
+    left_out = sel.get("n_excluded_host_candidates", 0)
+    excluded = f"; {left_out} left out (host a candidate)" if left_out else ""
+    return (
+        f"selection function: {sel['n_injected']} injected lenses in "
+        f"{sel.get('n_hosts_eligible', '?')} eligible hosts{per_host}{excluded}; "
+        f"{sel['completeness']:.1%} of the injected population recovered -> "
+        f"{run_dir / sel.get('file', '')}"
+    )
 
 
 def purity_line(p: dict[str, Any]) -> str:

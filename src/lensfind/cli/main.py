@@ -13,9 +13,11 @@ from lensfind import __version__
 from lensfind.cli.bench import add_bench_parsers
 from lensfind.cli.calibrate import add_calibrate_parsers
 from lensfind.cli.doctor import add_doctor_parsers
+from lensfind.cli.evaluate import add_evaluate_parsers
 from lensfind.cli.make import add_make_parsers
 from lensfind.cli.probe import add_probe_parsers
 from lensfind.cli.scan import add_scan_parsers
+from lensfind.cli.selection import add_selection_parsers
 from lensfind.cli.train import add_train_parsers
 from lensfind.errors import LensfindError
 
@@ -42,8 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_make_parsers(sub, common)
     add_scan_parsers(sub, common)
+    add_selection_parsers(sub, common)
     add_calibrate_parsers(sub, common)
     add_train_parsers(sub, common)
+    add_evaluate_parsers(sub, common)
     add_bench_parsers(sub, common)
     add_probe_parsers(sub, common)
     add_doctor_parsers(sub, common)

@@ -39,7 +39,7 @@ def _cmd_probe(args: argparse.Namespace) -> int:
         return _probe_rare(args)
     spec = get_survey(args.survey)
     cards = [resolve_model(m, spec.name) for m in (args.model or [None])]
-    scorers = {c.name: _scorer(c, args.runtime, args.threads) for c in cards}
+    scorers = {c.name: _scorer(c, args.runtime, args.threads, spec.band_names) for c in cards}
     shas = {c.name: c.sha256 for c in cards}
     names = list(SUITE) if args.name == "suite" else [args.name]
     opts = ProbeOptions(
@@ -66,15 +66,16 @@ def _cmd_probe(args: argparse.Namespace) -> int:
     return 0
 
 
-def _scorer(card: Any, runtime: str, threads: int) -> Any:
-    """The card's model as a scorer on the chosen runtime."""
+def _scorer(card: Any, runtime: str, threads: int, input_bands: tuple[str, ...]) -> Any:
+    """The card's model as a scorer on the chosen runtime, for cutouts with ``input_bands``
+    (the probed survey's bands, reordered to the card's)."""
     if runtime == "torch":
         from lensfind.export.torch_weights import TorchScorer
 
-        return TorchScorer(card)
+        return TorchScorer(card, input_bands=input_bands)
     from lensfind.runtime.scorer import OnnxScorer
 
-    return OnnxScorer(card, threads=threads)
+    return OnnxScorer(card, threads=threads, input_bands=input_bands)
 
 
 def _probe_rare(args: argparse.Namespace) -> int:
@@ -87,7 +88,7 @@ def _probe_rare(args: argparse.Namespace) -> int:
 
     spec = get_survey(args.survey)
     cards = [resolve_model(m, spec.name) for m in (args.model or [None])]
-    scorers = {c.name: _scorer(c, args.runtime, args.threads) for c in cards}
+    scorers = {c.name: _scorer(c, args.runtime, args.threads, spec.band_names) for c in cards}
     thresholds = {c.name: c.threshold if args.threshold is None else args.threshold
                   for c in cards}  # fmt: skip
     total = args.n * len(RARE_CLASSES)

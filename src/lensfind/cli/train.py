@@ -1,5 +1,10 @@
 """``engine train``, ``engine export`` and ``engine ensemble``: model making on the command line.
 
+``engine export`` takes a checkpoint of ``engine train`` (``--checkpoint``), a
+published torch state dict of a registry architecture (``--weights FILE.pt
+--arch ou66 --survey euclid_wide``), or, with ``--fp16``/``--int8``, an exported
+model (``--model``).
+
 ``engine train`` takes every setting of :class:`~lensfind.training.config.TrainConfig`
 and :class:`~lensfind.training.config.TrainJob` as a flag (``--select-by``,
 ``--no-flip``, ...) and from a flat YAML file (``--config FILE.yaml``, keys as the
@@ -54,20 +59,52 @@ def _export(
         print("held-out (ONNX Runtime):", json.dumps(card["test_metrics"]))
 
 
+def _export_weights(args: argparse.Namespace, out: Path) -> None:
+    from lensfind.export.published import export_weights
+    from lensfind.runtime.card_md import MODEL_CARD_MD
+
+    card = export_weights(
+        args.weights, args.arch, args.survey, out, name=args.name, test_set=args.test_set,
+        threshold=args.threshold, normalisation=args.normalisation,
+        pixel_scale_arcsec=args.pixel_scale,
+    )  # fmt: skip
+    print(
+        f"wrote {out / 'model.onnx'} ({card['arch']}, bands {','.join(card['bands'])}, "
+        f"{card['normalisation']['kind']} inputs; sha256 {card['sha256'][:12]}); parity max "
+        f"|diff| {card['parity']['max_abs_diff']:.2e}; card {out / MODEL_CARD_MD}"
+    )
+    if "test_metrics" in card:
+        print("held-out (ONNX Runtime):", json.dumps(card["test_metrics"]))
+
+
 def _cmd_export(args: argparse.Namespace) -> int:
     import tempfile
 
     from lensfind.errors import ConfigError
 
     precision = "fp16" if args.fp16 else "int8" if args.int8 else "fp32"
-    if (args.checkpoint is None) == (args.model is None):
-        raise ConfigError("engine export needs exactly one of --checkpoint or --model")
+    sources = [x for x in (args.checkpoint, args.model, args.weights) if x is not None]
+    if len(sources) != 1:
+        raise ConfigError("engine export needs exactly one of --checkpoint, --weights or --model")
+    if args.weights is not None and (args.arch is None or args.survey is None):
+        raise ConfigError("--weights needs --arch and --survey (the weights' network and data)")
+    if args.weights is None and (args.arch or args.survey or args.pixel_scale is not None):
+        raise ConfigError("--arch, --survey and --pixel-scale go with --weights")
+    if args.weights is None and args.normalisation != "arch":
+        raise ConfigError("--normalisation goes with --weights (a checkpoint records its own)")
     if args.calibration is not None and precision != "int8":
         raise ConfigError("--calibration goes with --int8")
+
+    def export_fp32(out: Path) -> None:
+        if args.weights is not None:
+            _export_weights(args, out)
+        else:
+            _export(args.checkpoint, out, args.name, args.test_set, args.threshold)
+
     if precision == "fp32":
-        if args.checkpoint is None:
+        if args.model is not None:
             raise ConfigError("--model needs --fp16 or --int8 (it is already exported)")
-        _export(args.checkpoint, args.out, args.name, args.test_set, args.threshold)
+        export_fp32(args.out)
         return 0
     from lensfind.export.precision import export_precision
     from lensfind.probes.precision_check import record_probe_changes
@@ -75,9 +112,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from lensfind.runtime.shipped import resolve_model
 
     with tempfile.TemporaryDirectory(prefix="lensfind-export-") as tmp:
-        if args.checkpoint is not None:
+        if args.model is None:
             source = Path(tmp) / "fp32"
-            _export(args.checkpoint, source, args.name, args.test_set, args.threshold)
+            export_fp32(source)
         else:
             source = resolve_model(args.model, survey="").directory
         out = export_precision(source, args.out, precision, args.calibration)
@@ -134,9 +171,29 @@ def add_train_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     s.set_defaults(func=_cmd_train)
 
     s = sub.add_parser(
-        "export", parents=[common], help="export a checkpoint (or convert a model) to ONNX + card"
+        "export",
+        parents=[common],
+        help="export a checkpoint or published weights (or convert a model) to ONNX + card",
     )
     s.add_argument("--checkpoint", type=Path, help="a checkpoint written by engine train")
+    s.add_argument(
+        "--weights",
+        type=Path,
+        help="a torch state dict of --arch (e.g. published OU-66 weights; read weights_only)",
+    )
+    s.add_argument("--arch", help="--weights: the registry architecture (engine train --arch)")
+    s.add_argument("--survey", help="--weights: the survey the network takes (e.g. euclid_wide)")
+    s.add_argument(
+        "--pixel-scale",
+        type=float,
+        help="--weights: common pixel grid of the input, arcsec/px (asinh scales; e.g. 0.3)",
+    )
+    s.add_argument(
+        "--normalisation",
+        choices=("arch", "asinh", "minmax"),
+        default="arch",
+        help="--weights: input normalisation (arch: the architecture's own)",
+    )
     s.add_argument("--model", help="with --fp16/--int8: convert this exported model instead")
     prec = s.add_mutually_exclusive_group()
     prec.add_argument("--fp16", action="store_true", help="fp16 graph (float32 I/O)")

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar
 
 from lensfind.catalogue.known_lenses import DEFAULT_KNOWN_LENS_RADIUS_ARCSEC
-from lensfind.catalogue.purity import DEFAULT_PRIOR_LENS_RATE
 from lensfind.errors import ConfigError
 from lensfind.runtime.scorer import DEFAULT_BATCH_SIZE, PROVIDER_CHOICES
 
@@ -73,9 +72,11 @@ class RunConfig:
         cross-matched against; None uses the vendored lenscat catalogue.
     known_lens_radius_arcsec : float
         Cross-match radius, arcsec (0 matches only exact positions).
-    prior_lens_rate : float
-        Expected fraction of the scanned galaxies that are lenses (Jacobs+22:
-        fewer than 1 in 1000), for the expected purity of the candidates.
+    prior_lens_rate : float or None
+        Expected fraction of the scanned galaxies that are lenses, for the
+        expected purity of the candidates; None: the planted fraction of a
+        synthetic region (its ``region.json``), else 1e-3 (Jacobs+22: fewer than
+        1 in 1000 galaxies on the sky).
     """
 
     env_prefix: ClassVar[str] = ""
@@ -95,7 +96,7 @@ class RunConfig:
     provider: str = "auto"
     known_lenses: Path | None = None
     known_lens_radius_arcsec: float = DEFAULT_KNOWN_LENS_RADIUS_ARCSEC
-    prior_lens_rate: float = DEFAULT_PRIOR_LENS_RATE
+    prior_lens_rate: float | None = None
 
     def __post_init__(self) -> None:
         if self.provider not in PROVIDER_CHOICES:
@@ -114,7 +115,7 @@ class RunConfig:
             raise ConfigError(
                 f"known_lens_radius_arcsec must be >= 0, got {self.known_lens_radius_arcsec}"
             )
-        if not 0.0 < self.prior_lens_rate < 1.0:
+        if self.prior_lens_rate is not None and not 0.0 < self.prior_lens_rate < 1.0:
             raise ConfigError(f"prior_lens_rate must be in (0, 1), got {self.prior_lens_rate}")
 
 
@@ -140,6 +141,17 @@ class ScanConfig(RunConfig):
         candidates.
     inject_seed : int
         Seed of the injections (which galaxies, which lenses).
+    inject_min : int
+        Fewest injections a scan makes: a small scan raises its injection rate
+        (up to every eligible host, then several lenses per host) so that the
+        selection function's bins are populated (0: the rate as given).
+    inject_population : Path or None
+        YAML file of population settings (PopulationConfig fields: theta_e_range_arcsec,
+        source_mag_g_range, min_source_snr, shear_sigma, ...) over the population the
+        model was trained on (its card's), which None injects as it is.
+    inject_hosts : Path or None
+        YAML file of host-selection settings (HostSelection fields: colour_cuts,
+        mag_band, mag_range, classes, ...) over the survey's default deflector cuts.
     store_dtype : str
         Cutout store precision: ``float16`` (the default) in units of three sky
         sigmas, or ``float32`` counts. float16 halves the bytes (160 -> 80 kB per
@@ -161,6 +173,9 @@ class ScanConfig(RunConfig):
     shard_size: int = 1024
     inject_rate: float = DEFAULT_INJECT_RATE
     inject_seed: int = 0
+    inject_min: int = 1000
+    inject_population: Path | None = None
+    inject_hosts: Path | None = None
     store_dtype: str = "float16"
     store_compression: str = "none"
 
@@ -177,6 +192,8 @@ class ScanConfig(RunConfig):
             raise ConfigError(f"store_dtype must be float32 or float16, got {self.store_dtype!r}")
         if not 0.0 <= self.inject_rate <= 1.0:
             raise ConfigError(f"inject_rate must be in [0, 1], got {self.inject_rate}")
+        if self.inject_min < 0:
+            raise ConfigError(f"inject_min must be >= 0, got {self.inject_min}")
 
 
 @dataclass(frozen=True)

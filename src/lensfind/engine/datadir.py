@@ -20,7 +20,8 @@ from lensfind.errors import CatalogError
 from lensfind.simulation.region import CATALOG_NAME, RegionConfig, make_region
 from lensfind.surveys.spec import SurveySpec
 
-DEFAULT_REGION_VERSION = "v1"
+#: Bumped when the region's content changes (v2: catalogue star class and blend flags).
+DEFAULT_REGION_VERSION = "v2"
 HATS_CATALOG_NAME = "catalog.hats"
 
 

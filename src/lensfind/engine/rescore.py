@@ -5,6 +5,7 @@ cutouts and running the model. Sharded, resumable and monitored exactly like a
 scan (one task per store shard, the same manifest, metrics and run directory).
 """
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from lensfind.catalogue.purity import DEFAULT_PRIOR_LENS_RATE
 from lensfind.engine.config import ScoreConfig
 from lensfind.engine.plan import Plan, Shard
 from lensfind.engine.run import ScanResult, default_run_dir, execute
@@ -112,6 +114,8 @@ def run_score(config: ScoreConfig) -> ScanResult:
     assert config.cutouts is not None and config.model is not None  # ScoreConfig checks
     store = config.cutouts
     check_provider(config)
+    if config.prior_lens_rate is None:
+        config = dataclasses.replace(config, prior_lens_rate=DEFAULT_PRIOR_LENS_RATE)
     card = resolve_model(config.model, survey="")
     _check_compatible(store, card.bands, card.input_shape)
     threshold = card.threshold if config.threshold is None else config.threshold

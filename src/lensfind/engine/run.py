@@ -131,16 +131,22 @@ def candidate_purity(
 
     lens_fraction, calibrated = scores_lens_fraction(card)
     inj_file = run_dir / INJECTIONS_NAME
-    injected = (
-        pq.read_table(inj_file, columns=["score"])["score"].to_numpy(zero_copy_only=False)
-        if inj_file.is_file()
-        else None
-    )
+    injected = None
+    if inj_file.is_file():  # the injections the selection function counts
+        inj = pq.read_table(inj_file, columns=["score", "in_selection"])
+        used = inj["in_selection"].to_numpy(zero_copy_only=False).astype(bool)
+        injected = inj["score"].to_numpy(zero_copy_only=False)[used]
     scores = candidates["score"].to_numpy(zero_copy_only=False)
     purity = expected_purity(scores, n_scored, threshold, prior_lens_rate, lens_fraction, injected)
     _, by_rank = ranked_posterior(scores, prior_lens_rate, lens_fraction)
     plot_purity(purity, by_rank, run_dir / PURITY_PNG)
     return {"calibrated_scores": calibrated, **purity, "file": PURITY_PNG}
+
+
+def _prior(config: RunConfig) -> float:
+    """The run's prior lens rate (resolved by ``run_scan``/``run_score``)."""
+    assert config.prior_lens_rate is not None
+    return config.prior_lens_rate
 
 
 def execute(
@@ -236,7 +242,7 @@ def execute(
         ),
         "known_lens_radius_arcsec": config.known_lens_radius_arcsec,
         "expected_purity": candidate_purity(
-            run_dir, candidates, counts["scored"], threshold, card, config.prior_lens_rate
+            run_dir, candidates, counts["scored"], threshold, card, _prior(config)
         ),
         "workers": config.workers if config.scheduler is None else config.scheduler,
         "lensfind_version": __version__,

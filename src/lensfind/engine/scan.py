@@ -1,5 +1,6 @@
 """``engine scan``: catalogue + tiles -> plan -> shards on Dask -> candidates + summary."""
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -7,11 +8,12 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from lensfind.catalogue.purity import DEFAULT_PRIOR_LENS_RATE
 from lensfind.engine.candidates import ScoreTally
 from lensfind.engine.catalog import read_catalog
 from lensfind.engine.config import ScanConfig
 from lensfind.engine.datadir import catalog_path, default_region
-from lensfind.engine.injections import INJECTIONS_DIR
+from lensfind.engine.injections import INJECTIONS_DIR, plan_injections
 from lensfind.engine.plan import Plan, Shard, make_plan
 from lensfind.engine.run import (
     EXIT_OK,
@@ -25,9 +27,9 @@ from lensfind.engine.run import (
 from lensfind.engine.scoring import check_provider
 from lensfind.engine.shard import ShardTask, process_shard
 from lensfind.errors import ConfigError
-from lensfind.probes.selection import write_selection
+from lensfind.probes.selection import run_truth_check, write_selection
 from lensfind.runtime.shipped import resolve_model
-from lensfind.simulation.region import TRUTH_NAME
+from lensfind.simulation.region import TRUTH_NAME, region_lens_fraction
 from lensfind.surveys.registry import get_survey
 
 __all__ = [
@@ -42,31 +44,39 @@ def run_scan(config: ScanConfig) -> ScanResult:
     check_provider(config)
     spec = get_survey(config.survey)
     card = resolve_model(config.model, spec.name)
-    if card.bands != spec.band_names or card.input_shape[1] != spec.cutout_px:
+    # the model's bands in any order: the scorer reorders the survey's to the card's
+    if sorted(card.bands) != sorted(spec.band_names) or card.input_shape[1] != spec.cutout_px:
         raise ConfigError(
             f"model {card.name} expects bands {card.bands} at {card.input_shape[1]} px; "
             f"survey {spec.name} gives {spec.band_names} at {spec.cutout_px} px"
         )
     threshold = card.threshold if config.threshold is None else config.threshold
     data_dir = config.data_dir or default_region(spec, quiet=config.quiet)
+    if config.prior_lens_rate is None:  # a synthetic region knows its own lens rate
+        prior = region_lens_fraction(data_dir) or DEFAULT_PRIOR_LENS_RATE
+        config = dataclasses.replace(config, prior_lens_rate=prior)
     cat_file = catalog_path(data_dir)
     catalog = read_catalog(cat_file)
     plan = make_plan(catalog, cat_file, data_dir, spec, config.shard_size)
     run_dir = config.out or default_run_dir(spec.name)
+    injection, injection_summary = plan_injections(config, card, catalog, spec)
 
     def make_task(shard: Shard) -> ShardTask:
         return ShardTask(
             shard_id=shard.shard_id, tile=shard.tile, objects=catalog.take(list(shard.rows)),
             data_dir=str(data_dir), run_dir=str(run_dir), bands=spec.band_names,
             cutout_px=spec.cutout_px, model_dir=str(card.directory), model_sha256=card.sha256,
-            batch_size=config.batch_size, survey=spec.name, inject_rate=config.inject_rate,
-            inject_seed=config.inject_seed, store_dtype=config.store_dtype,
+            batch_size=config.batch_size, survey=spec.name, injection=injection,
+            store_dtype=config.store_dtype,
             store_compression=config.store_compression,
             provider=config.provider,
         )  # fmt: skip
 
     def selection(tally: ScoreTally) -> dict[str, Any]:
-        return {"selection_function": scan_selection(run_dir, plan, tally, threshold, config)}
+        found = scan_selection(run_dir, plan, tally, threshold, injection_summary)
+        if found.get("file") and (data_dir / TRUTH_NAME).is_file():
+            found["truth_check"] = run_truth_check(run_dir, data_dir / TRUTH_NAME, threshold, found)
+        return {"selection_function": found}
 
     return execute(
         config, plan, run_dir, card, threshold, process_shard, make_task,
@@ -83,10 +93,12 @@ def run_scan(config: ScanConfig) -> ScanResult:
 
 
 def scan_selection(
-    run_dir: Path, plan: Plan, tally: ScoreTally, threshold: float, config: ScanConfig
+    run_dir: Path, plan: Plan, tally: ScoreTally, threshold: float, summary: dict[str, Any]
 ) -> dict[str, Any]:
-    """Gather the committed shards' injections into the run's selection function."""
-    summary: dict[str, Any] = {"inject_rate": config.inject_rate, "inject_seed": config.inject_seed}
+    """Gather the committed shards' injections into the run's selection function.
+
+    ``summary`` holds what the injections were (:func:`plan_injections`).
+    """
     files = [run_dir / INJECTIONS_DIR / f"{s.shard_id}.parquet" for s in plan.shards]
     tables = [pq.read_table(f) for f in files if f.is_file()]
     if not tables:
@@ -95,7 +107,7 @@ def scan_selection(
     n_scored = tally.status_counts()["scored"]
     above = sum(t.num_rows for t in tally.above)
     host_rate = above / n_scored if n_scored else None
-    return {**summary, **write_selection(run_dir, injections, threshold, host_rate)}
+    return {**summary, **write_selection(run_dir, injections, threshold, host_rate, summary)}
 
 
 def planted_lens_ids(data_dir: Path) -> set[int]:

@@ -121,6 +121,8 @@ def score_batches(
     """
     try:
         scorer = scorer_for(task.model_dir, task.model_sha256, task.provider, task.batch_size)
+        # a scan's stamps have its survey's bands (ShardTask.bands); a store, the model's
+        scorer = scorer.with_input_bands(getattr(task, "bands", None))
     except Exception as exc:
         reason[rows] = f"model unusable: {exc}"
         return []

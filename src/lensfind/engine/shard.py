@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 
 from lensfind.engine.buffers import scratch
 from lensfind.engine.cutouts import EDGE, INVALID, cut_stamps
-from lensfind.engine.injections import inject_and_score
+from lensfind.engine.injections import InjectionPlan, inject_and_score
 from lensfind.engine.plan import NO_TILE
 from lensfind.engine.store import STORE_NAME, image_file, start_shard_cutouts
 from lensfind.engine.tiles import read_tile
@@ -64,9 +64,8 @@ class ShardTask:
     model_sha256: str
     batch_size: int = DEFAULT_BATCH_SIZE
     survey: str = ""
-    #: fraction of good cutouts that also get an injected-lens copy (selection function)
-    inject_rate: float = 0.0
-    inject_seed: int = 0
+    #: what to inject into which good cutouts (selection function); None: nothing
+    injection: InjectionPlan | None = None
     #: cutout store dtype: float16 in units of 3 sky sigma, or float32 counts
     store_dtype: str = "float16"
     store_compression: str = "zstd"

@@ -15,6 +15,7 @@ on the set the weights or the gate were fitted on (in-sample); pass a
 ``test_set`` for held-out numbers.
 """
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from lensfind.export.parity import (
     write_card,
 )
 from lensfind.hashing import sha256_of
+from lensfind.runtime.bands import band_order, take_bands
 from lensfind.runtime.card import CARD_NAME, ONNX_NAME, ModelCard, load_card
 from lensfind.runtime.scorer import OnnxScorer
 
@@ -171,7 +173,7 @@ def _fit_combination(
     fitted = _Fitted(EnsembleModule(members, "mean"), [1.0 / len(members)] * len(members))
     if val_set is None:
         return fitted
-    val, vattrs = read_dataset(val_set)
+    val, vattrs = in_card_order(*read_dataset(val_set), ref)
     labels = np.asarray(val.truth["is_lens"], dtype=bool)
     x_val = ref.normalisation(val.images)
     probs = _probs(fitted.module, x_val)
@@ -286,11 +288,20 @@ def _measure(
     else:
         sample = random_sample(ref.input_shape)
     if test_set is not None:
-        test, tattrs = read_dataset(test_set)
+        test, tattrs = in_card_order(*read_dataset(test_set), ref)
         p = score_in_batches(scorer, test.images, 256)
         card["test_set"] = {"path": str(test_set), "n": int(tattrs["n"]), "seed": tattrs["seed"]}
         card["test_metrics"] = evaluate_all(test.truth["is_lens"], p, threshold)
     return sample
+
+
+def in_card_order(data: Any, attrs: dict, card: ModelCard) -> tuple[Any, dict]:
+    """A read set (:func:`~lensfind.simulation.dataset.read_dataset`) with its cutouts'
+    bands put in ``card``'s order."""
+    from lensfind.simulation.dataset import survey_of
+
+    order = band_order(survey_of(attrs).band_names, card.bands, f"model {card.name}")
+    return dataclasses.replace(data, images=take_bands(data.images, order)), attrs
 
 
 def load_ensemble_torch(model_dir: Path) -> Any:

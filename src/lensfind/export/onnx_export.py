@@ -17,9 +17,11 @@ from lensfind.export.parity import (  # noqa: F401 (PARITY_ATOL/RTOL: re-exporte
 )
 from lensfind.export.torch_weights import WEIGHTS_NAME, save_weights
 from lensfind.hashing import sha256_of
+from lensfind.runtime.bands import band_order, take_bands
 from lensfind.runtime.card import ONNX_NAME, load_card
-from lensfind.runtime.normalisation import AsinhNormalisation
+from lensfind.runtime.normalisation import Normalisation, normalisation_from_dict
 from lensfind.runtime.scorer import OnnxScorer
+from lensfind.training.metrics import DEFAULT_BETA, evaluate_all
 
 if TYPE_CHECKING:
     import torch
@@ -111,7 +113,7 @@ def export_checkpoint(
 
     onnx_path = out_dir / ONNX_NAME
     wrapped = export_probability_graph(model, (bands, size, size), onnx_path, opset)
-    norm = AsinhNormalisation.from_dict(meta["normalisation"])
+    norm = normalisation_from_dict(meta["normalisation"])
     card = _checkpoint_card(meta, norm, onnx_path, name, threshold, opset)
     card["torch_weights"] = save_weights(model, out_dir / WEIGHTS_NAME)
     if "test_metrics_torch" in meta:
@@ -120,7 +122,8 @@ def export_checkpoint(
 
     scorer = OnnxScorer(load_card(out_dir), threads=2)
     if test_set is not None:
-        sample = _test_metrics(card, scorer, test_set, meta, threshold)
+        beta = float(meta["config"].get("beta", DEFAULT_BETA))
+        sample = record_test_metrics(card, scorer, test_set, threshold, beta)
     else:
         sample = random_sample((bands, size, size))
     return finish_card(card, out_dir, wrapped, norm, sample, scorer, onnx_path)
@@ -128,20 +131,46 @@ def export_checkpoint(
 
 def _checkpoint_card(
     meta: dict,
-    norm: AsinhNormalisation,
+    norm: Normalisation,
     onnx_path: Path,
     name: str | None,
     threshold: float,
     opset: int,
 ) -> dict:
     """The card of an exported checkpoint, before weights, metrics and parity."""
+    return base_card(
+        name=name or f"{meta['arch']}-{meta['survey']}", arch=meta["arch"],
+        survey=meta["survey"], bands=meta["bands"], input_shape=meta["input_shape"], norm=norm,
+        onnx_path=onnx_path, threshold=threshold, opset=opset,
+        training={k: meta[k] for k in _TRAINING_KEYS if k in meta},
+    )  # fmt: skip
+
+
+def base_card(
+    *,
+    name: str,
+    arch: str,
+    survey: str,
+    bands: list[str] | tuple[str, ...],
+    input_shape: list[int] | tuple[int, ...],
+    norm: Normalisation,
+    onnx_path: Path,
+    threshold: float,
+    opset: int,
+    training: dict,
+) -> dict:
+    """A single network's model card, before weights, metrics and parity.
+
+    ``bands`` are in the network's channel order and ``norm`` is its input
+    normalisation: the input convention every scorer applies.
+    """
     return {
         "format_version": 1,
-        "name": name or f"{meta['arch']}-{meta['survey']}",
-        "arch": meta["arch"],
-        "survey": meta["survey"],
-        "bands": meta["bands"],
-        "input_shape": meta["input_shape"],
+        "name": name,
+        "arch": arch,
+        "survey": survey,
+        "bands": list(bands),
+        "input_shape": list(input_shape),
         "input": {
             "name": "cutouts",
             "units": "image counts, normalised as below",
@@ -153,27 +182,30 @@ def _checkpoint_card(
         "onnx_file": ONNX_NAME,
         "opset": opset,
         "sha256": sha256_of(onnx_path),
-        "training": {k: meta[k] for k in _TRAINING_KEYS if k in meta},
+        "training": training,
         "exported_with": exported_with(),
     }
 
 
-def _test_metrics(
-    card: dict, scorer: OnnxScorer, test_set: Path, meta: dict, threshold: float
+def record_test_metrics(
+    card: dict, scorer: OnnxScorer, test_set: Path, threshold: float, beta: float = DEFAULT_BETA
 ) -> np.ndarray:
-    """Record ``test_set`` and its ONNX Runtime metrics in ``card``; return parity inputs."""
-    from lensfind.simulation.dataset import read_dataset
-    from lensfind.training.metrics import DEFAULT_BETA, evaluate_all
+    """Record ``test_set`` and its ONNX Runtime metrics in ``card``; return parity inputs.
+
+    The set's cutouts are scored in its own band order (``scorer`` reorders them
+    to the card's); the parity inputs returned are in the card's order.
+    """
+    from lensfind.simulation.dataset import read_dataset, survey_of
 
     test, tattrs = read_dataset(test_set)
+    bands = survey_of(tattrs).band_names
     raw = test.images
-    scores = score_in_batches(scorer, raw, 512)
+    scores = score_in_batches(scorer.with_input_bands(bands), raw, 512)
     card["test_set"] = {
         "path": str(test_set),
         "n": int(tattrs["n"]),
         "seed": tattrs["seed"],
         "population": tattrs["population"],
     }
-    beta = float(meta["config"].get("beta", DEFAULT_BETA))
     card["test_metrics"] = evaluate_all(test.truth["is_lens"], scores, threshold, beta)
-    return raw[:256]
+    return take_bands(raw[:256], band_order(bands, scorer.card.bands, scorer.card.name))

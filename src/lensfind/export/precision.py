@@ -163,15 +163,23 @@ def calibration_images(
     if calibration_set is None:
         images, _ = simulated_set(card, n, seed)
         return images, {"source": f"simulated {card.survey}", "n": n, "seed": seed}
+    from lensfind.runtime.bands import band_order, take_bands
     from lensfind.simulation.dataset import read_dataset
 
     data, attrs = read_dataset(calibration_set, limit=n)
-    if tuple(data.images.shape[1:]) != card.input_shape:
+    have = tuple(attrs["bands"])
+    if not set(card.bands) <= set(have):
         raise ConfigError(
-            f"{calibration_set}: cutouts {tuple(data.images.shape[1:])}, the model expects "
+            f"{calibration_set}: cutouts of bands {', '.join(have)}, the model expects "
+            f"{', '.join(card.bands)}"
+        )
+    images = take_bands(data.images, band_order(have, card.bands))  # the card's band order
+    if tuple(images.shape[1:]) != card.input_shape:
+        raise ConfigError(
+            f"{calibration_set}: cutouts {tuple(images.shape[1:])}, the model expects "
             f"{card.input_shape}"
         )
-    return data.images, {"source": Path(calibration_set).name, "n": len(data.images),
+    return images, {"source": Path(calibration_set).name, "n": len(data.images),
                          "seed": attrs.get("seed")}  # fmt: skip
 
 

@@ -5,6 +5,7 @@ Weights are stored as ``weights.npz`` (plain arrays, loaded with
 with their sha256; loading checks it.
 """
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -69,17 +70,23 @@ class TorchScorer:
         A model whose card lists ``torch_weights``.
     device : str
         Torch device (``"cpu"``, ``"cuda"``).
+    input_bands : sequence of str, optional
+        Band names of the cutouts given, in their order (e.g. the survey's);
+        reordered to the card's ``bands``. Default: the card's order.
     """
 
-    def __init__(self, card: ModelCard, device: str = "cpu") -> None:
+    def __init__(
+        self, card: ModelCard, device: str = "cpu", input_bands: Sequence[str] | None = None
+    ) -> None:
         self.card = card
         self.device = device
+        self.input_bands = card.checked_input_bands(input_bands)
         self.model = load_torch_model(card).to(device)
 
     def __call__(self, cutouts: np.ndarray, overwrite: bool = False) -> np.ndarray:
         from lensfind.training._torch import torch
 
-        x = self.card.normalised_input(cutouts, overwrite=overwrite)
+        x = self.card.normalised_input(cutouts, overwrite, self.input_bands)
         with torch.inference_mode():
             z = self.model(torch.from_numpy(x).to(self.device))
             return self.card.calibrate(torch.sigmoid(z).float().cpu().numpy().reshape(-1))

@@ -22,19 +22,27 @@ MAP_METHODS = ("occlusion", "gradcam", "guided_backprop", "guided_gradcam")
 def load_inputs(
     source: str | None, card: ModelCard, n: int, seed: int
 ) -> tuple[np.ndarray, np.ndarray | None, str]:
-    """Raw cutouts (counts) to explain, their labels if known, and a description.
+    """Raw cutouts (counts) to explain, in the card's band order, their labels if known,
+    and a description.
 
     ``source`` is ``None``/``"simulated"`` (a fresh 50/50 simulated set of
     ``n``), a simulated set written by ``engine simulate`` (``.zarr``), or a
-    ``.npy`` array ``(N, bands, H, W)``.
+    ``.npy`` array ``(N, bands, H, W)`` (already in the card's band order).
+    Simulated cutouts come in their survey's band order and are reordered.
     """
+    from lensfind.runtime.bands import band_order, take_bands
     from lensfind.surveys import get_survey
+
+    def in_card_order(images: np.ndarray, bands: tuple[str, ...]) -> np.ndarray:
+        return take_bands(images, band_order(bands, card.bands, f"model {card.name}"))
 
     if source in (None, "simulated"):
         from lensfind.probes.sensitivity import make_probe_set
 
-        ps = make_probe_set(get_survey(card.survey), n, seed)
-        return ps.images, ps.is_lens, f"simulated {card.survey}, n={n}, seed={seed}"
+        spec = get_survey(card.survey)
+        ps = make_probe_set(spec, n, seed)
+        images = in_card_order(ps.images, spec.band_names)
+        return images, ps.is_lens, f"simulated {card.survey}, n={n}, seed={seed}"
     path = Path(source)
     if path.suffix == ".npy":
         try:
@@ -42,10 +50,11 @@ def load_inputs(
         except (OSError, ValueError) as exc:
             raise ConfigError(f"{path}: cannot read cutouts ({exc})") from None
         return np.asarray(images, dtype=np.float32), None, str(path)
-    from lensfind.simulation.dataset import read_dataset
+    from lensfind.simulation.dataset import read_dataset, survey_of
 
-    data, _ = read_dataset(path)
-    return data.images, np.asarray(data.truth["is_lens"], bool), str(path)
+    data, attrs = read_dataset(path)
+    images = in_card_order(data.images, survey_of(attrs).band_names)
+    return images, np.asarray(data.truth["is_lens"], bool), str(path)
 
 
 def explain(method: str, card: ModelCard, raw: np.ndarray, **options: Any) -> np.ndarray:

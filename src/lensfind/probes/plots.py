@@ -71,20 +71,88 @@ def plot_surface(result: ProbeResult, path: Path, value: str = "mean") -> Path:
     return path
 
 
-def plot_completeness(table: pa.Table, path: Path, threshold: float) -> Path:
-    """Completeness (with Wilson 95% intervals) against each selection-function parameter."""
+#: Axis labels (with units) of the selection-function parameters.
+LABELS = {
+    "theta_e_arcsec": "Einstein radius θ_E [arcsec]",
+    "mag_g_source": "lensed source g [AB mag]",
+    "mag_g_source_intrinsic": "unlensed source g [AB mag]",
+    "mag_r_lens": "deflector r [AB mag]",
+    "psf_fwhm_arcsec": "seeing FWHM [arcsec]",
+}
+
+
+def plot_completeness(
+    table: pa.Table, path: Path, threshold: float, title: str = "", min_count: int = 30
+) -> Path:
+    """Completeness (Wilson 95% intervals) against each parameter, n per bin above it.
+
+    Bins with fewer than ``min_count`` injections are drawn hollow.
+    """
     plt = pyplot()
     params = list(dict.fromkeys(_col(table, "parameter").tolist()))
-    fig, axes = plt.subplots(1, len(params), figsize=(3.8 * len(params), 3.4), squeeze=False)
+    fig, axes = plt.subplots(1, len(params), figsize=(3.9 * len(params), 3.9), squeeze=False)
     for ax, param in zip(axes[0], params, strict=True):
         sel = (_col(table, "parameter") == param) & (_col(table, "n") > 0)
         x, c = _col(table, "centre")[sel], _col(table, "completeness")[sel]
         lo, hi = _col(table, "ci_lo")[sel], _col(table, "ci_hi")[sel]
-        ax.errorbar(x, c, yerr=np.clip([c - lo, hi - c], 0, None), marker="o", ms=3, capsize=2)
-        ax.set_ylim(-0.05, 1.05)
-        ax.set_xlabel(param)
+        n = _col(table, "n")[sel]
+        ax.errorbar(x, c, yerr=np.clip([c - lo, hi - c], 0, None), fmt="none", capsize=2,
+                    color="tab:blue")  # fmt: skip
+        full = n >= min_count
+        ax.plot(x[full], c[full], "o", ms=4, color="tab:blue", label=f"n >= {min_count}")
+        ax.plot(x[~full], c[~full], "o", ms=4, mfc="white", color="tab:blue",
+                label=f"n < {min_count}")  # fmt: skip
+        for xi, ni in zip(x, n, strict=True):
+            ax.annotate(str(int(ni)), (xi, 1.02), ha="center", fontsize=6, color="0.35")
+        ax.set_ylim(-0.05, 1.1)
+        ax.set_xlabel(LABELS.get(param, param))
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel(f"completeness (p >= {threshold:g})")
+    axes[0][0].legend(fontsize=7, loc="lower left")
+    if title:
+        fig.suptitle(title + " (numbers: injections per bin)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_completeness_map(
+    injections: pa.Table,
+    path: Path,
+    threshold: float,
+    title: str = "",
+    x: str = "theta_e_arcsec",
+    y: str = "mag_g_source",
+    widths: tuple[float, float] = (0.25, 0.5),
+) -> Path:
+    """2-D completeness map (``x`` by ``y``), the number of injections in each cell."""
+    plt = pyplot()
+    xv, yv = _col(injections, x).astype(float), _col(injections, y).astype(float)
+    hit = _col(injections, "score").astype(float) >= threshold
+    ok = np.isfinite(xv) & np.isfinite(yv)
+    xe = np.arange(np.floor(xv[ok].min() / widths[0]) * widths[0], xv[ok].max() + widths[0],
+                   widths[0])  # fmt: skip
+    ye = np.arange(np.floor(yv[ok].min() / widths[1]) * widths[1], yv[ok].max() + widths[1],
+                   widths[1])  # fmt: skip
+    n, _, _ = np.histogram2d(xv[ok], yv[ok], bins=[xe, ye])
+    k, _, _ = np.histogram2d(xv[ok], yv[ok], bins=[xe, ye], weights=hit[ok].astype(float))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        frac = np.where(n > 0, k / n, np.nan)
+    fig, ax = plt.subplots(figsize=(6.4, 4.8))
+    mesh = ax.pcolormesh(xe, ye, frac.T, vmin=0, vmax=1, cmap="viridis", shading="flat")
+    for i in range(len(xe) - 1):
+        for j in range(len(ye) - 1):
+            if n[i, j]:
+                ax.text(0.5 * (xe[i] + xe[i + 1]), 0.5 * (ye[j] + ye[j + 1]), str(int(n[i, j])),
+                        ha="center", va="center", fontsize=6,
+                        color="k" if frac[i, j] > 0.6 else "w")  # fmt: skip
+    fig.colorbar(mesh, ax=ax, label=f"completeness (p >= {threshold:g})")
+    ax.set(xlabel=LABELS.get(x, x), ylabel=LABELS.get(y, y))
+    ax.invert_yaxis()  # bright sources at the top
+    if title:
+        ax.set_title(title.replace(": ", ":\n", 1) + "\n(numbers: injections per cell)",
+                     fontsize=8)  # fmt: skip
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

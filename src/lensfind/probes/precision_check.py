@@ -29,7 +29,8 @@ def probe_mean_changes(
     spec = get_survey(reference.survey)
     ps = make_probe_set(spec, n, seed)
     sky = np.array([b.sky_sigma_counts for b in spec.bands], dtype=np.float32)
-    ref, new = OnnxScorer(reference, threads=2), OnnxScorer(other, threads=2)
+    ref = OnnxScorer(reference, threads=2, input_bands=spec.band_names)
+    new = OnnxScorer(other, threads=2, input_bands=spec.band_names)
     cases: dict[str, tuple[float, np.ndarray]] = {"none": (0.0, ps.images)}
     for name in COMPARED:
         pert = PERTURBATIONS[name]

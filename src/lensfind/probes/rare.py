@@ -15,9 +15,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from lensfind.intervals import wilson_interval
 from lensfind.probes.report import write_json
 from lensfind.probes.sensitivity import score_all
-from lensfind.probes.stats import wilson_interval
 from lensfind.runtime.scorer import Scorer
 from lensfind.simulation.population import PopulationConfig
 from lensfind.simulation.simulate import simulate

@@ -12,8 +12,8 @@ import numpy as np
 from scipy import stats as sps
 
 from lensfind.errors import ConfigError
+from lensfind.intervals import wilson_interval
 
-Z95 = float(sps.norm.ppf(0.975))
 BIN_MODES = ("width", "quantile")
 
 
@@ -21,21 +21,6 @@ def correct_class_score(p_lens: np.ndarray, is_lens: np.ndarray) -> np.ndarray:
     """The score of the true class: ``p`` for lenses, ``1 - p`` for non-lenses."""
     p = np.asarray(p_lens, dtype=float)
     return np.where(np.asarray(is_lens, dtype=bool), p, 1.0 - p)
-
-
-def wilson_interval(k: np.ndarray, n: np.ndarray, z: float = Z95) -> tuple[np.ndarray, np.ndarray]:
-    """Wilson score interval of a binomial proportion ``k / n`` (NaN where ``n == 0``)."""
-    k = np.asarray(k, dtype=float)
-    n = np.asarray(n, dtype=float)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        phat = k / n
-        denom = 1.0 + z**2 / n
-        centre = (phat + z**2 / (2 * n)) / denom
-        half = z * np.sqrt(phat * (1 - phat) / n + z**2 / (4 * n**2)) / denom
-        # the interval always holds phat; clip rounding at k = 0 and k = n
-        return np.clip(np.minimum(centre - half, phat), 0, 1), np.clip(
-            np.maximum(centre + half, phat), 0, 1
-        )
 
 
 def make_edges(

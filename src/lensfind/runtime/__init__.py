@@ -1,7 +1,8 @@
 """The model runtime, torch-free: what the engine, the probes and the benchmarks score with.
 
 - :mod:`~lensfind.runtime.card`: model cards (``model_card.json``) and their checks.
-- :mod:`~lensfind.runtime.normalisation`: input conventions applied before the network.
+- :mod:`~lensfind.runtime.normalisation`: input normalisations (``asinh``, ``minmax``).
+- :mod:`~lensfind.runtime.bands`: a survey's band order -> a model's channel order.
 - :mod:`~lensfind.runtime.calibration`, :mod:`~lensfind.runtime.calibrate`: score calibration.
 - :mod:`~lensfind.runtime.scorer`: the :class:`Scorer` protocol and ONNX Runtime scorer.
 - :mod:`~lensfind.runtime.tensorrt_scorer`, :mod:`~lensfind.runtime.cuda`: the GPU path.

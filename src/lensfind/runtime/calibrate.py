@@ -54,7 +54,7 @@ def _raw_scores(
             f"{set_path}: cutouts {tuple(data.images.shape[1:])}, model {card.name} "
             f"expects {tuple(card.input_shape)}"
         )
-    scorer = OnnxScorer(card, threads=threads)
+    scorer = OnnxScorer(card, threads=threads, input_bands=tuple(attrs["bands"]))
     p = np.concatenate([scorer(data.images[i : i + 256]) for i in range(0, len(data), 256)])
     return p.astype(np.float64), data.truth["is_lens"].astype(np.float64), attrs
 

@@ -5,6 +5,7 @@ checks the ONNX file against the sha256 recorded in the card.
 """
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,8 +14,9 @@ import numpy as np
 
 from lensfind.errors import ModelError
 from lensfind.hashing import sha256_of
+from lensfind.runtime.bands import band_order, take_bands
 from lensfind.runtime.calibration import Calibration
-from lensfind.runtime.normalisation import AsinhNormalisation
+from lensfind.runtime.normalisation import Normalisation, normalisation_from_dict
 
 CARD_NAME = "model_card.json"
 ONNX_NAME = "model.onnx"
@@ -22,13 +24,17 @@ ONNX_NAME = "model.onnx"
 
 @dataclass(frozen=True)
 class ModelCard:
-    """The parts of a model card the runtime relies on; ``raw`` keeps the rest."""
+    """The parts of a model card the runtime relies on; ``raw`` keeps the rest.
+
+    ``bands`` are in the network's channel order and ``normalisation`` is the
+    input convention it was trained with (:mod:`lensfind.runtime.normalisation`).
+    """
 
     name: str
     survey: str
     bands: tuple[str, ...]
     input_shape: tuple[int, int, int]
-    normalisation: AsinhNormalisation
+    normalisation: Normalisation
     threshold: float
     sha256: str
     onnx_path: Path
@@ -61,20 +67,46 @@ class ModelCard:
         raw = {k: v for k, v in self.raw.items() if k != "calibration"}
         return ModelCard(**{**self.__dict__, "raw": raw})
 
-    def normalised_input(self, cutouts: np.ndarray, overwrite: bool = False) -> np.ndarray:
-        """Check raw cutouts (counts) against the input shape and normalise them.
+    def checked_input_bands(self, input_bands: Sequence[str] | None) -> tuple[str, ...]:
+        """``input_bands`` (default: the card's bands), checked to hold every band of the card.
+
+        Raises :class:`ModelError` naming the model and the missing band.
+        """
+        if input_bands is None:
+            return self.bands
+        bands = tuple(input_bands)
+        band_order(bands, self.bands, f"model {self.name}")
+        return bands
+
+    def normalised_input(
+        self,
+        cutouts: np.ndarray,
+        overwrite: bool = False,
+        input_bands: Sequence[str] | None = None,
+    ) -> np.ndarray:
+        """Check raw cutouts (counts) against the input shape, reorder and normalise them.
 
         Returns float32 ``(N, bands, H, W)`` as the model's graph takes it;
-        raises :class:`ModelError` naming the model for a wrong shape.
+        raises :class:`ModelError` naming the model for a wrong shape or bands.
+        ``input_bands`` names the bands of ``cutouts`` in their order (default:
+        the card's); they are reordered (and selected) to the card's order.
         ``overwrite=True`` normalises C-contiguous float32 ``cutouts`` in place
         (no new array; the caller's counts are gone).
         """
-        expected = self.input_shape
+        order = None
+        n_in = self.input_shape[0]
+        if input_bands is not None:
+            order = band_order(input_bands, self.bands, f"model {self.name}")
+            n_in = len(input_bands)
+        expected = (n_in, *self.input_shape[1:])
         if cutouts.ndim != 4 or tuple(cutouts.shape[1:]) != tuple(expected):
             raise ModelError(
                 f"{self.name}: expected cutouts (N, {', '.join(map(str, expected))}), "
                 f"got {tuple(cutouts.shape)}"
             )
+        if order is not None:  # a new array in the card's order: normalise it in place
+            x = take_bands(np.asarray(cutouts, dtype=np.float32), order)
+            return self.normalisation(x, out=x)
         x = np.ascontiguousarray(cutouts, dtype=np.float32)
         return self.normalisation(x, out=x if overwrite and x is cutouts else None)
 
@@ -95,7 +127,7 @@ def load_card(model_dir: Path) -> ModelCard:
             survey=raw["survey"],
             bands=tuple(raw["bands"]),
             input_shape=tuple(raw["input_shape"]),
-            normalisation=AsinhNormalisation.from_dict(raw["normalisation"]),
+            normalisation=normalisation_from_dict(raw["normalisation"]),
             threshold=float(raw["threshold"]),
             sha256=raw["sha256"],
             onnx_path=onnx_path,

@@ -25,6 +25,14 @@ def _set_line(kind: str, info: dict[str, Any]) -> str:
     return f"- {kind}: `{name}` (simulated, seed {seed}, {n} objects{extra})"
 
 
+def _normalisation_text(norm: dict[str, Any]) -> str:
+    if norm["kind"] == "asinh":
+        return f"asinh (scale {norm['scale']}, softening {norm['softening']})"
+    if norm["kind"] == "minmax":
+        return "minmax (each band of each cutout scaled to [0, 1] by its own min and max)"
+    return str(norm["kind"])
+
+
 def render_model_card_md(card: dict[str, Any]) -> str:
     """The Markdown text of a model card (see the module docstring)."""
     norm = card["normalisation"]
@@ -34,7 +42,7 @@ def render_model_card_md(card: dict[str, Any]) -> str:
         f"- architecture: `{card['arch']}`",
         f"- survey: {card['survey']}; bands {', '.join(card['bands'])}; input "
         f"{' x '.join(map(str, card['input_shape']))} (NCHW float32, image counts)",
-        f"- normalisation: {norm['kind']} (scale {norm['scale']}, softening {norm['softening']})",
+        f"- normalisation: {_normalisation_text(norm)}",
         f"- output: {card['output']['meaning']}; decision threshold {card['threshold']}",
         f"- ONNX: `{card['onnx_file']}` (opset {card['opset']}), sha256 `{card['sha256']}`",
     ]

@@ -1,9 +1,10 @@
 """The scoring protocol and its ONNX Runtime implementation.
 
 A :class:`Scorer` takes raw cutouts in image counts, float32 ``(N, bands, H, W)``
-in the band order of its model card, and returns lens probabilities ``(N,)``.
-Normalisation is part of the scorer, so probes and the engine can perturb
-physical images and any model applies its own preprocessing.
+in the band order of its model card (or, given ``input_bands``, in that order:
+e.g. the survey's, reordered to the card's), and returns lens probabilities
+``(N,)``. Normalisation is part of the scorer, so probes and the engine can
+perturb physical images and any model applies its own preprocessing.
 
 Execution providers are chosen explicitly (:func:`resolve_provider`): ``auto``
 takes the best one this onnxruntime build has (TensorRT, then CUDA, then CPU);
@@ -11,6 +12,7 @@ a named provider that is not available, or not active in the created session,
 is a :class:`ProviderError`, never a silent fallback to the CPU.
 """
 
+import copy
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -198,11 +200,17 @@ class OnnxScorer:
         ``auto``, ``cpu``, ``cuda`` or ``tensorrt`` (see :func:`resolve_provider`).
     settings : SessionSettings, optional
         Session options (default: one thread, all graph optimisations).
+    input_bands : sequence of str, optional
+        Band names of the cutouts this scorer is given, in their order (e.g. a
+        survey's ``band_names``); they are reordered to the card's ``bands``.
+        Default: the cutouts are in the card's order.
 
     Raises
     ------
     ProviderError
         The provider is not available, or the created session does not run on it.
+    ModelError
+        ``input_bands`` lack one of the card's bands.
     """
 
     def __init__(
@@ -211,10 +219,12 @@ class OnnxScorer:
         threads: int | None = None,
         provider: str = "cpu",
         settings: SessionSettings | None = None,
+        input_bands: Sequence[str] | None = None,
     ) -> None:
         import onnxruntime as ort
 
         self.card = model if isinstance(model, ModelCard) else load_card(Path(model))
+        self.input_bands = self.card.checked_input_bands(input_bands)
         settings = settings or SessionSettings()
         if threads is not None:
             settings = SessionSettings(**{**settings.__dict__, "threads": threads})
@@ -257,14 +267,24 @@ class OnnxScorer:
     def __call__(self, cutouts: np.ndarray, overwrite: bool = False) -> np.ndarray:
         """Lens probabilities ``(N,)`` of raw cutouts ``(N, bands, H, W)`` (counts).
 
+        The bands are those of :attr:`input_bands`, in that order.
         ``overwrite=True`` lets the normalisation reuse ``cutouts`` (float32,
         C-contiguous) as the model input: one pass less over memory, and the
         caller's counts are gone.
         """
-        x = self.card.normalised_input(cutouts, overwrite=overwrite)
+        x = self.card.normalised_input(cutouts, overwrite, self.input_bands)
         if len(x) == 0:
             return np.empty(0, dtype=np.float32)
         return self.predict_normalised(x)
+
+    def with_input_bands(self, input_bands: Sequence[str] | None) -> "OnnxScorer":
+        """This scorer (the same session) for cutouts with bands ``input_bands``."""
+        bands = self.card.checked_input_bands(input_bands)
+        if bands == self.input_bands:
+            return self
+        other = copy.copy(self)
+        other.input_bands = bands
+        return other
 
     def predict_normalised(self, x: np.ndarray) -> np.ndarray:
         """Lens probabilities ``(N,)`` of cutouts already normalised as the card says.

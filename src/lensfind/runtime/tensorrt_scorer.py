@@ -18,6 +18,7 @@ import hashlib
 import json
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -216,6 +217,9 @@ class TensorRTScorer:
         Engine cache (default ``cache_dir()/tensorrt``).
     rebuild_stale : bool
         Rebuild a stale cached engine (True) or raise :class:`StaleEngineError`.
+    input_bands : sequence of str, optional
+        Band names of the cutouts given, in their order (e.g. the survey's);
+        reordered to the card's ``bands``. Default: the card's order.
     """
 
     def __init__(
@@ -226,11 +230,13 @@ class TensorRTScorer:
         device: int = 0,
         cache_root: Path | None = None,
         rebuild_stale: bool = True,
+        input_bands: Sequence[str] | None = None,
     ) -> None:
         trt = _tensorrt()
         from lensfind.cache import cache_dir
 
         self.card = model if isinstance(model, ModelCard) else load_card(Path(model))
+        self.input_bands = self.card.checked_input_bands(input_bands)
         self.precision, self.batch_size = precision, batch_size
         self._rt = cudart()
         self._rt.set_device(device)
@@ -277,7 +283,8 @@ class TensorRTScorer:
         self._context.set_tensor_address(self._output, self._dev_out)
 
     def __call__(self, cutouts: np.ndarray, overwrite: bool = False) -> np.ndarray:
-        x = self.card.normalised_input(cutouts, overwrite=overwrite)
+        """Lens probabilities ``(N,)`` of raw cutouts (counts) with bands :attr:`input_bands`."""
+        x = self.card.normalised_input(cutouts, overwrite, self.input_bands)
         if len(x) == 0:
             return np.empty(0, dtype=np.float32)
         return self.predict_normalised(x)

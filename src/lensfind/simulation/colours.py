@@ -28,6 +28,11 @@ STAR_SLOPE = {"g": 1.0, "r": 0.0, "i": -0.40, "z": -0.60,
                "VIS": -0.30, "Y": -0.80, "J": -1.00, "H": -1.20}  # fmt: skip
 
 
+def colour_offset(colour: str, band: str) -> float:
+    """``m_band - m_r`` (AB) of a spectral type (``red``, ``blue``, ``dusty_red``, ``disc``)."""
+    return COLOURS[colour][band]
+
+
 def fluxes(
     spec: SurveySpec, mag_r: np.ndarray, colour: str, rng: np.random.Generator, scatter: float
 ) -> np.ndarray:

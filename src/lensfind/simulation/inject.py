@@ -7,32 +7,110 @@ copies measure which lenses a scan could have found: its selection function.
 """
 
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 from scipy.fft import next_fast_len
 
+from lensfind.simulation.hosts import HostSelection, classify_hosts, with_magnitude_range
 from lensfind.simulation.population import PopulationConfig
+from lensfind.simulation.population_file import population_to_dict
 from lensfind.simulation.simulate import reference_band, simulate
 from lensfind.surveys.spec import SurveySpec
 
-#: Injected population: wider than training (faint sources, small Einstein
-#: radii, no S/N floor) so that completeness can be seen falling off.
-INJECTION_POPULATION = PopulationConfig(
-    lens_fraction=1.0,
-    theta_e_range_arcsec=(0.5, 3.0),
-    source_mag_g_range=(21.0, 26.0),
-    min_source_snr=0.0,
-    center_jitter_px=0.0,
-)
 #: Truth columns of an injection.
 INJECTION_COLUMNS = (
     "theta_e_arcsec",
     "mag_g_source",
+    "mag_g_source_intrinsic",
     "magnification",
     "source_snr",
     "psf_fwhm_arcsec",
 )
+
+
+@dataclass(frozen=True)
+class InjectionPlan:
+    """What a scan injects, where, and how often (the same for every shard; picklable).
+
+    Attributes
+    ----------
+    rate : float
+        Fraction of the eligible hosts that get injected copies (by id and seed).
+    seed : int
+        Seed of the choice of hosts and of the lenses.
+    copies : int
+        Lensed copies per chosen host, each with its own lens.
+    population : PopulationConfig
+        The injected population (the selection function is conditional on it).
+    hosts : HostSelection
+        Which catalogue objects may host (deflector cuts, resolved magnitude range).
+    """
+
+    rate: float
+    seed: int
+    copies: int
+    population: PopulationConfig
+    hosts: HostSelection
+
+
+def plan_for_catalogue(
+    population: PopulationConfig,
+    hosts: HostSelection,
+    rate: float,
+    minimum: int,
+    seed: int,
+    columns: Mapping[str, np.ndarray],
+    n: int,
+) -> tuple["InjectionPlan | None", dict[str, Any]]:
+    """The injection plan of a catalogue of ``n`` objects (None: no injections), and its
+    summary entries (settings, host classes, eligible hosts, effective rate and copies).
+
+    The hosts' magnitude range, if unset, is the population's deflector magnitudes;
+    the rate rises, then the copies per host, to at least ``minimum`` injections
+    (:func:`effective_rate`).
+    """
+    hosts = with_magnitude_range(hosts, population.lens_mag_r_range)
+    classes = classify_hosts(columns, hosts, n)
+    n_eligible = int(classes.eligible.sum())
+    eff, copies = effective_rate(rate, minimum, n_eligible)
+    summary: dict[str, Any] = {
+        "inject_rate": rate, "inject_seed": seed, "inject_rate_effective": eff,
+        "inject_copies": copies, "inject_min": minimum,
+        "population": population_to_dict(population), "host_selection": hosts.to_dict(),
+        "host_classes": classes.counts(), "n_hosts_eligible": n_eligible,
+        "host_columns_missing": list(classes.missing),
+    }  # fmt: skip
+    if eff <= 0:
+        return None, summary
+    return InjectionPlan(eff, seed, copies, population, hosts), summary
+
+
+#: Most lensed copies of one host (small scans with few eligible hosts).
+MAX_COPIES = 8
+
+
+def effective_rate(rate: float, minimum: int, n_eligible: int) -> tuple[float, int]:
+    """Injection rate and copies per host that give at least ``minimum`` injections.
+
+    ``rate`` 0 stays 0 (injections off); else the rate rises to
+    ``minimum / n_eligible``, and past 1 every host gets several copies (at most
+    :data:`MAX_COPIES`).
+    """
+    if rate <= 0 or n_eligible == 0:
+        return (rate if n_eligible else 0.0), 1
+    if rate * n_eligible >= minimum:
+        return rate, 1
+    if n_eligible >= minimum:
+        return minimum / n_eligible, 1
+    return 1.0, min(MAX_COPIES, -(-minimum // n_eligible))
+
+
+def injection_population(population: PopulationConfig) -> PopulationConfig:
+    """``population`` as injected: every object a lens, centred on its host."""
+    return replace(population, lens_fraction=1.0, center_jitter_px=0.0)
 
 
 @dataclass(frozen=True)
@@ -51,7 +129,8 @@ def simulate_sources(
     n: int,
     seed: int,
     seeing_factor: float | np.ndarray | None = None,
-    config: PopulationConfig = INJECTION_POPULATION,
+    config: PopulationConfig | None = None,
+    deflector_shape: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Injections:
     """Render ``n`` lensed sources to inject, reproducibly from ``seed``.
 
@@ -66,8 +145,12 @@ def simulate_sources(
     seeing_factor : float or ndarray (n,), optional
         PSF FWHM of the target cutouts as a multiple of the survey median; drawn
         from the population's seeing distribution when None.
-    config : PopulationConfig
-        Deflector and source parameter ranges.
+    config : PopulationConfig, optional
+        Deflector and source parameter ranges (default: the default population,
+        the one the shipped models are trained on), injected as
+        :func:`injection_population`.
+    deflector_shape : (ndarray (n,), ndarray (n,)), optional
+        Axis ratio and angle (rad) of each host's light: the mass follows them.
 
     Returns
     -------
@@ -75,7 +158,7 @@ def simulate_sources(
         Source stamps and the truth columns :data:`INJECTION_COLUMNS`
         (``mag_g_source`` is the lensed, observed g magnitude, AB).
     """
-    config = replace(config, lens_fraction=1.0)
+    config = injection_population(config or PopulationConfig())
     if seeing_factor is not None:
         seeing_factor = np.broadcast_to(np.asarray(seeing_factor, dtype=float), (n,)).copy()
     size = spec.cutout_px
@@ -91,6 +174,7 @@ def simulate_sources(
         noise=False,
         source_only=True,
         dtype=np.float32,  # added to float32 cutouts: float64 would only cost time
+        deflector_shape=deflector_shape,
     )
     sources = np.zeros((n, len(spec.bands), size, size), dtype=np.float32)
     o = size // 2 - small // 2
@@ -199,6 +283,8 @@ def inject_lenses(
     seed: int,
     psf_fwhm_arcsec: float | None = None,
     host_mag_r: np.ndarray | None = None,
+    population: PopulationConfig | None = None,
+    host_shape: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> InjectedBatch:
     """Inject one simulated lensed source into each cutout.
 
@@ -215,9 +301,15 @@ def inject_lenses(
         seeing distribution is drawn from when unknown.
     host_mag_r : ndarray (N,), optional
         Catalogue magnitude of each host (the deflector), reported as ``mag_r_lens``.
+    population : PopulationConfig, optional
+        The injected population (default: the default population).
+    host_shape : (ndarray (N,), ndarray (N,)), optional
+        Axis ratio and angle (rad) of each host's light
+        (:func:`lensfind.simulation.hosts.light_shape`): the mass follows them.
     """
     n = len(cutouts)
-    sources = simulate_sources(spec, n, seed, seeing_factor_of(spec, psf_fwhm_arcsec))
+    sources = simulate_sources(spec, n, seed, seeing_factor_of(spec, psf_fwhm_arcsec),
+                               population, host_shape)  # fmt: skip
     images = inject(cutouts, sources.sources, spec, seed + 1)
     truth = dict(sources.truth)
     truth["mag_r_lens"] = (

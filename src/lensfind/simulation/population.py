@@ -282,6 +282,7 @@ def sample_scene(
     rng: np.random.Generator,
     config: PopulationConfig,
     seeing_factor: np.ndarray | None = None,
+    deflector_shape: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[Scene, dict[str, np.ndarray]]:
     """Draw render parameters and truth for objects of the given ``kinds``.
 
@@ -297,6 +298,10 @@ def sample_scene(
         Parameter distributions.
     seeing_factor : ndarray (N,), optional
         PSF FWHM as a multiple of the survey median; drawn (log-normal) if None.
+    deflector_shape : (ndarray (N,), ndarray (N,)), optional
+        Axis ratio and angle (rad) of each deflector's light, e.g. measured on the
+        host of an injection: they replace the drawn ones (the draws still happen,
+        so the other parameters are unchanged), and the mass follows them.
 
     Returns
     -------
@@ -314,6 +319,9 @@ def sample_scene(
     scat = config.colour_scatter_mag
     # The steps draw in this order; it fixes the bytes of every seeded set.
     main, mag_r, disc = _draw_main(spec, is_kind, n, rng, scat, config)
+    if deflector_shape is not None:
+        q, phi = (np.asarray(a, dtype=float).reshape(n) for a in deflector_shape)
+        main = replace(main, q=q, phi=phi)
     companion = _draw_companion(spec, is_kind, disc, main, mag_r, rng, scat)
     arm_amp = np.where(is_kind["spiral"], rng.uniform(0.3, 0.9, n), 0.0)  # spiral arms
     arm_pitch = np.deg2rad(rng.uniform(10.0, 30.0, n))

@@ -4,7 +4,8 @@ A region is a grid of tiles, one FITS file per tile and band (DES naming,
 ``DES0340-3000_g.fits``), float32 counts with a TAN WCS. Objects sit on a
 jittered grid so that cutouts rarely overlap; each tile has its own seeing.
 The directory also holds ``catalog.parquet`` (what a survey catalogue gives:
-``object_id``, ``ra``, ``dec``, ``tile``, magnitudes) and ``truth.parquet``.
+``object_id``, ``ra``, ``dec``, ``tile``, magnitudes, a star/galaxy class and
+deblending flags) and ``truth.parquet``.
 """
 
 import json
@@ -171,6 +172,7 @@ def make_region(
                 "dec": dec,
                 "tile": np.full(n, name),
                 **mags,
+                **catalogue_flags(sim.truth["kind"]),
             }.items():
                 cat_cols.setdefault(key, []).append(value)
             truth = {
@@ -197,6 +199,30 @@ def make_region(
         shutil.rmtree(out_dir)
     tmp.rename(out_dir)
     return out_dir
+
+
+def catalogue_flags(kinds: np.ndarray) -> dict[str, np.ndarray]:
+    """What a survey pipeline would flag: ``extended_class`` (DES Y3 Gold convention: 0
+    for stars, 3 for galaxies) and SExtractor ``flags`` (2, deblended: a galaxy with a
+    close companion of its own brightness class; 0 otherwise)."""
+    kinds = np.asarray(kinds)
+    return {
+        "extended_class": np.where(kinds == "star", 0, 3).astype(np.int16),
+        "flags": np.where(kinds == "pair", 2, 0).astype(np.int16),
+    }
+
+
+def region_lens_fraction(data_dir: Path) -> float | None:
+    """The planted-lens fraction of a synthetic region (None: not a synthetic region).
+
+    The fraction of ``truth.parquet``'s objects that are lenses (what was
+    planted, not the nominal ``lens_fraction`` it was drawn with).
+    """
+    path = Path(data_dir) / TRUTH_NAME
+    if not path.is_file():
+        return None
+    is_lens = pq.read_table(path, columns=["is_lens"])["is_lens"].to_numpy(zero_copy_only=False)
+    return float(np.mean(is_lens)) if len(is_lens) else None
 
 
 def _write_parquet(path: Path, cols: dict[str, list]) -> None:

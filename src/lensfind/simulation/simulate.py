@@ -55,10 +55,12 @@ def _simulate_chunk(
     source_only: bool = False,
     rare_truth: bool = False,
     dtype: np.dtype | type = np.float64,
+    deflector_shape: tuple[np.ndarray, np.ndarray] | None = None,
+    supersample: int | str = "auto",
 ) -> SimulatedSet:
-    scene, partial = sample_scene(spec, kinds, rng, config, seeing_factor)
-    rend = render(scene, spec, size_px=size_px, psf=config.psf, source_only=source_only,
-                  dtype=dtype)  # fmt: skip
+    scene, partial = sample_scene(spec, kinds, rng, config, seeing_factor, deflector_shape)
+    rend = render(scene, spec, size_px=size_px, supersample=supersample, psf=config.psf,
+                  source_only=source_only, dtype=dtype)  # fmt: skip
     lens = np.isin(kinds, LENS_KINDS)
     snr = source_snr(rend, spec)
     boost = np.ones(len(kinds))
@@ -91,6 +93,7 @@ def _simulate_chunk(
         "alpha": alpha,
         "magnification": mu,
         "source_snr": np.where(lens, snr * boost, np.nan),
+        "mag_g_source_intrinsic": partial["mag_g_source_intrinsic"],
     }
     for j, band in enumerate(spec.bands):
         truth[f"psf_fwhm_{band.name}_arcsec"] = scene.psf_fwhm_arcsec[:, j]
@@ -114,6 +117,8 @@ def simulate(
     progress: Callable[[int], None] | None = None,
     source_only: bool = False,
     dtype: np.dtype | type = np.float64,
+    deflector_shape: tuple[np.ndarray, np.ndarray] | None = None,
+    supersample: int | str = "auto",
 ) -> SimulatedSet:
     """Simulate ``n`` labelled stamps, reproducibly from ``seed``.
 
@@ -147,6 +152,12 @@ def simulate(
     dtype : numpy float type
         Precision of the rendering (float32: about 1.3x faster, for stamps that
         are added to float32 cutouts); the stamps are float32 either way.
+    deflector_shape : (ndarray (n,), ndarray (n,)), optional
+        Axis ratio and angle (rad) of each deflector's light (e.g. measured on an
+        injection's host); the mass follows them (``sample_scene``).
+    supersample : int or "auto"
+        Sub-pixels per pixel side (:func:`lensfind.simulation.render.render`): "auto"
+        refines each pixel as far as its light needs (within 0.5% of converged).
 
     Sets with rare kinds (``kinds`` or ``config.lens_mix``) also get the
     compound-lens truth columns (``z_lens``, ``z_source1``, ``z_source2``,
@@ -179,6 +190,8 @@ def simulate(
             source_only,
             rare_truth,
             dtype,
+            None if deflector_shape is None else tuple(np.asarray(a)[sl] for a in deflector_shape),
+            supersample,
         )
         images[sl] = part.images
         for key, value in part.truth.items():

@@ -7,19 +7,29 @@ does not depend on the rest of the batch), use no in-place activations and no
 module twice, so hook-based saliency (Grad-CAM, guided backpropagation) stays
 valid.
 
-=================  ===================  ========================  ====================
-name               paper                input                     implementation
-=================  ===================  ========================  ====================
-ou66               Wilde+22 Table 3     VIS,Y,J,H 66x66           :mod:`.arch.wilde`
-ou66_j/_y/_h       Wilde+22 (OU-J/Y/H)  one NISP band 66x66       :mod:`.arch.wilde`
-ou66_jyh           Wilde+22 (OU-JYH)    J,Y,H 66x66               :mod:`.arch.wilde`
-ou200              Wilde+22 Table 4     VIS,Y,J,H 200x200         :mod:`.arch.wilde`
-ou200_vis          Wilde+22 (OU-VIS)    VIS 200x200               :mod:`.arch.wilde`
-jacobs_des         Jacobs+22            g,r,i,z 100x100           :mod:`.arch.jacobs`
-resnet18_1band     van Lohuizen 2021    one band (r) 101x101      :mod:`.arch.resnet`
-resnet_small_1band lensfind (vL, 1/8)   one band (r) 101x101      :mod:`.arch.resnet`
-lensfind_des_compact  lensfind default  g,r,i,z 100x100           :mod:`.arch.compact`
-=================  ===================  ========================  ====================
+=================  ===================  ========================  ======  ==================
+name               paper                input (channel order)     norm.   implementation
+=================  ===================  ========================  ======  ==================
+ou66               Wilde+22 Table 3     J,Y,H,VIS 66x66           minmax  :mod:`.arch.wilde`
+ou66_j/_y/_h       Wilde+22 (OU-J/Y/H)  one NISP band 66x66       minmax  :mod:`.arch.wilde`
+ou66_jyh           Wilde+22 (OU-JYH)    J,Y,H 66x66               minmax  :mod:`.arch.wilde`
+ou200              Wilde+22 Table 4     J,Y,H,VIS 200x200         minmax  :mod:`.arch.wilde`
+ou200_vis          Wilde+22 (OU-VIS)    VIS 200x200               minmax  :mod:`.arch.wilde`
+jacobs_des         Jacobs+22            g,r,i,z 100x100           asinh   :mod:`.arch.jacobs`
+resnet18_1band     van Lohuizen 2021    one band (r) 101x101      asinh   :mod:`.arch.resnet`
+resnet_small_1band lensfind (vL, 1/8)   one band (r) 101x101      asinh   :mod:`.arch.resnet`
+lensfind_des_compact  lensfind default  g,r,i,z 100x100           asinh   :mod:`.arch.compact`
+=================  ===================  ========================  ======  ==================
+
+The input convention (channel order and normalisation,
+:mod:`lensfind.runtime.normalisation`) is part of each entry: training feeds
+the network its bands in that order whatever the order of the set
+(:func:`input_bands`), and the model card records it, so scorers reorder a
+survey's bands to it. The Wilde+22 entries follow the authors' code
+(github.com/JoshWilde/LensFindery-McLensFinderFace): every band of every stamp
+scaled to [0, 1] by its own min and max, stacked J, Y, H, VIS
+(``Get66Images`` in ``Interpretability/Code/ImagesActivatingKernels.ipynb``,
+``OU200_LoadImages`` and ``JYH_LoadImages`` in ``CNN Models/Load_Images.py``).
 
 The Wilde+22 models keep the paper's 2-way head and state-dict keys
 (``layer.<i>.*``, ``fc_layer.0.*``, ``fc_layer.2.*``); their forward returns
@@ -32,6 +42,7 @@ from types import MappingProxyType
 from typing import Literal
 
 from lensfind.errors import ConfigError
+from lensfind.runtime.normalisation import NORMALISATION_KINDS
 from lensfind.surveys.spec import SurveySpec
 from lensfind.training._torch import nn
 from lensfind.training.arch.compact import LensfindDESCompact
@@ -58,6 +69,7 @@ __all__ = [
     "WildeLensLogit",
     "architecture_names",
     "build_model",
+    "input_bands",
     "list_architectures",
     "ou66",
     "ou200",
@@ -83,7 +95,8 @@ class ArchitectureInfo:
     paper : str
         Where the architecture comes from.
     bands : tuple of str
-        Input bands in channel order, as in the paper (the default input).
+        Input bands in channel order, as in the paper (the default input; with
+        ``bands_rule="exact"`` the order the network takes them in).
     size_px : int
         Input side in pixels, as in the paper (the default input).
     bands_rule : {"exact", "count", "any"}
@@ -95,6 +108,9 @@ class ArchitectureInfo:
         What ``forward`` returns.
     notes : str
         Choices made where the paper is silent.
+    normalisation : {"asinh", "minmax"}
+        The input normalisation models of this architecture are trained with
+        by default (:mod:`lensfind.runtime.normalisation`).
     """
 
     name: str
@@ -105,21 +121,33 @@ class ArchitectureInfo:
     size_rule: Literal["exact", "any"]
     output: str
     notes: str = ""
+    normalisation: str = "asinh"
+
+    def __post_init__(self) -> None:
+        if self.normalisation not in NORMALISATION_KINDS:
+            raise ConfigError(f"{self.name}: unknown normalisation {self.normalisation!r}")
 
 
 _NISP = "VIS band resampled to the NISP grid"
+_WILDE_INPUT = "channels J, Y, H, VIS and [0, 1] min-max scaling as the authors' loader"
+_MM = "minmax"
 _INFOS = (
-    ArchitectureInfo("ou66", WILDE22, ("VIS", "Y", "J", "H"), 66, "exact", "exact",
-                     WILDE_OUTPUT, f"Table 3; {_NISP} (66x66 at 0.3\"/px)"),
-    ArchitectureInfo("ou66_j", WILDE22, ("J",), 66, "exact", "exact", WILDE_OUTPUT, "OU-J"),
-    ArchitectureInfo("ou66_y", WILDE22, ("Y",), 66, "exact", "exact", WILDE_OUTPUT, "OU-Y"),
-    ArchitectureInfo("ou66_h", WILDE22, ("H",), 66, "exact", "exact", WILDE_OUTPUT, "OU-H"),
+    ArchitectureInfo("ou66", WILDE22, ("J", "Y", "H", "VIS"), 66, "exact", "exact",
+                     WILDE_OUTPUT, f"Table 3; {_NISP} (66x66 at 0.3\"/px); {_WILDE_INPUT}",
+                     _MM),
+    ArchitectureInfo("ou66_j", WILDE22, ("J",), 66, "exact", "exact", WILDE_OUTPUT, "OU-J",
+                     _MM),
+    ArchitectureInfo("ou66_y", WILDE22, ("Y",), 66, "exact", "exact", WILDE_OUTPUT, "OU-Y",
+                     _MM),
+    ArchitectureInfo("ou66_h", WILDE22, ("H",), 66, "exact", "exact", WILDE_OUTPUT, "OU-H",
+                     _MM),
     ArchitectureInfo("ou66_jyh", WILDE22, ("J", "Y", "H"), 66, "exact", "exact", WILDE_OUTPUT,
-                     "OU-JYH; channel order J, Y, H taken from the model's name (not stated)"),
-    ArchitectureInfo("ou200", WILDE22, ("VIS", "Y", "J", "H"), 200, "exact", "exact",
-                     WILDE_OUTPUT, "Table 4; NISP bands resampled to the VIS grid (0.1\"/px)"),
+                     "OU-JYH; channel order J, Y, H as the authors' JYH_LoadImages", _MM),
+    ArchitectureInfo("ou200", WILDE22, ("J", "Y", "H", "VIS"), 200, "exact", "exact",
+                     WILDE_OUTPUT, "Table 4; NISP bands resampled to the VIS grid (0.1\"/px); "
+                     f"{_WILDE_INPUT}", _MM),
     ArchitectureInfo("ou200_vis", WILDE22, ("VIS",), 200, "exact", "exact", WILDE_OUTPUT,
-                     "OU-VIS"),
+                     "OU-VIS", _MM),
     ArchitectureInfo("jacobs_des", JACOBS22, ("g", "r", "i", "z"), 100, "exact", "exact",
                      LENS_LOGIT, "10 conv + 2x256 dense as stated; widths, pooling, batch "
                      "norm and dropout reconstructed (see lensfind.training.arch.jacobs)"),
@@ -170,6 +198,42 @@ def _info(name: str) -> ArchitectureInfo:
         raise ConfigError(f"unknown architecture {name!r} (known: {known})") from None
 
 
+def input_bands(name: str, available: Sequence[str]) -> tuple[str, ...]:
+    """The bands, in the network's channel order, a ``name`` model takes from ``available``.
+
+    Parameters
+    ----------
+    name : str
+        Registry name.
+    available : sequence of str
+        Band names of a survey or simulated set, in its order.
+
+    Returns
+    -------
+    tuple of str
+        ``ARCHITECTURES[name].bands`` for architectures that fix their bands
+        (``bands_rule="exact"``: picked from ``available`` and put in the
+        architecture's order, e.g. J, Y, H, VIS for ``ou66`` from Euclid's VIS,
+        Y, J, H); ``available`` unchanged for the others.
+
+    Raises
+    ------
+    ConfigError
+        ``available`` lacks a band the architecture takes.
+    """
+    info = _info(name)
+    available = tuple(available)
+    if info.bands_rule != "exact":
+        return available
+    missing = [b for b in info.bands if b not in available]
+    if missing:
+        raise ConfigError(
+            f"{name} takes bands {', '.join(info.bands)}; the input has "
+            f"{', '.join(available)} (no {', '.join(missing)})"
+        )
+    return info.bands
+
+
 def _resolve_input(
     info: ArchitectureInfo,
     survey: SurveySpec | str | int | None,
@@ -200,11 +264,12 @@ def _resolve_input(
         shown = ", ".join(names) if names is not None else f"{n} band(s)"
         where = f"the input ({shown} at {size}x{size} px)"
     paper = f"{', '.join(info.bands)} at {info.size_px}x{info.size_px} px ({info.paper})"
-    if info.bands_rule == "exact" and names is not None and names != info.bands:
+    # the same bands in another order are the same input: scorers and training put the
+    # survey's bands in the architecture's order (input_bands)
+    if info.bands_rule == "exact" and names is not None and sorted(names) != sorted(info.bands):
         raise ConfigError(
             f"{info.name} expects bands {', '.join(info.bands)}, not those of {where}; "
-            f"the paper model takes {paper} "
-            "(pick bands with SurveySpec.select)"
+            f"the paper model takes {paper} (pick bands with SurveySpec.select)"
         )
     if info.bands_rule in ("exact", "count") and n != len(info.bands):
         raise ConfigError(
@@ -236,8 +301,10 @@ def build_model(
     name : str
         Registry name (:data:`ARCHITECTURES`).
     survey : SurveySpec or str, optional
-        The survey whose bands (in order) and ``cutout_px`` the model takes; a
-        name is looked up in the survey registry. Without one (and without
+        The survey whose bands and ``cutout_px`` the model takes; a name is
+        looked up in the survey registry. An architecture with fixed bands
+        accepts them in any order: the network takes them in its own
+        (``ARCHITECTURES[name].bands``, see :func:`input_bands`). Without one (and without
         ``bands``/``size_px``) the model takes its paper input
         (``ARCHITECTURES[name].bands`` at ``.size_px``). An ``int`` here is the
         number of bands (the older ``build_model(name, bands, size_px)`` form).

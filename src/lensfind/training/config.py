@@ -91,6 +91,10 @@ class TrainConfig:
         object. Either way lenses and non-lenses are transformed alike.
     keep_checkpoints : bool
         Keep every epoch's checkpoint (``epoch-NNN.pt``) besides ``last.pt``.
+    normalisation : {"arch", "asinh", "minmax"}
+        Input normalisation (:mod:`lensfind.runtime.normalisation`): ``arch`` is the
+        architecture's own (``minmax`` for the Wilde+22 networks, ``asinh``
+        otherwise); recorded in the checkpoint and the model card.
     """
 
     arch: str = "lensfind_des_compact"
@@ -120,6 +124,7 @@ class TrainConfig:
     zoom_max: float = 1.0
     augment_per: Literal["batch", "sample"] = "batch"
     keep_checkpoints: bool = False
+    normalisation: Literal["arch", "asinh", "minmax"] = "arch"
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "threads", "mock_sources"):

@@ -12,6 +12,11 @@ Two sources of positives (:attr:`TrainConfig.positives`):
 
 Epoch order and sampling (``shuffle`` or ``balanced``) come from the run's numpy
 generator, so a resumed run replays them exactly.
+
+The network's input convention is the architecture's (its registry entry): the
+set's bands are put in the architecture's channel order (:func:`model_spec`) and
+normalised with its kind (:func:`normalisation_kind`; ``TrainConfig.normalisation``
+may override it), and both are recorded in the report and the model card.
 """
 
 from collections.abc import Iterator
@@ -20,7 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from lensfind.errors import LensfindError
-from lensfind.runtime.normalisation import AsinhNormalisation
+from lensfind.runtime.bands import band_order, take_bands
+from lensfind.runtime.normalisation import Normalisation, normalisation_of_kind
 from lensfind.simulation.dataset import read_dataset, survey_of
 from lensfind.surveys.spec import SurveySpec
 from lensfind.training.config import TrainConfig
@@ -31,9 +37,35 @@ class TrainingError(LensfindError):
     """A training run that cannot start (e.g. a set without both classes)."""
 
 
-def normalisation_for(spec: SurveySpec) -> AsinhNormalisation:
-    """The input normalisation of models trained for ``spec`` (scale = sky sigma)."""
-    return AsinhNormalisation(scale=tuple(b.sky_sigma_counts for b in spec.bands))
+def normalisation_for(spec: SurveySpec, kind: str = "asinh") -> Normalisation:
+    """The input normalisation of kind ``kind`` of models trained for ``spec``.
+
+    ``spec``'s bands are in the model's channel order; the ``asinh`` scales are
+    their sky-noise sigma per pixel (counts).
+    """
+    return normalisation_of_kind(kind, tuple(b.sky_sigma_counts for b in spec.bands))
+
+
+def normalisation_kind(config: TrainConfig) -> str:
+    """The normalisation a run trains with: ``config.normalisation``, or its architecture's."""
+    if config.normalisation != "arch":
+        return config.normalisation
+    from lensfind.training.architectures import ARCHITECTURES
+
+    info = ARCHITECTURES.get(config.arch)
+    return "asinh" if info is None else info.normalisation
+
+
+def model_spec(arch: str, spec: SurveySpec) -> SurveySpec:
+    """``spec`` with the bands an ``arch`` model takes, in the network's channel order.
+
+    E.g. ``ou66`` on a Euclid set (VIS, Y, J, H) takes J, Y, H, VIS; architectures
+    that take any bands keep ``spec`` as it is.
+    """
+    from lensfind.training.architectures import input_bands
+
+    bands = input_bands(arch, spec.band_names)
+    return spec if bands == spec.band_names else spec.select(bands)
 
 
 def require_both_classes(
@@ -85,13 +117,15 @@ class TrainingData:
         data, self.attrs = read_dataset(path)
         self.path = path
         self.config = config
-        self.spec = survey_of(self.attrs)
-        self.norm = normalisation_for(self.spec)
+        self.set_spec = survey_of(self.attrs)
+        self.spec = model_spec(config.arch, self.set_spec)  # the network's bands, in order
+        self.norm = normalisation_for(self.spec, normalisation_kind(config))
+        images = self.in_model_order(data.images, self.set_spec.band_names)
         is_lens = np.asarray(data.truth["is_lens"], dtype=bool)
         val_idx, tr_idx = stratified_split(is_lens, config.val_fraction, rng, path)
         self.n_val_split, self.n_train_split = len(val_idx), len(tr_idx)
         if config.positives == "simulated":
-            self._x = self.norm(data.images)
+            self._x = self.norm(images)
             self._raw = None
             self._y = is_lens.astype(np.float32)
             self.x_val, self.y_val = self._x[val_idx], self._y[val_idx]
@@ -100,7 +134,7 @@ class TrainingData:
             self._train = tr_idx
             return
         # mock lenses: the set's simulated lenses are not used
-        self._raw = data.images
+        self._raw = images
         kinds = np.asarray(data.truth["kind"]).astype(str)
         hosts = np.isin(kinds, config.mock_lens_kinds) & ~is_lens
         self._other = tr_idx[~is_lens[tr_idx]]
@@ -125,6 +159,14 @@ class TrainingData:
         )
         self.x_val = self.norm(np.concatenate([self._raw[val_other], pos]))
         self.y_val = np.r_[np.zeros(n), np.ones(n)].astype(np.float32)
+
+    def in_model_order(self, images: np.ndarray, bands: tuple[str, ...]) -> np.ndarray:
+        """Cutouts ``images`` with bands ``bands`` (a set's) in the network's band order."""
+        return take_bands(images, band_order(bands, self.spec.band_names, self.config.arch))
+
+    def model_input(self, images: np.ndarray, bands: tuple[str, ...]) -> np.ndarray:
+        """Raw cutouts of a set with bands ``bands`` -> the network's normalised input."""
+        return self.norm(self.in_model_order(images, bands))
 
     @property
     def n_train(self) -> int:

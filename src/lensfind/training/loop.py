@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from lensfind import __version__
 from lensfind.errors import ConfigError
 from lensfind.runtime.scorer import DEFAULT_BATCH_SIZE
-from lensfind.simulation.dataset import read_dataset
+from lensfind.simulation.dataset import read_dataset, survey_of
 from lensfind.training._torch import torch
 from lensfind.training.architectures import build_model
 from lensfind.training.augment import Augmentation, augment
@@ -422,11 +422,10 @@ def _evaluate(run: _Run, report: dict, test_set: Path | None) -> tuple[np.ndarra
     """
     if test_set is None:
         return run.data.y_val.astype(bool), predict(run.model, run.data.x_val), "validation split"
-    spec = run.data.spec
     test, tattrs = read_dataset(test_set)
     require_both_classes(test.truth["is_lens"], test_set, "a held-out evaluation")
     labels = test.truth["is_lens"]
-    scores = predict(run.model, normalisation_for(spec)(test.images))
+    scores = predict(run.model, run.data.model_input(test.images, survey_of(tattrs).band_names))
     report["test_set"] = {"path": str(test_set), "n": int(tattrs["n"]), "seed": tattrs["seed"]}
     report["test_metrics_torch"] = evaluate_all(labels, scores, beta=run.config.beta)
     return labels, scores, "test set"

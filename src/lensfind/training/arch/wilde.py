@@ -11,7 +11,8 @@ published weights load with ``strict=True``:
 * ``fc_layer`` (``nn.Sequential``): the dense rows, ``fc_layer.0`` (Linear),
   ``fc_layer.1`` (ReLU), ``fc_layer.2`` (Linear, 2 outputs).
 
-OU-66, input 4x66x66 (VIS, Y, J, H resampled to 66 px), 203,192 parameters::
+OU-66, input 4x66x66 (J, Y, H, VIS resampled to 66 px, each scaled to [0, 1]),
+203,192 parameters::
 
     idx  layer                     output      params
     0    Conv 3x3, 4->50, valid    50x64x64     1,850
