@@ -233,6 +233,19 @@ TRAIN_RUN_FILES = (
 )  # fmt: skip
 
 
+#: Python source that makes ``import torch`` fail in the interpreter that runs it first.
+NO_TORCH = """
+import sys
+
+class NoTorch:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ImportError("torch is blocked in this test")
+
+sys.meta_path.insert(0, NoTorch())
+"""
+
+
 def run_cli(*argv: str) -> tuple[int, str]:
     """Run the ``engine`` command line in this process: its exit code and what it printed."""
     import contextlib

@@ -12,7 +12,7 @@ from lensfind.runtime.card import load_card
 from lensfind.runtime.scorer import OnnxScorer
 from lensfind.runtime.shipped import resolve_model
 from lensfind.simulation.dataset import read_dataset
-from lensfind.testing import make_test_model, run_cli
+from lensfind.testing import NO_TORCH, make_test_model, run_cli
 from lensfind.training.evaluate import by_kind
 from lensfind.training.metrics import evaluate_all
 
@@ -30,20 +30,15 @@ def des_set(tmp_path_factory):
 
 def _run_without_torch(*argv: str) -> subprocess.CompletedProcess:
     """``engine *argv`` in a fresh interpreter where importing torch fails."""
-    code = f"""
-import sys
-
-class NoTorch:
-    def find_spec(self, name, path=None, target=None):
-        if name == "torch" or name.startswith("torch."):
-            raise ImportError("torch is blocked in this test")
-
-sys.meta_path.insert(0, NoTorch())
+    code = (
+        NO_TORCH
+        + f"""
 from lensfind.cli.main import main
 rc = main({list(argv)!r})
 assert "torch" not in sys.modules
 sys.exit(rc)
 """
+    )
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import lensfind
+from lensfind.testing import NO_TORCH
 
 SRC = Path(lensfind.__file__).parent
 #: Modules any package may import: the foundation under every layer.
@@ -110,17 +111,12 @@ def test_allowed_imports_pass():
 
 def test_scan_path_modules_import_without_torch():
     """Every module of the engine, the runtime and the catalogue imports with torch blocked."""
-    code = f"""
-import importlib, pkgutil, sys
-
-class NoTorch:
-    def find_spec(self, name, path=None, target=None):
-        if name == "torch" or name.startswith("torch."):
-            raise ImportError("torch is blocked in this test")
-
-sys.meta_path.insert(0, NoTorch())
+    code = (
+        NO_TORCH
+        + """
+import importlib, pkgutil
 names = []
-for package in {TORCH_FREE!r}:
+for package in TORCH_FREE:
     pkg = importlib.import_module(package)
     names += [m.name for m in pkgutil.walk_packages(pkg.__path__, package + ".")]
 for name in names:
@@ -128,6 +124,8 @@ for name in names:
 assert "torch" not in sys.modules
 print(len(names))
 """
+    )
+    code = code.replace("TORCH_FREE", repr(TORCH_FREE))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stderr
     assert int(out.stdout.strip()) >= 30
