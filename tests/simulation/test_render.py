@@ -170,7 +170,8 @@ def test_lensed_source_matches_lenstronomy_reference():
         center_y=[-0.13, 0.05, 0.0, -0.29],
         psf_fwhm=[[1.12, 0.96], [0.9, 1.3], [1.0, 0.8], [1.25, 1.25]],
     )
-    out = render(scene, spec, size_px=size, psf="gaussian")
+    # the same sampling as the reference (2 x 2 sub-pixels), not the adaptive default
+    out = render(scene, spec, size_px=size, supersample=2, psf="gaussian")
     assert out.source_light.shape == (4, 2, size, size)
     assert_allclose(out.lens_light, 0.0, atol=1e-9)
     for i in range(4):
@@ -367,7 +368,8 @@ def test_scene_take_selects_the_same_objects():
 
 
 def test_rendering_in_groups_and_in_float32():
-    """Objects rendered a few at a time equal one call per object; float32 stays close."""
+    """Objects rendered a few at a time equal one call per object; float32 stays close
+    (fixed sampling: the adaptive one is tested in test_supersampling)."""
     rng = np.random.default_rng(4)
     n = 7
     scene = make_scene(
@@ -382,11 +384,11 @@ def test_rendering_in_groups_and_in_float32():
     )
     spec = DES.select(("g", "r"))
     for size in (24, 100):  # all objects in one group; one object per group
-        full = render(scene, spec, size_px=size)
+        full = render(scene, spec, size_px=size, supersample=2)
         for i in (0, n - 1):
-            one = render(scene.take(slice(i, i + 1)), spec, size_px=size)
+            one = render(scene.take(slice(i, i + 1)), spec, size_px=size, supersample=2)
             assert_allclose(one.total[0], full.total[i], rtol=1e-12, atol=1e-12)
-    low = render(scene, spec, size_px=size, dtype=np.float32)
+    low = render(scene, spec, size_px=size, supersample=2, dtype=np.float32)
     assert (
         low.total.dtype == np.float32
         and scene.astype(np.float32).theta_e_arcsec.dtype == np.float32

@@ -20,8 +20,9 @@ from lensfind.errors import CatalogError
 from lensfind.simulation.region import CATALOG_NAME, RegionConfig, make_region
 from lensfind.surveys.spec import SurveySpec
 
-#: Bumped when the region's content changes (v2: catalogue star class and blend flags).
-DEFAULT_REGION_VERSION = "v2"
+#: Bumped when the region's content changes (v2: catalogue star class and blend flags;
+#: v3: converged ("auto") supersampling of every profile).
+DEFAULT_REGION_VERSION = "v3"
 HATS_CATALOG_NAME = "catalog.hats"
 
 

@@ -25,6 +25,7 @@ TRUTH_COLUMNS = (
     "alpha",
     "magnification",
     "source_snr",
+    "mag_g_source_intrinsic",
 )
 
 
