@@ -119,6 +119,8 @@ def bench_scan(config: ScanConfig, repeats: int = 3, command: str | None = None)
             "injected_fraction": fraction,
             "end_to_end_cutouts_per_s": {"median": statistics.median(e2e_inj), "runs": e2e_inj},
             "slowdown": slowdown,
+            # what one injection costs in units of one survey object's scan
+            "cost_per_injection_over_object": (slowdown - 1) / fraction if fraction else None,
             "budget": (1 + fraction) * 1.1,
             "within_budget": slowdown <= (1 + fraction) * 1.1,
             "how": "survey objects scored per second without / with injections "

@@ -10,7 +10,7 @@ from lensfind.engine.config import ScanConfig
 
 #: The :class:`ScanConfig` fields ``engine bench scan`` takes as flags.
 BENCH_SCAN_FIELDS = ("survey", "data_dir", "model", "workers", "batch_size", "shard_size",
-                     "inject_rate", "store_dtype", "store_compression")  # fmt: skip
+                     "inject_rate", "inject_min", "store_dtype", "store_compression")  # fmt: skip
 
 
 def _cmd_bench_scan(args: argparse.Namespace) -> int:
@@ -30,7 +30,9 @@ def _cmd_bench_scan(args: argparse.Namespace) -> int:
     if "injection" in result:
         inj = result["injection"]
         print(
-            f"with injections (rate {inj['inject_rate']:g}): slowdown {inj['slowdown']:.3f} "
+            f"with injections (rate {inj['inject_rate']:g}, {inj['n_injected']} injected, "
+            f"{inj['cost_per_injection_over_object']:.2f} x an object each): "
+            f"slowdown {inj['slowdown']:.3f} "
             f"(budget {inj['budget']:.3f}, {'within' if inj['within_budget'] else 'OVER'})"
         )
     print(f"-> {path}")
