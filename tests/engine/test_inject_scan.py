@@ -122,3 +122,31 @@ def test_effective_rate_reaches_the_minimum():
     assert effective_rate(0.05, 1000, 300) == (1.0, 4)
     assert effective_rate(0.5, 1000, 10) == (1.0, MAX_COPIES)
     assert effective_rate(0.5, 1000, 0) == (0.0, 1)
+
+
+def test_population_and_host_files_through_the_cli(region, model_dir, tmp_path, capsys):
+    """--inject-population and --inject-hosts change what is injected where, and say so."""
+    pop, hosts = tmp_path / "pop.yaml", tmp_path / "hosts.yaml"
+    pop.write_text("theta_e_range_arcsec: [1.5, 2.0]\nsource_mag_g_range: [22.0, 23.0]\n")
+    hosts.write_text("classes: [red_isolated, red_blended, blue, out_of_range]\n")
+    out = tmp_path / "run"
+    code = main(["scan", "--data", str(region), "--model", str(model_dir), "--out", str(out),
+                 "--workers", "0", "--inject-rate", "1", "--inject-min", "0", "--quiet",
+                 "--inject-population", str(pop), "--inject-hosts", str(hosts)])  # fmt: skip
+    assert code == 0
+    sel = json.loads((out / "summary.json").read_text())["selection_function"]
+    assert sel["population"]["theta_e_range_arcsec"] == [1.5, 2.0]
+    assert sel["population"]["min_source_snr"] == 20.0  # the rest stays the model's
+    assert sel["host_selection"]["classes"] == ["red_isolated", "red_blended", "blue",
+                                                "out_of_range"]  # fmt: skip
+    rows = pq.read_table(out / "injections.parquet").to_pydict()
+    assert all(1.5 <= t <= 2.0 for t in rows["theta_e_arcsec"])
+    assert "star" not in rows["host_class"] and len(set(rows["host_class"])) > 1
+    meta = json.loads(pq.read_table(out / "injections.parquet").schema.metadata[b"lensfind"])
+    assert meta["population"] == sel["population"]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("theta_e: [1, 2]\n")
+    args = ["scan", "--data", str(region), "--model", str(model_dir), "--out",
+            str(tmp_path / "bad"), "--inject-population", str(bad), "--quiet"]  # fmt: skip
+    assert main(args) == 2
+    assert "unknown keys ['theta_e']" in capsys.readouterr().err

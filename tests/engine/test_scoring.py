@@ -115,6 +115,7 @@ class _Work:
     model_sha256: str
     provider: str
     batch_size: int = 4
+    bands: tuple[str, ...] = ()
 
 
 @no_cuda

@@ -18,7 +18,17 @@ from lensfind.testing import NO_TORCH
 
 SRC = Path(lensfind.__file__).parent
 #: Modules any package may import: the foundation under every layer.
-BASE = {"errors", "versions", "cache", "hashing", "intervals", "plotting", "tables", "__version__"}
+BASE = {
+    "errors",
+    "versions",
+    "cache",
+    "hashing",
+    "intervals",
+    "plotting",
+    "settings_file",
+    "tables",
+    "__version__",
+}
 #: Package -> the lensfind packages it may import (besides itself and :data:`BASE`).
 ALLOWED: dict[str, set[str]] = {
     "surveys": set(),

@@ -8,11 +8,11 @@ from typing import Any
 
 def _cmd_reweight(args: argparse.Namespace) -> int:
     import pyarrow.parquet as pq
-    import yaml
 
     from lensfind.errors import ConfigError
     from lensfind.probes.reweight import TILTS, Target, reweight
     from lensfind.probes.selection import INJECTIONS_NAME
+    from lensfind.settings_file import read_yaml
     from lensfind.simulation.population_file import population_from_dict
 
     path = Path(args.run) / INJECTIONS_NAME
@@ -23,12 +23,7 @@ def _cmd_reweight(args: argparse.Namespace) -> int:
     if "population" not in meta:
         raise ConfigError(f"{path}: no population recorded (a run of an older lensfind)")
     run = population_from_dict(meta["population"])
-    try:
-        data: Any = yaml.safe_load(Path(args.population).read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{args.population}: {exc}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{args.population}: a mapping of population settings")
+    data = read_yaml(args.population)
     tilts = {k: float(data.pop(k)) for k in TILTS if k in data}
     target = Target(population_from_dict(data, run), **tilts)
     threshold = meta["threshold"] if args.threshold is None else args.threshold

@@ -38,6 +38,8 @@ class ScoringWork(Protocol):
     def batch_size(self) -> int: ...
     @property
     def provider(self) -> str: ...
+    @property
+    def bands(self) -> tuple[str, ...]: ...
 
 
 def scorer_for(
@@ -121,8 +123,8 @@ def score_batches(
     """
     try:
         scorer = scorer_for(task.model_dir, task.model_sha256, task.provider, task.batch_size)
-        # a scan's stamps have its survey's bands (ShardTask.bands); a store, the model's
-        scorer = scorer.with_input_bands(getattr(task, "bands", None))
+        # a scan's stamps have its survey's bands, the card may order them otherwise
+        scorer = scorer.with_input_bands(task.bands or None)
     except Exception as exc:
         reason[rows] = f"model unusable: {exc}"
         return []

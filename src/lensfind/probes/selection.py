@@ -106,7 +106,9 @@ def joint_table(
     widths = {p: w for p, w in (widths or JOINT_BINS).items() if p in injections.column_names}
     used = used_injections(injections, threshold)
     values = {p: injections[p].to_numpy(zero_copy_only=False).astype(float)[used] for p in widths}
-    finite = np.all([np.isfinite(v) for v in values.values()], axis=0) if values else used[used]
+    finite = np.ones(int(used.sum()), dtype=bool)
+    for v in values.values():
+        finite &= np.isfinite(v)
     hit = injections["score"].to_numpy(zero_copy_only=False).astype(float)[used] >= threshold
     classes = (injections["host_class"].to_numpy(zero_copy_only=False)[used]
                if "host_class" in injections.column_names

@@ -28,6 +28,7 @@ import numpy as np
 import pyarrow as pa
 
 from lensfind.errors import ConfigError
+from lensfind.settings_file import read_yaml
 from lensfind.simulation.colours import colour_offset
 
 #: Host classes, from the catalogue: isolated and blended red galaxies, blue
@@ -265,14 +266,10 @@ def with_magnitude_range(
 
 def load_hosts(path: Path, base: HostSelection) -> HostSelection:
     """``base`` with the fields of a YAML file of :class:`HostSelection` fields."""
-    import yaml
-
+    data = read_yaml(path)
     try:
-        data = yaml.safe_load(Path(path).read_text())
-        if not isinstance(data, dict):
-            raise ValueError("expected a mapping of HostSelection fields")
         return hosts_from_dict(data, base)
-    except (OSError, ValueError, TypeError, yaml.YAMLError) as exc:
+    except (ValueError, TypeError) as exc:
         raise ConfigError(f"{path}: bad host selection ({exc})") from None
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from lensfind.errors import ConfigError
+from lensfind.settings_file import read_yaml
 from lensfind.simulation.compound import CompoundConfig
 from lensfind.simulation.population import PopulationConfig
 
@@ -40,7 +41,7 @@ def _value(name: str, value: Any) -> Any:
         return CompoundConfig(
             **{k: tuple(v) if isinstance(v, list) else v for k, v in value.items()}
         )
-    if isinstance(default, tuple) or name.endswith("_range_arcsec") or name.endswith("_range"):
+    if isinstance(default, tuple):  # every (low, high) range
         if not (isinstance(value, list | tuple) and len(value) == 2):
             raise ConfigError(f"population: {name} must be [low, high], got {value!r}")
         lo, hi = (float(v) for v in value)
@@ -75,20 +76,8 @@ def population_from_dict(
 
 
 def load_population(path: Path, base: PopulationConfig | None = None) -> PopulationConfig:
-    """A population from a YAML (or JSON) file of :class:`PopulationConfig` fields."""
+    """A population from a YAML file of :class:`PopulationConfig` fields over ``base``."""
     try:
-        text = Path(path).read_text()
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the population file ({exc})") from None
-    import yaml
-
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not YAML ({exc})") from None
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"{path}: a population file is a mapping of PopulationConfig fields")
-    try:
-        return population_from_dict(data, base)
+        return population_from_dict(read_yaml(path), base)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None

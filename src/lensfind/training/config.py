@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
-from lensfind.errors import ConfigError, MissingExtraError
+from lensfind.errors import ConfigError
+from lensfind.settings_file import read_yaml
 
 #: Names of :data:`lensfind.training.losses.LOSSES` (checked there).
 LOSS_NAMES = ("bce", "weighted_ce", "soft_f1", "double_soft_f1", "soft_fbeta")
@@ -263,25 +264,6 @@ def coerce(key: str, hint: Any, value: Any, base: Path | None = None) -> Any:
 
 def _type_name(hint: Any) -> str:
     return getattr(hint, "__name__", str(hint))
-
-
-def read_yaml(path: Path) -> dict[str, Any]:
-    """The mapping in a YAML file (empty file: ``{}``)."""
-    try:
-        import yaml
-    except ImportError:  # pragma: no cover - pyyaml ships with the train/test extras
-        raise MissingExtraError("train", "pyyaml") from None
-    try:
-        data = yaml.safe_load(Path(path).read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such config file") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
-    if data is None:
-        return {}
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"{path}: expected a mapping of settings, got {type(data).__name__}")
-    return dict(data)
 
 
 def build_train_job(flags: Mapping[str, Any], config_file: Path | None = None) -> TrainJob:
