@@ -12,7 +12,13 @@ from lensfind.engine.config import ScoreConfig
 from lensfind.engine.manifest import MANIFEST_NAME
 from lensfind.engine.metrics import METRIC_NAMES
 from lensfind.engine.rescore import run_score
-from lensfind.engine.store import STORE_NAME
+from lensfind.engine.store import (
+    STORE_NAME,
+    list_shards,
+    read_shard_catalog,
+    read_shard_cutouts,
+    start_shard_cutouts,
+)
 from lensfind.errors import ConfigError, ResumeError
 from lensfind.testing import make_test_model, metric_families
 
@@ -77,6 +83,39 @@ def test_a_model_for_other_bands_is_refused(full_run, tmp_path):
     kids = make_test_model(tmp_path / "kids", survey="kids_dr3")
     with pytest.raises(ConfigError, match=r"the model expects \('r',\) \(1, 101, 101\)"):
         run_score(_config(full_run, kids, tmp_path / "r"))
+
+
+def test_a_store_in_another_band_order_scores_the_same(full_run, model_dir, tmp_path):
+    """Stores keep their own band order (here z, i, r, g); the scorer reorders to the card's."""
+    source = full_run.run_dir / STORE_NAME
+    store = tmp_path / "reversed.zarr"
+    for shard_id in list_shards(source):
+        ids, ra, dec, tile = read_shard_catalog(source, shard_id)
+        _, images = read_shard_cutouts(source, shard_id)
+        start_shard_cutouts(store, shard_id, ids, np.ascontiguousarray(images[:, ::-1]), ra, dec,
+                            tile, bands=("z", "i", "r", "g"), compression="none").finish()  # fmt: skip
+    as_stored = run_score(_config(full_run, model_dir, tmp_path / "a"))
+    reversed_ = run_score(ScoreConfig(cutouts=store, model=str(model_dir), out=tmp_path / "b",
+                                      workers=0, quiet=True))  # fmt: skip
+    a = pq.read_table(as_stored.run_dir / "scores").to_pydict()
+    b = pq.read_table(reversed_.run_dir / "scores").to_pydict()
+    assert reversed_.summary["n_scored"] == as_stored.summary["n_scored"] > 0
+    assert dict(zip(a["object_id"], a["score"], strict=True)) == dict(
+        zip(b["object_id"], b["score"], strict=True)
+    )
+
+
+def test_a_store_without_a_band_of_the_model_is_refused(full_run, model_dir, tmp_path):
+    source = full_run.run_dir / STORE_NAME
+    store = tmp_path / "two.zarr"
+    shard_id = list_shards(source)[0]
+    ids, ra, dec, tile = read_shard_catalog(source, shard_id)
+    _, images = read_shard_cutouts(source, shard_id)
+    start_shard_cutouts(store, shard_id, ids, np.ascontiguousarray(images[:, :2]), ra, dec, tile,
+                        bands=("g", "r")).finish()  # fmt: skip
+    with pytest.raises(ConfigError, match=rf"{store}: .*the cutouts have g, r \(no band i, z\)"):
+        run_score(ScoreConfig(cutouts=store, model=str(model_dir), out=tmp_path / "r", workers=0,
+                              quiet=True))  # fmt: skip
 
 
 def test_score_needs_a_model():

@@ -27,7 +27,8 @@ from lensfind.engine.store import (
     read_shard_info,
     store_fingerprint,
 )
-from lensfind.errors import ConfigError
+from lensfind.errors import ConfigError, ModelError
+from lensfind.runtime.card import ModelCard
 from lensfind.runtime.scorer import DEFAULT_BATCH_SIZE
 from lensfind.runtime.shipped import resolve_model
 
@@ -45,6 +46,7 @@ class RescoreTask:
     model_sha256: str
     batch_size: int = DEFAULT_BATCH_SIZE
     provider: str = "auto"
+    bands: tuple[str, ...] = ()  # the store's band order; the scorer reorders to the card's
 
 
 def process_rescore(task: RescoreTask) -> ShardResult:
@@ -117,7 +119,7 @@ def run_score(config: ScoreConfig) -> ScanResult:
     if config.prior_lens_rate is None:
         config = dataclasses.replace(config, prior_lens_rate=DEFAULT_PRIOR_LENS_RATE)
     card = resolve_model(config.model, survey="")
-    _check_compatible(store, card.bands, card.input_shape)
+    bands = _store_bands(store, card)
     threshold = card.threshold if config.threshold is None else config.threshold
     plan = plan_store(store, card.survey)
     run_dir = config.out or default_run_dir(f"score-{card.name}")
@@ -133,6 +135,7 @@ def run_score(config: ScoreConfig) -> ScanResult:
             objects=pa.table({"object_id": ids, "ra": ra, "dec": dec}),
             store=str(store), run_dir=str(run_dir), model_dir=str(card.directory),
             model_sha256=card.sha256, batch_size=config.batch_size, provider=config.provider,
+            bands=bands,
         )  # fmt: skip
 
     return execute(
@@ -141,15 +144,23 @@ def run_score(config: ScoreConfig) -> ScanResult:
     )  # fmt: skip
 
 
-def _check_compatible(store: Path, bands: tuple[str, ...], shape: tuple[int, int, int]) -> None:
-    """The store's bands and cutout shape must be the model's."""
+def _store_bands(store: Path, card: ModelCard) -> tuple[str, ...]:
+    """The store's bands, checked to hold the model's (any order) at its cutout size."""
     import zarr
 
+    stored: tuple[str, ...] = card.bands
     for shard_id in list_shards(store)[:1]:
         group = zarr.open_group(str(store / shard_id), mode="r")
         stored = tuple(str(b) for b in group.attrs.get("bands", []))  # type: ignore[union-attr]
         got = tuple(zarr.open_array(str(store / shard_id / "images"), mode="r").shape[1:])
-        if stored != bands or got != tuple(shape):
+        want = (len(stored), *card.input_shape[1:])
+        try:
+            card.checked_input_bands(stored)
+        except ModelError as exc:
+            raise ConfigError(f"{store}: {exc}") from None
+        if got != want:
             raise ConfigError(
-                f"{store}: cutouts are {stored} {got}, the model expects {bands} {tuple(shape)}"
+                f"{store}: cutouts are {stored} {got}, the model expects "
+                f"{card.bands} {tuple(card.input_shape)}"
             )
+    return stored
