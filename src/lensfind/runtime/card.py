@@ -78,6 +78,19 @@ class ModelCard:
         band_order(bands, self.bands, f"model {self.name}")
         return bands
 
+    def check_cutout_shape(self, input_bands: Sequence[str], item_shape: Sequence[int]) -> None:
+        """Check cutouts of ``item_shape`` ``(bands, H, W)`` with bands ``input_bands`` fit.
+
+        Raises :class:`ModelError` naming the model, for a missing band or another size.
+        """
+        self.checked_input_bands(input_bands)
+        if tuple(item_shape) != (len(input_bands), *self.input_shape[1:]):
+            raise ModelError(
+                f"model {self.name} takes {', '.join(self.bands)} at "
+                f"{self.input_shape[1]}x{self.input_shape[2]} px; the cutouts are "
+                f"{', '.join(input_bands)} at {'x'.join(map(str, item_shape[1:]))} px"
+            )
+
     def normalised_input(
         self,
         cutouts: np.ndarray,
