@@ -110,3 +110,41 @@ def test_lenses_and_non_lenses_are_transformed_alike():
 def test_non_square_is_refused():
     with pytest.raises(ValueError, match="square"):
         apply(torch.zeros(1, 1, 4, 5), draw(VL, 1, _gen()))
+
+
+def test_occlusion_zeroes_one_5px_annulus_and_nothing_else():
+    from lensfind.training.augment import OCCLUSION_WIDTH_PX, occlude
+
+    side = 44
+    x = torch.rand(3, 2, side, side) + 1.0  # no pixel is zero before
+    radius = torch.tensor([0.0, 0.5, -1.0], dtype=torch.float64)  # r = 0, 5.5 px, none
+    y = occlude(x, radius)
+    c = np.arange(side) - (side - 1) / 2
+    dist = np.hypot(c[:, None], c[None, :])
+    for i, r_px in enumerate([0.0, 5.5]):
+        ring = (dist >= r_px) & (dist < r_px + OCCLUSION_WIDTH_PX)
+        assert ring.sum() > 0
+        assert (y[i].numpy()[:, ring] == 0).all()
+        np.testing.assert_array_equal(y[i].numpy()[:, ~ring], x[i].numpy()[:, ~ring])
+    assert torch.equal(y[2], x[2])
+
+
+def test_occlusion_hits_the_requested_fraction_within_a_quarter_side():
+    p = draw(Augmentation(occlusion=0.25), 8000, _gen(3))
+    hit = p["occlusion_radius"] >= 0
+    assert abs(hit.double().mean().item() - 0.25) < 0.02
+    assert (p["occlusion_radius"][hit] < 1).all()
+
+
+def test_no_occlusion_leaves_every_other_draw_unchanged():
+    base, occl = (
+        draw(VL, 64, _gen(4)),
+        draw(Augmentation(**{**VL.__dict__, "occlusion": 0.5}), 64, _gen(4)),
+    )
+    assert "occlusion_radius" not in base
+    for key, value in base.items():
+        assert torch.equal(value, occl[key])
+    x = torch.rand(64, 1, 33, 33) + 1.0
+    y = apply(x, occl)
+    blank = (y == 0).flatten(1).any(1)
+    assert torch.equal(blank, occl["occlusion_radius"] >= 0)

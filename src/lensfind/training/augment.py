@@ -1,4 +1,4 @@
-"""Training-time augmentation: rotations, flips, shifts and zooms (torch).
+"""Training-time augmentation: rotations, flips, shifts, zooms and occlusions (torch).
 
 Lensing has no preferred orientation, position (within a few pixels) or scale
 (within a few per cent), so each cutout may be rotated, flipped, shifted and
@@ -13,6 +13,12 @@ and horizontal flips, with nearest-neighbour interpolation; here, ``rotation="90
 with no shift or zoom is exact (no interpolation), the rest samples the input at
 the nearest pixel, and pixels that come from outside the cutout are reflected
 back in (noise stays noise, with no empty corners).
+
+``occlusion`` zeroes an annulus (5 px wide, the sensitivity probe's, Jacobs et
+al. 2022 sec. 4.5) at a random radius in ``[0, side / 4)`` in a fraction of the
+cutouts, lenses and non-lenses alike, so that a network learns that a hole in
+a galaxy's light is not an Einstein ring. It acts on the normalised input:
+with ``asinh`` (zero-preserving) that is zeroing the counts, as the probe does.
 """
 
 from dataclasses import dataclass
@@ -39,6 +45,8 @@ class Augmentation:
         Magnification uniform in ``[1, zoom_max]`` (objects grow by that factor).
     per : {"batch", "sample"}
         One transformation per batch, or one per cutout.
+    occlusion : float
+        Probability that a cutout gets a zeroed annulus (always drawn per cutout).
     """
 
     rotation: Literal["none", "90", "any"] = "90"
@@ -46,6 +54,7 @@ class Augmentation:
     shift_px: float = 0.0
     zoom_max: float = 1.0
     per: Literal["batch", "sample"] = "batch"
+    occlusion: float = 0.0
 
     @property
     def resamples(self) -> bool:
@@ -82,7 +91,28 @@ def draw(aug: Augmentation, n: int, gen: "torch.Generator") -> dict[str, Tensor]
     out = {"k": k, "flip": flip, "angle_rad": angle, "shift_px": shift, "zoom": zoom}
     if m != n:
         out = {key: v.expand(n, *v.shape[1:]) for key, v in out.items()}
+    if aug.occlusion > 0:  # drawn last, so that runs without occlusion are unchanged
+        hit = torch.rand(n, generator=gen, dtype=torch.float64) < aug.occlusion
+        radius = torch.rand(n, generator=gen, dtype=torch.float64)
+        out["occlusion_radius"] = torch.where(hit, radius, torch.full_like(radius, -1.0))
     return out
+
+
+OCCLUSION_WIDTH_PX = 5.0  # the probe's annulus width (Jacobs et al. 2022)
+
+
+def occlude(x: Tensor, radius: Tensor) -> Tensor:
+    """Zero an annulus ``[r, r + 5 px)`` about the centre of each cutout of ``x``.
+
+    ``radius`` ``(N,)`` is a fraction of ``side / 4`` (``r`` in pixels is
+    ``radius * side / 4``); a negative value leaves that cutout as it is.
+    """
+    side = x.shape[-1]
+    r = (radius * side / 4).to(x.dtype).view(-1, 1, 1)
+    c = torch.arange(side, dtype=x.dtype, device=x.device) - (side - 1) / 2
+    dist = torch.sqrt(c.view(1, -1, 1) ** 2 + c.view(1, 1, -1) ** 2)
+    keep = ~((dist >= r) & (dist < r + OCCLUSION_WIDTH_PX) & (r >= 0))
+    return x * keep.unsqueeze(1).to(x.device)
 
 
 def apply(x: Tensor, params: dict[str, Tensor]) -> Tensor:
@@ -90,8 +120,11 @@ def apply(x: Tensor, params: dict[str, Tensor]) -> Tensor:
 
     Order: quarter turns, flip, then rotation by ``angle_rad``, magnification by
     ``zoom`` about the centre and shift by ``shift_px`` (output pixels), sampled
-    at the nearest input pixel.
+    at the nearest input pixel; last, the occlusion, if drawn.
     """
+    if "occlusion_radius" in params:
+        rest = {k: v for k, v in params.items() if k != "occlusion_radius"}
+        return occlude(apply(x, rest), params["occlusion_radius"].to(x.device))
     if x.shape[-1] != x.shape[-2]:
         raise ValueError(f"augmentation needs square cutouts, got {tuple(x.shape)}")
     k, flip = params["k"], params["flip"]

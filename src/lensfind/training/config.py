@@ -90,6 +90,10 @@ class TrainConfig:
     augment_per : {"batch", "sample"}
         Draw one transformation per batch (the shipped model's training) or one per
         object. Either way lenses and non-lenses are transformed alike.
+    occlusion : float
+        Fraction of training cutouts, lenses and non-lenses alike, with a zeroed
+        5 px annulus at a random radius below a quarter of the side (against the
+        probe's occlusion sensitivity of non-lenses; 0: none).
     keep_checkpoints : bool
         Keep every epoch's checkpoint (``epoch-NNN.pt``) besides ``last.pt``.
     normalisation : {"arch", "asinh", "minmax"}
@@ -124,6 +128,7 @@ class TrainConfig:
     shift_px: float = 0.0
     zoom_max: float = 1.0
     augment_per: Literal["batch", "sample"] = "batch"
+    occlusion: float = 0.0
     keep_checkpoints: bool = False
     normalisation: Literal["arch", "asinh", "minmax"] = "arch"
 
@@ -143,6 +148,8 @@ class TrainConfig:
             raise ConfigError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
         if self.patience < 0 or self.shift_px < 0 or self.zoom_max < 1:
             raise ConfigError("patience and shift_px must be >= 0 and zoom_max >= 1")
+        if not 0 <= self.occlusion <= 1:
+            raise ConfigError(f"occlusion must be in [0, 1], got {self.occlusion}")
         lo, hi = self.mock_alpha
         if not 0 < lo <= hi:
             raise ConfigError(f"mock_alpha must satisfy 0 < low <= high, got {self.mock_alpha}")

@@ -145,6 +145,7 @@ def _augmentation(config: TrainConfig) -> Augmentation:
         shift_px=config.shift_px,
         zoom_max=config.zoom_max,
         per=config.augment_per,
+        occlusion=config.occlusion,
     )
 
 
