@@ -58,6 +58,40 @@ def test_parameter_probe_with_a_surface_and_torch_runtime(tmp_path):
     np.testing.assert_allclose(torch_t["mean"], t["mean"], atol=1e-5)
 
 
+def test_a_perturbation_probe_by_object_kind(tmp_path, capsys):
+    """``--by kind``: one column per kind, its correct fraction as the kind's own count says."""
+    from lensfind.probes.sensitivity import make_probe_set, score_all
+    from lensfind.runtime.scorer import OnnxScorer
+    from lensfind.surveys import get_survey
+
+    out = tmp_path / "annulus"
+    args = ["probe", "annulus", "--n", "24", "--strengths", "0,20", "--min-count", "1",
+            "--by", "kind", "--out", str(out), "--quiet"]  # fmt: skip
+    assert main(args) == 0
+    meta = json.loads((out / "kind__annulus.json").read_text())
+    kinds = meta["x_categories"]
+    assert "lens" in kinds and "elliptical" in kinds and meta["test_set"] == "mix"
+    t = pq.read_table(out / "kind__annulus.parquet").to_pydict()
+    assert sum(t["n"]) == 2 * 24  # every object once per strength
+    assert (out / "kind__annulus.png").is_file()
+    # independent: zero the central 5 px disk (strength 0) by hand, score, count per kind
+    spec = get_survey("des_y3")
+    ps = make_probe_set(spec, 24, 0)
+    c = np.arange(ps.images.shape[-1]) - (ps.images.shape[-1] - 1) / 2
+    x = ps.images * (np.hypot(c[:, None], c[None, :]) >= 5)
+    p = score_all(OnnxScorer(resolve_model("des_y3", "des_y3"), input_bands=spec.band_names), x)
+    kind = np.asarray(ps.truth["kind"]).astype(str)
+    correct = (p >= 0.5) == (kind == "lens")
+    for i, k in enumerate(kinds):
+        row = [j for j in range(len(t["n"])) if t["y_lo"][j] == 0.0 and t["centre"][j] == i]
+        assert len(row) == 1 and t["n"][row[0]] == (kind == k).sum()
+        assert t["n_correct"][row[0]] == correct[kind == k].sum()
+    # a categorical column cannot be a parameter probe's bins
+    assert main(["probe", "parameter", "--column", "kind", "--n", "4", "--out",
+                 str(tmp_path / "k")]) == 2  # fmt: skip
+    assert "categorical" in capsys.readouterr().err
+
+
 def test_probe_errors_are_one_line(tmp_path, capsys):
     assert main(["probe", "nonsense", "--n", "4", "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err

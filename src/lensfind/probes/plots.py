@@ -59,9 +59,20 @@ def plot_surface(result: ProbeResult, path: Path, value: str = "mean") -> Path:
         if ni > 0:
             grid[np.searchsorted(uy, yi), np.searchsorted(ux, xi)] = vi
     fig, ax = plt.subplots(figsize=(6, 4.5))
-    extent = (float(ux.min()), float(ux.max()), float(uy.min()), float(uy.max()))
+    categories = result.meta.get("x_categories")
+    if categories:  # one column per category, labelled
+        grid = np.full((len(uy), len(categories)), np.nan)
+        for xi, yi, vi, ni in zip(xs, ys, v, n, strict=True):
+            if ni > 0:
+                grid[np.searchsorted(uy, yi), round(xi)] = vi
+        x_lo, x_hi = -0.5, len(categories) - 0.5
+    else:
+        x_lo, x_hi = float(ux.min()), float(ux.max())
+    extent = (x_lo, x_hi, float(uy.min()), float(uy.max()))
     im = ax.imshow(grid, origin="lower", aspect="auto", vmin=0, vmax=1, cmap="viridis",
                    extent=extent, interpolation="nearest")  # fmt: skip
+    if categories:
+        ax.set_xticks(range(len(categories)), categories)
     fig.colorbar(im, ax=ax, label=f"{value} ({model})")
     ax.set_xlabel(str(result.meta.get("x", result.x_label)))
     ax.set_ylabel(str(result.meta.get("y", "")))

@@ -334,8 +334,13 @@ def perturbation_surface(
     min_count: int = 5,
     test_set: str = "lenses",
 ) -> ProbeResult:
-    """``s_k`` statistics over a truth column x perturbation strength (``y`` is the strength)."""
-    xv = np.asarray(probe_set.truth[x], dtype=float)
+    """``s_k`` statistics over a truth column x perturbation strength (``y`` is the strength).
+
+    A categorical column (``kind``) is binned by category: ``x_edges`` are then
+    ``arange(K + 1) - 0.5`` over :func:`truth_categories`' codes, recorded in the
+    result's ``x_categories``.
+    """
+    xv, categories = truth_values(probe_set, x)
     m = probe_set.masks()[test_set]
     everything = np.ones(int(m.sum()), dtype=bool)
     rows = []
@@ -348,5 +353,18 @@ def perturbation_surface(
                                   test_set)  # fmt: skip
     return ProbeResult(f"{x}__{name}", "surface", x, _table(rows), [],
                        {"data": probe_set.description, "x": x, "y": name, "threshold": threshold,
-                        "x_edges": [float(e) for e in x_edges],
+                        "x_edges": [float(e) for e in x_edges], "test_set": test_set,
+                        "x_categories": categories,
                         "strengths": [float(s) for s in strengths]})  # fmt: skip
+
+
+def truth_values(probe_set: ProbeSet, column: str) -> tuple[np.ndarray, list[str] | None]:
+    """A truth column as floats, and its sorted categories when it is not numeric.
+
+    A categorical column comes back as each object's index into the categories.
+    """
+    raw = np.asarray(probe_set.truth[column])
+    if raw.dtype.kind in "biuf":
+        return raw.astype(float), None
+    categories = sorted(set(raw.astype(str).tolist()))
+    return np.searchsorted(categories, raw.astype(str)).astype(float), categories

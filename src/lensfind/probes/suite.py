@@ -26,6 +26,7 @@ from lensfind.probes.sensitivity import (
     perturbation_surface,
     psf_probe,
     surface_probe,
+    truth_values,
 )
 from lensfind.probes.stats import make_edges
 from lensfind.runtime.scorer import Scorer
@@ -143,10 +144,14 @@ def run_probe(
                                       x_label=label, progress=progress,
                                       meta={"seed": opts.seed, "fill": opts.fill})]  # fmt: skip
         if opts.by is not None:
-            values = _column(probe_set, opts.by)
+            values, categories = truth_values(probe_set, _known(probe_set, opts.by))
+            if categories is None:
+                edges, test_set = _edges(values, opts, None), "lenses"
+            else:  # every category, lenses and non-lenses alike (s_k: correct-class score)
+                edges, test_set = np.arange(len(categories) + 1) - 0.5, "mix"
             results.append(perturbation_surface(
-                scorers, probe_set, opts.by, _edges(values, opts, None), name, f, strengths,
-                opts.threshold, min_count=opts.min_count))  # fmt: skip
+                scorers, probe_set, opts.by, edges, name, f, strengths, opts.threshold,
+                min_count=opts.min_count, test_set=test_set))  # fmt: skip
         return results
     if name in PARAMETERS or name == "parameter":
         spec_p = PARAMETERS.get(name)
@@ -172,10 +177,21 @@ def run_probe(
     )
 
 
-def _column(probe_set: ProbeSet, column: str) -> np.ndarray:
+def _known(probe_set: ProbeSet, column: str) -> str:
     if column not in probe_set.truth:
         raise ConfigError(f"unknown truth column {column!r} (known: {', '.join(probe_set.truth)})")
-    return np.asarray(probe_set.truth[column], dtype=float)
+    return column
+
+
+def _column(probe_set: ProbeSet, column: str) -> np.ndarray:
+    """A numeric truth column (a categorical one is refused: it has no bins)."""
+    values, categories = truth_values(probe_set, _known(probe_set, column))
+    if categories is not None:
+        raise ConfigError(
+            f"truth column {column!r} is categorical ({', '.join(categories)}): binning needs a "
+            "numeric column; a perturbation probe takes it as --by"
+        )
+    return values
 
 
 def run_probes(
