@@ -156,6 +156,24 @@ def test_resume_refuses_changed_settings(tiny_set, tmp_path):
         loop.train(tiny_set, tmp_path / "new", config, resume=True)
 
 
+def test_a_constant_rate_run_continues_for_more_epochs(tiny_set, tmp_path):
+    short = {**FAST, "epochs": 1, "schedule": "constant"}
+    longer = {**short, "epochs": 2}
+    full = loop.train(tiny_set, tmp_path / "full", TrainConfig(**longer), quiet=True)
+    loop.train(tiny_set, tmp_path / "cut", TrainConfig(**short), quiet=True)
+    more = loop.train(tiny_set, tmp_path / "cut", TrainConfig(**longer), quiet=True, resume=True)
+    assert len(more["history"]) == 2  # NaN-safe comparison (an undefined precision is NaN)
+    assert json.dumps(more["history"]) == json.dumps(full["history"])
+    with pytest.raises(ResumeError, match="only with --schedule constant"):
+        loop.train(tiny_set, tmp_path / "cut", TrainConfig(**{**longer, "epochs": 1}),
+                   resume=True)  # fmt: skip
+    onecycle = {**FAST, "epochs": 1}
+    loop.train(tiny_set, tmp_path / "oc", TrainConfig(**onecycle), quiet=True)
+    with pytest.raises(ResumeError, match=r"epochs: 1 -> 2\).*only with --schedule constant"):
+        loop.train(tiny_set, tmp_path / "oc", TrainConfig(**{**onecycle, "epochs": 2}),
+                   resume=True)  # fmt: skip
+
+
 def test_run_directory_outputs(tiny_set, tmp_path):
     config = TrainConfig(epochs=2, batch_size=32, threads=1, select_by="val_loss")
     report = loop.train(tiny_set, tmp_path, config, test_set=tiny_set, quiet=True)

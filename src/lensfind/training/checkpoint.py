@@ -93,12 +93,26 @@ def load_state(path: Path, device: str) -> dict[str, Any]:
 RESUMABLE_CHANGES = frozenset({"threads", "device", "keep_checkpoints"})
 
 
+def _extends(key: str, saved: dict[str, Any], current: dict[str, Any]) -> bool:
+    """More epochs under a constant learning rate: the epochs run so far are unchanged."""
+    return (
+        key == "epochs" and saved.get("schedule") == "constant"
+        and current.get("schedule") == "constant" and current["epochs"] >= saved["epochs"]
+    )  # fmt: skip
+
+
 def check_resumable(path: Path, saved: dict[str, Any], current: dict[str, Any]) -> None:
-    """Refuse to resume with a different configuration or training set."""
+    """Refuse to resume with a different configuration or training set.
+
+    A run with a constant learning rate may be continued for more epochs (its
+    schedule does not depend on the total); other schedules may not.
+    """
     differ = sorted(
         k for k in set(saved) | set(current)
         if k not in RESUMABLE_CHANGES and saved.get(k) != current.get(k)
+        and not _extends(k, saved, current)
     )  # fmt: skip
     if differ:
         shown = "; ".join(f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in differ)
-        raise ResumeError(f"{path}: cannot resume with changed settings ({shown})")
+        hint = " (more epochs only with --schedule constant)" if "epochs" in differ else ""
+        raise ResumeError(f"{path}: cannot resume with changed settings ({shown}){hint}")
