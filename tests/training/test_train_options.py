@@ -174,6 +174,25 @@ def test_a_constant_rate_run_continues_for_more_epochs(tiny_set, tmp_path):
                    resume=True)  # fmt: skip
 
 
+def test_a_checkpoint_older_than_a_setting_resumes_at_its_default(tiny_set, tmp_path):
+    """A run saved before a setting existed (no key in its identity) had its default."""
+    config = TrainConfig(**{**FAST, "epochs": 2})
+    full = loop.train(tiny_set, tmp_path / "full", config, quiet=True)
+    with pytest.raises(Interrupt):
+        loop.train(tiny_set, tmp_path / "cut", config, quiet=True, on_epoch=_interrupt_after(1))
+    path = tmp_path / "cut" / LAST_NAME
+    blob = torch.load(path, weights_only=False)
+    progress = json.loads(blob["progress"])
+    del progress["identity"]["occlusion"]  # as written before --occlusion existed
+    blob["progress"] = json.dumps(progress)
+    torch.save(blob, path)
+    resumed = loop.train(tiny_set, tmp_path / "cut", config, quiet=True, resume=True)
+    assert json.dumps(resumed["history"]) == json.dumps(full["history"])
+    with pytest.raises(ResumeError, match=r"occlusion: 0.0 -> 0.5"):
+        loop.train(tiny_set, tmp_path / "cut", TrainConfig(**{**FAST, "epochs": 2,
+                   "occlusion": 0.5}), resume=True)  # fmt: skip
+
+
 def test_run_directory_outputs(tiny_set, tmp_path):
     config = TrainConfig(epochs=2, batch_size=32, threads=1, select_by="val_loss")
     report = loop.train(tiny_set, tmp_path, config, test_set=tiny_set, quiet=True)

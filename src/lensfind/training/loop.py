@@ -275,7 +275,9 @@ def _restore(run: _Run) -> None:
     path = run.out_dir / LAST_NAME
     blob = load_state(path, str(run.device))
     progress = blob["progress"]
-    check_resumable(path, progress["identity"], json_safe(run.identity))
+    # a setting newer than the checkpoint was, then, at its default
+    defaults = json_safe(dataclasses.asdict(TrainConfig()))
+    check_resumable(path, {**defaults, **progress["identity"]}, json_safe(run.identity))
     run.model.load_state_dict(blob["model"])
     run.opt.load_state_dict(blob["optimizer"])
     if run.sched is not None:
