@@ -77,7 +77,7 @@ def test_a_perturbation_probe_by_object_kind(tmp_path, capsys):
     # independent: zero the central 5 px disk (strength 0) by hand, score, count per kind
     spec = get_survey("des_y3")
     ps = make_probe_set(spec, 24, 0)
-    c = np.arange(ps.images.shape[-1]) - (ps.images.shape[-1] - 1) / 2
+    c = np.arange(ps.images.shape[-1]) - ps.images.shape[-1] // 2  # the cutout's object pixel
     x = ps.images * (np.hypot(c[:, None], c[None, :]) >= 5)
     p = score_all(OnnxScorer(resolve_model("des_y3", "des_y3"), input_bands=spec.band_names), x)
     kind = np.asarray(ps.truth["kind"]).astype(str)

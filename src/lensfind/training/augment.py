@@ -102,14 +102,16 @@ OCCLUSION_WIDTH_PX = 5.0  # the probe's annulus width (Jacobs et al. 2022)
 
 
 def occlude(x: Tensor, radius: Tensor) -> Tensor:
-    """Zero an annulus ``[r, r + 5 px)`` about the centre of each cutout of ``x``.
+    """Zero an annulus ``[r, r + 5 px)`` about the object of each cutout of ``x``.
 
-    ``radius`` ``(N,)`` is a fraction of ``side / 4`` (``r`` in pixels is
-    ``radius * side / 4``); a negative value leaves that cutout as it is.
+    The object sits at pixel ``(side // 2, side // 2)``, as cut by the engine and
+    as the probe's annulus is centred. ``radius`` ``(N,)`` is a fraction of
+    ``side / 4`` (``r`` in pixels is ``radius * side / 4``); a negative value
+    leaves that cutout as it is.
     """
     side = x.shape[-1]
     r = (radius * side / 4).to(x.dtype).view(-1, 1, 1)
-    c = torch.arange(side, dtype=x.dtype, device=x.device) - (side - 1) / 2
+    c = torch.arange(side, dtype=x.dtype, device=x.device) - side // 2
     dist = torch.sqrt(c.view(1, -1, 1) ** 2 + c.view(1, 1, -1) ** 2)
     keep = ~((dist >= r) & (dist < r + OCCLUSION_WIDTH_PX) & (r >= 0))
     return x * keep.unsqueeze(1).to(x.device)
