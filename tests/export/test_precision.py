@@ -90,7 +90,7 @@ def test_recorded_auroc_matches_scikit_learn(exported, fp32, precision):
     )
 
 
-def test_graphs_are_what_they_claim(exported):
+def test_graphs_are_what_they_claim(exported, fp32):
     fp16 = onnx.load(str(exported["fp16"] / ONNX_NAME))
     floats = [i.data_type for i in fp16.graph.initializer]
     assert TensorProto.FLOAT16 in floats and TensorProto.FLOAT not in floats
@@ -100,7 +100,10 @@ def test_graphs_are_what_they_claim(exported):
     ops = {n.op_type for n in int8.graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
     settings = json.loads((exported["int8"] / CARD_NAME).read_text())["precision"]["settings"]
-    assert settings["kept_float"] == ["/inner/features/features.0/Conv"]
+    # the input layer stays float: the one node of the fp32 graph that reads the input
+    fp32_graph = onnx.load(str(fp32.directory / ONNX_NAME)).graph
+    first = [n.name for n in fp32_graph.node if fp32_graph.input[0].name in n.input]
+    assert settings["kept_float"] == first and first[0].endswith("features.0/Conv")
     zero_points = [i for i in int8.graph.initializer if i.name.endswith("zero_point")]
     assert zero_points and all(
         not onnx.numpy_helper.to_array(z).any() for z in zero_points
