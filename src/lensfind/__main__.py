@@ -1,5 +1,5 @@
 """``python -m lensfind`` runs the ``engine`` command line."""
 
-from lensfind.cli.main import main
+from lensfind.cli.main import entry
 
-raise SystemExit(main())
+entry()

@@ -1,10 +1,11 @@
 """Confidence intervals of proportions (completeness, recall, purity)."""
 
+from statistics import NormalDist
+
 import numpy as np
-from scipy import stats as sps
 
 #: The two-sided 95% normal quantile.
-Z95 = float(sps.norm.ppf(0.975))
+Z95 = NormalDist().inv_cdf(0.975)
 
 
 def wilson_interval(k: np.ndarray, n: np.ndarray, z: float = Z95) -> tuple[np.ndarray, np.ndarray]:

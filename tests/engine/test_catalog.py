@@ -9,8 +9,8 @@ import pytest
 from astropy.table import Table
 
 from lensfind.engine.catalog import read_catalog
-from lensfind.engine.datadir import catalog_path
 from lensfind.errors import CatalogError
+from lensfind.simulation.datadir import catalog_path
 
 
 def _write(table: pa.Table, path):

@@ -26,6 +26,7 @@ BASE = {
     "intervals",
     "plotting",
     "settings_file",
+    "parquet_files",
     "tables",
     "__version__",
 }

@@ -37,7 +37,7 @@ def write_test_tile(
     from astropy.io import fits
     from astropy.wcs import WCS
 
-    from lensfind.engine.datadir import tile_path
+    from lensfind.simulation.datadir import tile_path
 
     rng = np.random.default_rng(seed)
     wcs = WCS(naxis=2)

@@ -19,6 +19,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from lensfind.bench.report import envelope, write_json
+from lensfind.engine.cluster import DEFAULT_WORKERS
 from lensfind.engine.config import ScanConfig
 from lensfind.engine.metrics import STAGES
 from lensfind.engine.scan import run_scan
@@ -56,7 +57,9 @@ def bench_scan(config: ScanConfig, repeats: int = 3, command: str | None = None)
                 cutouts = np.concatenate(
                     [read_shard_cutouts(store, s)[1] for s in list_shards(store)]
                 )
-                scorer = OnnxScorer(_card_dir(config), threads=max(config.workers, 1))
+                scorer = OnnxScorer(
+                    _card_dir(config), threads=max(config.workers or DEFAULT_WORKERS, 1)
+                )
                 scorer(cutouts[: config.batch_size])  # warm-up
             t0 = time.perf_counter()
             for i in range(0, len(cutouts), config.batch_size):
@@ -76,7 +79,7 @@ def bench_scan(config: ScanConfig, repeats: int = 3, command: str | None = None)
             "data_dir": "embedded default" if config.data_dir is None else str(config.data_dir),
             "model": scans[0]["model"],
             "model_sha256": scans[0]["model_sha256"],
-            "workers": config.workers,
+            "workers": config.workers or DEFAULT_WORKERS,
             "batch_size": config.batch_size,
             "shard_size": config.shard_size,
             "store_dtype": config.store_dtype,
@@ -87,7 +90,7 @@ def bench_scan(config: ScanConfig, repeats: int = 3, command: str | None = None)
         "model_cutouts_per_s": {
             "median": statistics.median(bare),
             "runs": bare,
-            "how": f"ONNX Runtime CPU, {max(config.workers, 1)} threads, "
+            "how": f"ONNX Runtime CPU, {max(config.workers or DEFAULT_WORKERS, 1)} threads, "
             f"batch {config.batch_size}, on the scan's cutouts",
         },
         "end_to_end_cutouts_per_s": {

@@ -5,7 +5,7 @@ from typing import Any
 
 import numpy as np
 
-from lensfind.plotting import pyplot
+from lensfind.plotting import figure
 
 
 def plot_purity(purity: dict[str, Any], posterior_by_rank: np.ndarray, path: Path) -> Path:
@@ -14,9 +14,9 @@ def plot_purity(purity: dict[str, Any], posterior_by_rank: np.ndarray, path: Pat
     ``purity`` is the ``expected_purity`` entry of a run's summary;
     ``posterior_by_rank`` the candidates' posterior lens probabilities, best first.
     """
-    plt = pyplot()
     rows = purity["thresholds"]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9.5, 3.8))
+    fig = figure(figsize=(9.5, 3.8))
+    left, right = fig.subplots(1, 2)
     x = np.arange(len(rows))
     for key, label in (("expected_purity", "from calibrated scores"),
                        ("expected_purity_selection", "from the selection function")):  # fmt: skip
@@ -39,5 +39,4 @@ def plot_purity(purity: dict[str, Any], posterior_by_rank: np.ndarray, path: Pat
     right.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path

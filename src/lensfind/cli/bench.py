@@ -39,6 +39,28 @@ def _cmd_bench_scan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench_startup(args: argparse.Namespace) -> int:
+    from lensfind.bench.startup import bench_startup, write_startup_result
+
+    result = bench_startup(args.survey, args.model, args.repeats, args.quiet, _command(args))
+    path = write_startup_result(result, args.results)
+    for label, key in (("engine scan", "scan_wall_s"), ("plain loop", "plain_loop_wall_s")):
+        runs = ", ".join(f"{v:.2f}" for v in result[key]["runs"])
+        print(f"{label:12s} {result[key]['median']:6.2f} s wall (runs {runs})")
+    goal, per = result["goal"], result["scan_over_plain_loop_per_repeat"]
+    print(
+        f"scan_over_plain_loop {result['scan_over_plain_loop']:.3f} (per repeat "
+        f"{', '.join(f'{r:.3f}' for r in per)}; goal <= {goal['ratio_at_most']}: "
+        f"{'met' if goal['met'] else 'NOT met'})"
+    )
+    print(
+        f"load average before {result['load_average']['before'][0]:.2f}, "
+        f"after {result['load_average']['after'][0]:.2f}"
+    )
+    print(f"-> {path}")
+    return 0
+
+
 def _cmd_bench_score(args: argparse.Namespace) -> int:
     from lensfind.bench.score import bench_score, gpu_rates, write_score_result
     from lensfind.errors import ConfigError
@@ -144,6 +166,21 @@ def add_bench_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         "--results", type=Path, default=Path("benchmarks/results"), help="where the JSON goes"
     )
     b.set_defaults(func=_cmd_bench_scan)
+    b = bsub.add_parser(
+        "startup", parents=[common],
+        help="wall time of the default scan over a plain astropy + ONNX Runtime loop",
+        description="Alternates `engine scan --survey S` on the cached embedded region with "
+        "a plain astropy Cutout2D + ONNX Runtime loop (fresh processes, after one untimed "
+        "pair) and records every wall time and their ratio.",
+    )  # fmt: skip
+    b.add_argument(
+        "--survey", default="des_y3", help="survey of the embedded region (default: des_y3)"
+    )
+    b.add_argument("--model", help="shipped model name or model directory (default: the survey's)")
+    b.add_argument("--repeats", type=int, default=3, help="timed pairs (default: 3)")
+    b.add_argument("--results", type=Path, default=Path("benchmarks/results"),
+                   help="where the JSON goes (default: benchmarks/results)")  # fmt: skip
+    b.set_defaults(func=_cmd_bench_startup)
     b = bsub.add_parser(
         "score", parents=[common], help="engine score memory vs store size; 10^9 projection"
     )

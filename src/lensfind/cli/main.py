@@ -5,6 +5,8 @@ parsers here; this module holds the top-level parser and the entry point.
 """
 
 import argparse
+import logging
+import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -68,5 +70,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def entry() -> None:
+    """The ``engine`` command: :func:`main`, then exit without the interpreter's teardown.
+
+    By the time a command returns, everything it wrote is closed and renamed
+    into place; what would follow is unloading some 2,000 modules, joining idle
+    pool threads and freeing the model's session: up to a second of a small
+    scan spent on nothing a user sees. Output streams and logging are flushed first.
+    """
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    entry()

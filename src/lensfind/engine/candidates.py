@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from lensfind.engine.shard import SCORES_DIR, STATUSES, reason_class
+from lensfind.parquet_files import read_parquet
 
 CANDIDATES_PARQUET = "candidates.parquet"
 CANDIDATES_FITS = "candidates.fits"
@@ -56,7 +57,7 @@ def tally_scores(run_dir: Path, shard_ids: list[str], threshold: float) -> Score
     """Read the given shards' score files one at a time into a :class:`ScoreTally`."""
     tally = ScoreTally()
     for s in shard_ids:
-        tally.add(pq.read_table(run_dir / SCORES_DIR / f"{s}.parquet"), threshold)
+        tally.add(read_parquet(run_dir / SCORES_DIR / f"{s}.parquet"), threshold)
     return tally
 
 

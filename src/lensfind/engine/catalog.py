@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from lensfind.errors import CatalogError
 from lensfind.hashing import sha256_of
+from lensfind.parquet_files import read_parquet
 
 REQUIRED = ("object_id", "ra", "dec")
 HATS_PROPERTIES = ("hats.properties", "properties")
@@ -50,7 +50,7 @@ def _read_hats(path: Path) -> pa.Table:
     files = hats_files(path)
     if not files:
         raise CatalogError(f"{path}: HATS catalogue without partition files under dataset/")
-    table = pa.concat_tables([pq.read_table(f) for f in files], promote_options="default")
+    table = pa.concat_tables([read_parquet(f) for f in files], promote_options="default")
     props = hats_properties(path)
     rename = {props.get("hats_col_ra", "ra"): "ra", props.get("hats_col_dec", "dec"): "dec"}
     return table.rename_columns([rename.get(c, c) for c in table.column_names])
@@ -84,7 +84,7 @@ def read_catalog(path: Path) -> pa.Table:
         if is_hats(path):
             table = _read_hats(path)
         elif path.suffix == ".parquet":
-            table = pq.read_table(path)
+            table = read_parquet(path)
         else:
             from astropy.table import Table
 

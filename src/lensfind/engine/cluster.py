@@ -1,4 +1,9 @@
-"""Executors for shard tasks: a Dask cluster (local or remote) or this process.
+"""Executors for shard tasks: a Dask cluster (local or remote), threads, or this process.
+
+A scan that does not say how (``workers`` None) and is small
+(:data:`THREADS_MAX_OBJECTS`) runs its shards on threads of this process:
+the shards' work (cutting, rendering, ONNX Runtime) releases the GIL, and a
+cluster's start-up and warm-up (seconds) would cost more than it saves.
 
 On GPUs, Dask's resources keep one task per GPU: local GPU clusters start one
 single-threaded worker per visible GPU, pinned to it with
@@ -12,12 +17,16 @@ workers and never two on one GPU.
 import contextlib
 import logging
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor
 from concurrent.futures import wait as cf_wait
 from typing import Any, Protocol, runtime_checkable
 
 #: Dask worker resource a GPU worker advertises (``dask worker --resources GPU=1``).
 GPU_RESOURCE = "GPU"
+#: Workers of a run that does not say how many (threads or local processes).
+DEFAULT_WORKERS = 2
+#: Largest run (objects to score) that runs on threads when ``workers`` is not given.
+THREADS_MAX_OBJECTS = 20_000
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +78,27 @@ class InProcessExecutor:
 
     def wait_any(self, futures: list[Any]) -> list[Any]:
         return list(cf_wait(futures, return_when=FIRST_COMPLETED).done)
+
+
+class ThreadExecutor(InProcessExecutor):
+    """Runs tasks on ``n`` threads of this process (small local scans).
+
+    There is no warm-up: the threads pay the one-off costs (the model's
+    session, the kernels) in their first shard, which a run this small waits
+    for either way.
+    """
+
+    def __init__(self, pool: ThreadPoolExecutor, n: int) -> None:
+        self.pool, self.n = pool, n
+
+    def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Future:
+        return self.pool.submit(fn, *args, **kwargs)
+
+    def n_workers(self) -> int:
+        return self.n
+
+    def warm_up(self, fn: Callable[[], Any], options: dict[str, Any]) -> None:
+        return None
 
 
 class DaskExecutor:
@@ -161,17 +191,39 @@ LOCAL_CLUSTER_CONFIG = {
 }
 
 
+def executor_kind(workers: int | None, scheduler: str | None, n_objects: int, gpus: int = 0) -> str:
+    """How a run's shards run: ``"dask"``, ``"threads"`` or ``"in-process"``.
+
+    ``workers`` None (not given) is ``"threads"`` for a local CPU run of at
+    most :data:`THREADS_MAX_OBJECTS` objects, a local cluster beyond (and on GPUs).
+    """
+    if scheduler is not None:
+        return "dask"
+    if workers == 0:
+        return "in-process"
+    small = n_objects <= THREADS_MAX_OBJECTS and gpus == 0
+    return "threads" if workers is None and small else "dask"
+
+
 @contextlib.contextmanager
-def executor(workers: int, scheduler: str | None = None, gpus: int = 0) -> Iterator[Executor]:
-    """Yield the :class:`Executor` of a run.
+def executor(
+    workers: int | None, scheduler: str | None = None, gpus: int = 0, n_objects: int = 0
+) -> Iterator[Executor]:
+    """Yield the :class:`Executor` of a run of ``n_objects`` objects (:func:`executor_kind`).
 
     ``scheduler`` connects to an existing Dask scheduler; otherwise ``gpus > 0``
     starts one local worker per GPU (:func:`gpu_worker_specs`; ``workers`` is
-    then ignored), else ``workers`` local worker processes (one thread each);
-    ``workers = 0`` runs in this process.
+    then ignored), else ``workers`` (default :data:`DEFAULT_WORKERS`) local
+    worker processes (one thread each) or, for a small run that does not name
+    ``workers``, as many threads here; ``workers = 0`` runs in this process.
     """
-    if scheduler is None and workers == 0:
+    kind = executor_kind(workers, scheduler, n_objects, gpus)
+    if kind == "in-process":
         yield InProcessExecutor()
+        return
+    if kind == "threads":
+        with ThreadPoolExecutor(DEFAULT_WORKERS, thread_name_prefix="lensfind-shard") as pool:
+            yield ThreadExecutor(pool, DEFAULT_WORKERS)
         return
     import dask
     from distributed import Client
@@ -189,7 +241,7 @@ def executor(workers: int, scheduler: str | None = None, gpus: int = 0) -> Itera
             yield DaskExecutor(client)
         return
     with dask.config.set(LOCAL_CLUSTER_CONFIG):
-        yield from _local_cluster(workers, gpus)
+        yield from _local_cluster(DEFAULT_WORKERS if workers is None else workers, gpus)
 
 
 def _local_cluster(workers: int, gpus: int) -> Iterator[Executor]:
@@ -220,7 +272,7 @@ def _local_cluster(workers: int, gpus: int) -> Iterator[Executor]:
         yield DaskExecutor(client)
 
 
-def local_gpus(provider: str, workers: int, scheduler: str | None) -> int:
+def local_gpus(provider: str, workers: int | None, scheduler: str | None) -> int:
     """GPUs a local cluster should put one worker on (0: CPU workers).
 
     Only for a local cluster (no ``scheduler``, ``workers > 0``) whose

@@ -43,8 +43,11 @@ class RunConfig:
         Shipped model name or model directory; None uses the survey's default.
     out : Path or None
         Run directory; None creates ``runs/<survey>-<timestamp>``.
-    workers : int
-        Local Dask worker processes (0: run in this process).
+    workers : int or None
+        Local Dask worker processes (0: one shard at a time in this process).
+        Not given: a run of up to 20,000 objects scores its shards on 2
+        threads in this process (no cluster to start), a larger one on a local
+        cluster of 2 worker processes.
     scheduler : str or None
         Address of an existing Dask scheduler (overrides ``workers``).
     batch_size : int
@@ -83,7 +86,7 @@ class RunConfig:
 
     model: str | None = None
     out: Path | None = None
-    workers: int = 2
+    workers: int | None = None
     scheduler: str | None = None
     batch_size: int = DEFAULT_BATCH_SIZE
     threshold: float | None = None
@@ -103,7 +106,7 @@ class RunConfig:
             raise ConfigError(
                 f"provider must be one of {', '.join(PROVIDER_CHOICES)}, got {self.provider!r}"
             )
-        if self.workers < 0:
+        if self.workers is not None and self.workers < 0:
             raise ConfigError(f"workers must be >= 0, got {self.workers}")
         if self.batch_size < 1 or self.shard_attempts < 1:
             raise ConfigError("batch_size and shard_attempts must be >= 1")

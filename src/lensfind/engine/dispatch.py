@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow.parquet as pq
 
 from lensfind.engine.cluster import Executor, executor
 from lensfind.engine.manifest import Manifest
 from lensfind.engine.metrics import ScanMetrics
 from lensfind.engine.shard import SCORES_DIR, ShardResult, write_scores
+from lensfind.parquet_files import read_parquet
 
 QUARANTINE_NAME = "quarantine.jsonl"
 
@@ -68,12 +68,13 @@ class Dispatcher:
         self,
         fn: Callable[[Any], ShardResult],
         tasks: Iterable[Any],
-        workers: int,
+        workers: int | None,
         scheduler: str | None,
         progress: Any,
         total: int | None = None,
         gpus: int = 0,
         warm_up: Callable[[], Any] | None = None,
+        n_objects: int = 0,
     ) -> None:
         """Run ``fn(task)`` for every task, at most three per worker in flight; commit each.
 
@@ -85,6 +86,8 @@ class Dispatcher:
         per GPU (see :mod:`lensfind.engine.cluster`). ``warm_up`` runs once on every
         worker before the first task (a failure there is logged, and the tasks
         then fail or succeed on their own); ``dispatch_seconds`` starts after it.
+        ``n_objects``, the tasks' objects, picks threads or a cluster when
+        ``workers`` is None (:func:`~lensfind.engine.cluster.executor_kind`).
         """
         manifest = Manifest(self.run_dir)
         fresh = iter(tasks)
@@ -97,7 +100,7 @@ class Dispatcher:
         n_committed = 0
         attempts: dict[str, int] = {}
         in_flight: dict[Any, Any] = {}
-        with executor(workers, scheduler, gpus) as ex:
+        with executor(workers, scheduler, gpus, n_objects) as ex:
             limit = 3 * ex.n_workers()
             options = ex.submit_options()
             if warm_up is not None:
@@ -177,7 +180,7 @@ class Dispatcher:
         """Planted lenses of the shard that were scored: recovered (>= threshold) or missed."""
         if not self.lens_ids:
             return {}
-        t = pq.read_table(
+        t = read_parquet(
             self.run_dir / SCORES_DIR / result.scores_file, columns=["object_id", "status", "score"]
         )
         ids = t["object_id"].to_numpy()

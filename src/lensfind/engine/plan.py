@@ -15,9 +15,9 @@ import numpy as np
 import pyarrow as pa
 
 from lensfind.engine.catalog import HEALPIX_29, catalog_sha256
-from lensfind.engine.datadir import tile_path
 from lensfind.engine.tiles import tile_footprint_contains
 from lensfind.errors import CatalogError
+from lensfind.simulation.datadir import tile_path
 from lensfind.surveys.spec import SurveySpec
 
 NO_TILE = ""

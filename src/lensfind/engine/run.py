@@ -11,14 +11,13 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
 from lensfind import __version__
 from lensfind.catalogue.known_lenses import add_known_lens_columns
 from lensfind.catalogue.purity import expected_purity, ranked_posterior
 from lensfind.engine.candidates import ScoreTally, rank_candidates, tally_scores, write_candidates
-from lensfind.engine.cluster import local_gpus
+from lensfind.engine.cluster import DEFAULT_WORKERS, executor_kind, local_gpus
 from lensfind.engine.config import RunConfig
 from lensfind.engine.dispatch import Dispatcher, quarantined_shards
 from lensfind.engine.manifest import Manifest
@@ -27,6 +26,7 @@ from lensfind.engine.plan import PLAN_NAME, Plan, Shard
 from lensfind.engine.scoring import warm_up
 from lensfind.engine.shard import ShardResult
 from lensfind.errors import ConfigError, ResumeError
+from lensfind.parquet_files import read_parquet
 from lensfind.probes.selection import INJECTIONS_NAME
 from lensfind.runtime.card import ModelCard
 
@@ -133,7 +133,7 @@ def candidate_purity(
     inj_file = run_dir / INJECTIONS_NAME
     injected = None
     if inj_file.is_file():  # the injections the selection function counts
-        inj = pq.read_table(inj_file, columns=["score", "in_selection"])
+        inj = read_parquet(inj_file, columns=["score", "in_selection"])
         used = inj["in_selection"].to_numpy(zero_copy_only=False).astype(bool)
         injected = inj["score"].to_numpy(zero_copy_only=False)[used]
     scores = candidates["score"].to_numpy(zero_copy_only=False)
@@ -175,7 +175,8 @@ def execute(
     done = manifest.committed()
     pending = [s for s in plan.shards if s.shard_id not in done]
     metrics = ScanMetrics(plan.survey, card.sha256)
-    metrics.objects_planned.set(sum(len(s.rows) for s in pending))
+    n_pending = sum(len(s.rows) for s in pending)
+    metrics.objects_planned.set(n_pending)
     if config.metrics_port is not None:
         port = metrics.serve(config.metrics_port, config.metrics_host)
         log.info("metrics at http://%s:%d/metrics", config.metrics_host, port)
@@ -193,7 +194,8 @@ def execute(
             warm = partial(warm_up, str(card.directory), card.sha256, config.provider,
                            config.batch_size, **(warm_up_options or {}))  # fmt: skip
             dispatcher.run(fn, tasks, config.workers, config.scheduler, bar, total=len(pending),
-                           gpus=gpus, warm_up=warm if pending else None)  # fmt: skip
+                           gpus=gpus, warm_up=warm if pending else None,
+                           n_objects=n_pending)  # fmt: skip
             run_seconds = time.perf_counter() - run_start
     finally:
         metrics.close()
@@ -244,7 +246,9 @@ def execute(
         "expected_purity": candidate_purity(
             run_dir, candidates, counts["scored"], threshold, card, _prior(config)
         ),
-        "workers": config.workers if config.scheduler is None else config.scheduler,
+        "workers": config.scheduler
+        or (DEFAULT_WORKERS if config.workers is None else config.workers),
+        "executor": executor_kind(config.workers, config.scheduler, n_pending, gpus),
         "lensfind_version": __version__,
         "finished_utc": datetime.now(UTC).isoformat(timespec="seconds"),
     }

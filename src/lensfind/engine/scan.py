@@ -6,13 +6,11 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from lensfind.catalogue.purity import DEFAULT_PRIOR_LENS_RATE
 from lensfind.engine.candidates import ScoreTally
 from lensfind.engine.catalog import read_catalog
 from lensfind.engine.config import ScanConfig
-from lensfind.engine.datadir import catalog_path, default_region
 from lensfind.engine.injections import INJECTIONS_DIR, plan_injections
 from lensfind.engine.plan import Plan, Shard, make_plan
 from lensfind.engine.run import (
@@ -27,8 +25,10 @@ from lensfind.engine.run import (
 from lensfind.engine.scoring import check_provider
 from lensfind.engine.shard import ShardTask, process_shard
 from lensfind.errors import ConfigError
+from lensfind.parquet_files import read_parquet
 from lensfind.probes.selection import run_truth_check, write_selection
 from lensfind.runtime.shipped import resolve_model
+from lensfind.simulation.datadir import catalog_path, default_region
 from lensfind.simulation.region import TRUTH_NAME, region_lens_fraction
 from lensfind.surveys.registry import get_survey
 
@@ -100,7 +100,7 @@ def scan_selection(
     ``summary`` holds what the injections were (:func:`plan_injections`).
     """
     files = [run_dir / INJECTIONS_DIR / f"{s.shard_id}.parquet" for s in plan.shards]
-    tables = [pq.read_table(f) for f in files if f.is_file()]
+    tables = [read_parquet(f) for f in files if f.is_file()]
     if not tables:
         return {**summary, "n_injected": 0}
     injections = pa.concat_tables(tables)
@@ -115,6 +115,6 @@ def planted_lens_ids(data_dir: Path) -> set[int]:
     path = data_dir / TRUTH_NAME
     if not path.is_file():
         return set()
-    truth = pq.read_table(path, columns=["object_id", "is_lens"])
+    truth = read_parquet(path, columns=["object_id", "is_lens"])
     ids = truth["object_id"].to_numpy()[truth["is_lens"].to_numpy(zero_copy_only=False)]
     return {int(i) for i in ids}

@@ -5,6 +5,7 @@
 :func:`score_batches` fails only the objects of a failing batch.
 """
 
+import threading
 from pathlib import Path
 from typing import Protocol
 
@@ -25,6 +26,7 @@ from lensfind.runtime.scorer import (
 )
 
 _SCORERS: dict[tuple[str, str, str], OnnxScorer] = {}
+_SCORERS_LOCK = threading.Lock()
 
 
 class ScoringWork(Protocol):
@@ -52,11 +54,12 @@ def scorer_for(
     is not available raises :class:`~lensfind.runtime.scorer.ProviderError`.
     """
     key = (model_dir, sha256, provider)
-    if key not in _SCORERS:
-        settings = build_config(SessionSettings, {"batch_size": batch_size})
-        card = load_card(Path(model_dir))
-        _SCORERS[key] = OnnxScorer(card, provider=provider, settings=settings)
-    return _SCORERS[key]
+    with _SCORERS_LOCK:  # shards on threads share the session (ONNX Runtime allows it)
+        if key not in _SCORERS:
+            settings = build_config(SessionSettings, {"batch_size": batch_size})
+            card = load_card(Path(model_dir))
+            _SCORERS[key] = OnnxScorer(card, provider=provider, settings=settings)
+        return _SCORERS[key]
 
 
 def warm_up(

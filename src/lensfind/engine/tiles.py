@@ -7,8 +7,8 @@ import numpy as np
 from astropy.io import fits
 from astropy.wcs import WCS
 
-from lensfind.engine.datadir import tile_path
 from lensfind.errors import TileReadError
+from lensfind.simulation.datadir import tile_path
 
 #: Header keywords read as the PSF FWHM of a band image, arcsec.
 PSF_FWHM_KEYS = ("FWHM", "PSF_FWHM")

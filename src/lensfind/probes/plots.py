@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from lensfind.plotting import pyplot
+from lensfind.plotting import figure, pyplot
 from lensfind.probes.sensitivity import TEST_SETS, ProbeResult
 
 _TITLES = {"lenses": "lenses", "nonlenses": "non-lenses", "mix": "50/50 mix"}
@@ -99,9 +99,9 @@ def plot_completeness(
 
     Bins with fewer than ``min_count`` injections are drawn hollow.
     """
-    plt = pyplot()
     params = list(dict.fromkeys(_col(table, "parameter").tolist()))
-    fig, axes = plt.subplots(1, len(params), figsize=(3.9 * len(params), 3.9), squeeze=False)
+    fig = figure(figsize=(3.9 * len(params), 3.9))
+    axes = fig.subplots(1, len(params), squeeze=False)
     for ax, param in zip(axes[0], params, strict=True):
         sel = (_col(table, "parameter") == param) & (_col(table, "n") > 0)
         x, c = _col(table, "centre")[sel], _col(table, "completeness")[sel]
@@ -124,7 +124,6 @@ def plot_completeness(
         fig.suptitle(title + " (numbers: injections per bin)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 
@@ -138,7 +137,6 @@ def plot_completeness_map(
     widths: tuple[float, float] = (0.25, 0.5),
 ) -> Path:
     """2-D completeness map (``x`` by ``y``), the number of injections in each cell."""
-    plt = pyplot()
     xv, yv = _col(injections, x).astype(float), _col(injections, y).astype(float)
     hit = _col(injections, "score").astype(float) >= threshold
     ok = np.isfinite(xv) & np.isfinite(yv)
@@ -150,7 +148,8 @@ def plot_completeness_map(
     k, _, _ = np.histogram2d(xv[ok], yv[ok], bins=[xe, ye], weights=hit[ok].astype(float))
     with np.errstate(invalid="ignore", divide="ignore"):
         frac = np.where(n > 0, k / n, np.nan)
-    fig, ax = plt.subplots(figsize=(6.4, 4.8))
+    fig = figure(figsize=(6.4, 4.8))
+    ax = fig.subplots()
     mesh = ax.pcolormesh(xe, ye, frac.T, vmin=0, vmax=1, cmap="viridis", shading="flat")
     for i in range(len(xe) - 1):
         for j in range(len(ye) - 1):
@@ -166,5 +165,4 @@ def plot_completeness_map(
                      fontsize=8)  # fmt: skip
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path

@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lensfind.intervals import wilson_interval
-from lensfind.probes.plots import plot_completeness, plot_completeness_map
+from lensfind.parquet_files import read_parquet
 from lensfind.probes.stats import binned_stats, make_edges
 
 SELECTION_NAME = "selection_function.parquet"
@@ -183,6 +183,8 @@ def write_selection(
         joint = joint_table(injections, threshold)
         pq.write_table(_with_metadata(joint, meta), out_dir / JOINT_NAME)
         title = _title(context or {}, threshold, int(used.sum()))
+        from lensfind.probes.plots import plot_completeness, plot_completeness_map  # matplotlib
+
         plot_completeness(table, out_dir / SELECTION_PNG, threshold, title, MIN_BIN_COUNT)
         plot_completeness_map(injections.filter(pa.array(used)), out_dir / SELECTION_MAP_PNG,
                               threshold, title)  # fmt: skip
@@ -259,9 +261,9 @@ def run_truth_check(
 ) -> dict[str, Any]:
     """:func:`truth_check` of a run directory against a synthetic region's ``truth.parquet``."""
     scores = pa.concat_tables(
-        [pq.read_table(f, columns=["object_id", "status", "score"])
+        [read_parquet(f, columns=["object_id", "status", "score"])
          for f in sorted((run_dir / "scores").glob("*.parquet"))]
     )  # fmt: skip
-    table = pq.read_table(run_dir / selection["file"])
-    return truth_check(table, scores, pq.read_table(truth_file), threshold,
+    table = read_parquet(run_dir / selection["file"])
+    return truth_check(table, scores, read_parquet(truth_file), threshold,
                        selection["completeness"])  # fmt: skip

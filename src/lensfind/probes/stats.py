@@ -9,7 +9,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats as sps
 
 from lensfind.errors import ConfigError
 from lensfind.intervals import wilson_interval
@@ -194,6 +193,8 @@ def fit_trend(p: np.ndarray, mean: np.ndarray, ok: np.ndarray | None = None) -> 
     nan = float("nan")
     if x.size < 2 or np.ptp(x) == 0:
         return Trend(nan, nan, (nan, nan), False, int(x.size), _crossing(x, y, 0.5))
+    from scipy import stats as sps  # 0.5 s to import: not on a scan's path
+
     res = sps.linregress(x, y)
     if x.size > 2:
         t = float(sps.t.ppf(0.975, x.size - 2))

@@ -7,13 +7,15 @@ in Mpc, velocity dispersions in km/s, angles in arcsec.
 """
 
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
-from astropy import constants
-from astropy.cosmology import FlatLambdaCDM
 
-#: Speed of light, km/s.
-C_KMS = float(constants.c.to("km/s").value)
+if TYPE_CHECKING:  # astropy.cosmology takes 0.5 s to import: only when a distance is asked for
+    from astropy.cosmology import FlatLambdaCDM
+
+#: Speed of light, km/s (exact, SI definition).
+C_KMS = 299_792.458
 #: Radians to arcsec.
 ARCSEC_PER_RAD = float(np.degrees(1.0) * 3600.0)
 #: Faber-Jackson normalisation: sigma = FJ_SIGMA_STAR_KMS at absolute r magnitude
@@ -25,13 +27,15 @@ FJ_EXPONENT = 4.0
 
 
 @lru_cache(maxsize=4)
-def wilde_cosmology(h0: float = 70.0, omega_m: float = 0.3) -> FlatLambdaCDM:
+def wilde_cosmology(h0: float = 70.0, omega_m: float = 0.3) -> "FlatLambdaCDM":
     """The flat LambdaCDM of Wilde et al. (2022): ``H0`` in km/s/Mpc, ``Omega_m``."""
+    from astropy.cosmology import FlatLambdaCDM
+
     return FlatLambdaCDM(H0=h0, Om0=omega_m)
 
 
 def angular_diameter_distance_mpc(
-    z1: np.ndarray | float, z2: np.ndarray | float, cosmo: FlatLambdaCDM | None = None
+    z1: np.ndarray | float, z2: np.ndarray | float, cosmo: "FlatLambdaCDM | None" = None
 ) -> np.ndarray:
     """Angular diameter distance from redshift ``z1`` to ``z2 > z1``, Mpc.
 
@@ -42,7 +46,7 @@ def angular_diameter_distance_mpc(
     return np.asarray(cosmo.angular_diameter_distance(z1, z2).to("Mpc").value)
 
 
-def distance_modulus_mag(z: np.ndarray | float, cosmo: FlatLambdaCDM | None = None) -> np.ndarray:
+def distance_modulus_mag(z: np.ndarray | float, cosmo: "FlatLambdaCDM | None" = None) -> np.ndarray:
     """Distance modulus ``m - M`` at redshift ``z``, mag (no K-correction)."""
     cosmo = cosmo or wilde_cosmology()
     return np.asarray(cosmo.distmod(np.asarray(z, dtype=float)).value)
@@ -62,7 +66,7 @@ def sis_einstein_radius_arcsec(
     sigma_kms: np.ndarray | float,
     z_lens: np.ndarray | float,
     z_source: np.ndarray | float,
-    cosmo: FlatLambdaCDM | None = None,
+    cosmo: "FlatLambdaCDM | None" = None,
 ) -> np.ndarray:
     """Einstein radius ``4 pi (sigma / c)^2 D_ls / D_s`` of a singular isothermal sphere, arcsec.
 
@@ -82,7 +86,7 @@ def beta_factor(
     z_i: np.ndarray | float,
     z_j: np.ndarray | float,
     z_s: np.ndarray | float,
-    cosmo: FlatLambdaCDM | None = None,
+    cosmo: "FlatLambdaCDM | None" = None,
 ) -> np.ndarray:
     """Multi-plane distance ratio ``beta_ij = D_ij D_s / (D_j D_is)`` (dimensionless).
 

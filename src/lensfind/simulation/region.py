@@ -21,6 +21,7 @@ from astropy.io import fits
 from astropy.wcs import WCS
 
 from lensfind import __version__
+from lensfind.parquet_files import read_parquet
 from lensfind.simulation.population import PopulationConfig
 from lensfind.simulation.render import add_noise
 from lensfind.simulation.simulate import simulate
@@ -221,7 +222,7 @@ def region_lens_fraction(data_dir: Path) -> float | None:
     path = Path(data_dir) / TRUTH_NAME
     if not path.is_file():
         return None
-    is_lens = pq.read_table(path, columns=["is_lens"])["is_lens"].to_numpy(zero_copy_only=False)
+    is_lens = read_parquet(path, columns=["is_lens"])["is_lens"].to_numpy(zero_copy_only=False)
     return float(np.mean(is_lens)) if len(is_lens) else None
 
 
