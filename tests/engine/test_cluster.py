@@ -118,3 +118,14 @@ def test_both_executors_run_a_task_and_report_it_done(tmp_path):
             mark = tmp_path / type(ex).__name__
             ex.warm_up(mark.touch, {})
             assert mark.exists()
+
+
+def test_executor_kind_threads_only_small_local_cpu_runs_that_name_no_workers():
+    from lensfind.engine.cluster import THREADS_MAX_OBJECTS, executor_kind
+
+    assert executor_kind(None, None, THREADS_MAX_OBJECTS) == "threads"
+    assert executor_kind(None, None, THREADS_MAX_OBJECTS + 1) == "dask"
+    assert executor_kind(2, None, 10) == "dask"  # --workers 2 asks for a cluster
+    assert executor_kind(0, None, 10) == "in-process"
+    assert executor_kind(None, "tcp://host:8786", 10) == "dask"
+    assert executor_kind(None, None, 10, gpus=1) == "dask"  # one worker per GPU

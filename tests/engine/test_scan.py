@@ -458,6 +458,18 @@ def test_two_dask_workers_give_the_same_catalogue(full_run, region, scan_config,
     assert digest == hashlib.sha256((full_run.run_dir / "candidates.fits").read_bytes()).hexdigest()
 
 
+def test_a_small_scan_runs_on_threads_with_the_same_outputs(
+    full_run, region, scan_config, tmp_path
+):
+    """Not naming ``workers``: a small scan runs on threads here, no cluster; same bytes."""
+    result = run_scan(scan_config(region, tmp_path / "run", workers=None))
+    assert result.summary["executor"] == "threads"
+    assert full_run.summary["executor"] == "in-process"
+    for name in ("candidates.parquet", "candidates.fits", "selection_function.parquet"):
+        assert (result.run_dir / name).read_bytes() == (full_run.run_dir / name).read_bytes(), name
+    assert scores_by_id(result.run_dir).keys() == scores_by_id(full_run.run_dir).keys()
+
+
 def test_existing_scheduler_gives_the_same_catalogue(full_run, region, scan_config, tmp_path):
     """``--scheduler ADDRESS``: the scan runs on a cluster it did not start."""
     from distributed import LocalCluster

@@ -4,7 +4,12 @@ Reads each tile with astropy, cuts each catalogue object with
 ``astropy.nddata.Cutout2D``, normalises with the model card's scales, scores
 batches with ONNX Runtime and writes one Parquet file. It imports nothing of
 lensfind (it runs as a script: ``python plain_loop.py REGION MODEL_DIR OUT``),
-so it measures the plain tools, not lensfind's.
+so it measures the plain tools, not lensfind's. Each object is cut about
+the pixel nearest its position, at index ``side // 2`` of the cutout: the
+convention the model was trained with. (``Cutout2D`` at the position itself
+centres an even-sized cutout between pixels, one pixel off for half the
+objects: the shipped ``des_y3`` then changes its score by more than 0.1 for
+2.5% of the embedded region's objects.)
 """
 
 import json
@@ -17,11 +22,9 @@ import numpy as np
 
 def main(region: Path, model: Path, out: Path, batch: int = 256) -> int:
     """Score every whole, finite cutout of ``region`` with ``model``; return how many."""
-    import astropy.units as u
     import onnxruntime as ort
     import pyarrow as pa
     import pyarrow.parquet as pq
-    from astropy.coordinates import SkyCoord
     from astropy.io import fits
     from astropy.nddata import Cutout2D
     from astropy.wcs import WCS
@@ -53,8 +56,10 @@ def main(region: Path, model: Path, out: Path, batch: int = 256) -> int:
             with fits.open(region / f"{tile}_{b}.fits") as hdul:
                 images[b] = hdul[0].data.astype(np.float32)
                 wcs = wcs or WCS(hdul[0].header)
-        for i in (k for k, t in enumerate(cat["tile"]) if t == tile):
-            where = SkyCoord(cat["ra"][i] * u.deg, cat["dec"][i] * u.deg)
+        rows = [k for k, t in enumerate(cat["tile"]) if t == tile]
+        x, y = wcs.wcs_world2pix([cat["ra"][k] for k in rows], [cat["dec"][k] for k in rows], 0)
+        for i, xi, yi in zip(rows, np.floor(x + 0.5), np.floor(y + 0.5), strict=True):
+            where = (xi, yi)  # the nearest pixel: the object at index side // 2
             try:
                 cut = [Cutout2D(images[b], where, (side, side), wcs=wcs, mode="strict").data
                        for b in bands]  # fmt: skip

@@ -50,10 +50,14 @@ def bench_startup(
     repeats: int = 3,
     quiet: bool = False,
     command: str | None = None,
+    data_dir: Path | None = None,
 ) -> dict[str, Any]:
-    """Alternate the default scan and the plain loop ``repeats`` times; the result record."""
+    """Alternate the default scan and the plain loop ``repeats`` times; the result record.
+
+    ``data_dir`` scans another region (``--data``) than the embedded default.
+    """
     spec = get_survey(survey)
-    region = default_region(spec, quiet=quiet)
+    region = data_dir or default_region(spec, quiet=quiet)
     card = resolve_model(model, spec.name)
     load_before = os.getloadavg()
     scans: list[float] = []
@@ -63,6 +67,8 @@ def bench_startup(
         scan = [sys.executable, "-m", "lensfind", "scan", "--survey", spec.name, "--quiet"]
         if model is not None:
             scan += ["--model", model]
+        if data_dir is not None:
+            scan += ["--data", str(data_dir)]
         loop = [sys.executable, plain_loop.__file__, str(region), str(card.directory)]
         for k in tqdm(range(repeats + 1), desc="scan / plain loop pairs", disable=quiet):
             out_dir = Path(tmp) / f"scan{k}"
@@ -82,7 +88,7 @@ def bench_startup(
             "survey": spec.name,
             "model": card.name,
             "model_sha256": card.sha256,
-            "region": "embedded default (cached)",
+            "region": str(data_dir) if data_dir else "embedded default (cached)",
             "repeats": repeats,
         },
         "scan_wall_s": {

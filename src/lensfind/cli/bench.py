@@ -42,7 +42,8 @@ def _cmd_bench_scan(args: argparse.Namespace) -> int:
 def _cmd_bench_startup(args: argparse.Namespace) -> int:
     from lensfind.bench.startup import bench_startup, write_startup_result
 
-    result = bench_startup(args.survey, args.model, args.repeats, args.quiet, _command(args))
+    result = bench_startup(args.survey, args.model, args.repeats, args.quiet, _command(args),
+                           args.data)  # fmt: skip
     path = write_startup_result(result, args.results)
     for label, key in (("engine scan", "scan_wall_s"), ("plain loop", "plain_loop_wall_s")):
         runs = ", ".join(f"{v:.2f}" for v in result[key]["runs"])
@@ -177,6 +178,8 @@ def add_bench_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         "--survey", default="des_y3", help="survey of the embedded region (default: des_y3)"
     )
     b.add_argument("--model", help="shipped model name or model directory (default: the survey's)")
+    b.add_argument("--data", type=Path, help="another region's data directory "
+                   "(default: the embedded region, generated first if needed)")  # fmt: skip
     b.add_argument("--repeats", type=int, default=3, help="timed pairs (default: 3)")
     b.add_argument("--results", type=Path, default=Path("benchmarks/results"),
                    help="where the JSON goes (default: benchmarks/results)")  # fmt: skip
