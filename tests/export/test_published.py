@@ -145,3 +145,21 @@ def test_export_flags_are_checked(tmp_path, capsys):
         capsys, "export", "--weights", "w.pt", "--arch", "ou66", "--survey", "euclid_wide",
         "--normalisation", "asinh", *out,
     )  # fmt: skip
+
+
+def test_a_scan_puts_the_survey_on_the_models_grid(ou66_export, tmp_path):
+    """``engine scan --survey euclid_wide --model OU66``: the card's 0.3"/px, 66 px grid (the
+    NISP grid of Wilde et al.), not the survey's 200 px VIS grid."""
+    from lensfind.engine.config import ScanConfig
+    from lensfind.engine.scan import run_scan
+    from lensfind.simulation.region import RegionConfig, make_region
+
+    root = ou66_export[0]
+    assert load_card(root / "model").pixel_scale_arcsec == 0.3
+    grid = RegionConfig(tiles_ra=1, tiles_dec=1, tile_px=500, spacing_px=100)
+    region = make_region(tmp_path / "nisp", EUCLID.on_grid(0.3, 66), grid)
+    result = run_scan(ScanConfig(survey="euclid_wide", data_dir=region, model=str(root / "model"),
+                                 out=tmp_path / "run", workers=0, quiet=True))  # fmt: skip
+    s = result.summary
+    assert s["n_scored"] > 0 and s["n_failed"] == 0
+    assert s["n_scored"] + s["n_skipped"] == s["n_objects"] == 25

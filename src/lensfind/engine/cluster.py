@@ -81,12 +81,8 @@ class InProcessExecutor:
 
 
 class ThreadExecutor(InProcessExecutor):
-    """Runs tasks on ``n`` threads of this process (small local scans).
-
-    There is no warm-up: the threads pay the one-off costs (the model's
-    session, the kernels) in their first shard, which a run this small waits
-    for either way.
-    """
+    """Runs tasks on ``n`` threads of this process (small local scans); no warm-up: the
+    threads pay the one-off costs in their first shard, which a small run waits for anyway."""
 
     def __init__(self, pool: ThreadPoolExecutor, n: int) -> None:
         self.pool, self.n = pool, n

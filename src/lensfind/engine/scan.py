@@ -44,6 +44,8 @@ def run_scan(config: ScanConfig) -> ScanResult:
     check_provider(config)
     spec = get_survey(config.survey)
     card = resolve_model(config.model, spec.name)
+    if card.input_shape[1] != spec.cutout_px and card.pixel_scale_arcsec:  # e.g. Euclid NISP
+        spec = spec.on_grid(card.pixel_scale_arcsec, card.input_shape[1])
     # the model's bands in any order: the scorer reorders the survey's to the card's
     if sorted(card.bands) != sorted(spec.band_names) or card.input_shape[1] != spec.cutout_px:
         raise ConfigError(
@@ -66,7 +68,7 @@ def run_scan(config: ScanConfig) -> ScanResult:
             shard_id=shard.shard_id, tile=shard.tile, objects=catalog.take(list(shard.rows)),
             data_dir=str(data_dir), run_dir=str(run_dir), bands=spec.band_names,
             cutout_px=spec.cutout_px, model_dir=str(card.directory), model_sha256=card.sha256,
-            batch_size=config.batch_size, survey=spec.name, injection=injection,
+            batch_size=config.batch_size, survey=spec, injection=injection,
             store_dtype=config.store_dtype,
             store_compression=config.store_compression,
             provider=config.provider,

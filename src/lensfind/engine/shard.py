@@ -28,7 +28,6 @@ from lensfind.hashing import sha256_of
 from lensfind.runtime.scorer import (
     DEFAULT_BATCH_SIZE,
 )
-from lensfind.surveys.registry import get_survey
 from lensfind.surveys.spec import SurveySpec
 
 SCORES_DIR = "scores"
@@ -63,7 +62,8 @@ class ShardTask:
     model_dir: str
     model_sha256: str
     batch_size: int = DEFAULT_BATCH_SIZE
-    survey: str = ""
+    #: the survey on the model's pixel grid (a registry spec, or one ``on_grid``)
+    survey: SurveySpec | None = None
     #: what to inject into which good cutouts (selection function); None: nothing
     injection: InjectionPlan | None = None
     #: cutout store dtype: float16 in units of 3 sky sigma, or float32 counts
@@ -133,7 +133,8 @@ def process_shard(task: ShardTask) -> ShardResult:
     if task.tile == NO_TILE:
         status[:], reason[:] = "skipped", OFF_TILE
     else:
-        spec = get_survey(task.survey)  # resolved once per task
+        spec = task.survey
+        assert spec is not None, "a scan's shard task carries its survey"
         try:
             tile = read_tile(Path(task.data_dir), task.tile, task.bands)
         except LensfindError as exc:

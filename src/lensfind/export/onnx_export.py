@@ -206,6 +206,7 @@ def record_test_metrics(
         "n": int(tattrs["n"]),
         "seed": tattrs["seed"],
         "population": tattrs["population"],
+        "pixel_scale_arcsec": tattrs.get("pixel_scale_arcsec"),
     }
     card["test_metrics"] = evaluate_all(test.truth["is_lens"], scores, threshold, beta)
     return take_bands(raw[:256], band_order(bands, scorer.card.bands, scorer.card.name))

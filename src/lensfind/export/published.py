@@ -188,6 +188,8 @@ def export_weights(
         bands=spec.band_names, input_shape=shape, norm=norm, onnx_path=onnx_path,
         threshold=threshold, opset=opset, training=training,
     )  # fmt: skip
+    if pixel_scale_arcsec is not None:  # the grid a scan puts the survey on for this model
+        card["input"]["pixel_scale_arcsec"] = pixel_scale_arcsec
     card["torch_weights"] = save_weights(model, out_dir / WEIGHTS_NAME)
     write_card(card, out_dir)
     scorer = OnnxScorer(load_card(out_dir), threads=2)

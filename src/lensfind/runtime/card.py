@@ -45,6 +45,16 @@ class ModelCard:
         return self.onnx_path.parent
 
     @property
+    def pixel_scale_arcsec(self) -> float | None:
+        """The pixel grid (arcsec/px) of its input, where the card says: its ``input``, or
+        the sets it was trained or tested on. A scan puts the survey on this grid."""
+        training = self.raw.get("training") or {}
+        for entry in (self.raw.get("input"), training.get("train_set"), self.raw.get("test_set")):
+            if isinstance(entry, dict) and entry.get("pixel_scale_arcsec"):
+                return float(entry["pixel_scale_arcsec"])
+        return None
+
+    @property
     def calibration(self) -> "Calibration | None":
         """The card's score calibration (``calibration`` entry), or None."""
         try:

@@ -44,8 +44,17 @@ def tile_path(data_dir: Path, tile: str, band: str) -> Path:
 
 
 def default_region(spec: SurveySpec, quiet: bool = False) -> Path:
-    """The embedded default region of ``spec``, generated on first use."""
-    path = cache_dir() / "regions" / f"{spec.name}-default-{DEFAULT_REGION_VERSION}"
+    """The embedded default region of ``spec``, generated on first use.
+
+    A survey on another pixel grid than its registry entry's (``spec.on_grid``,
+    e.g. Euclid's NISP grid) has a region of its own.
+    """
+    from lensfind.surveys.registry import get_survey
+
+    grid = (
+        "" if spec == get_survey(spec.name) else f"-{spec.pixel_scale_arcsec:g}as{spec.cutout_px}"
+    )
+    path = cache_dir() / "regions" / f"{spec.name}{grid}-default-{DEFAULT_REGION_VERSION}"
     if (path / CATALOG_NAME).is_file():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -256,6 +256,7 @@ def _prepare(train_set: Path, out_dir: Path, config: TrainConfig) -> _Run:
         "n": int(data.attrs["n"]),
         "seed": data.attrs["seed"],
         "population": data.attrs["population"],
+        "pixel_scale_arcsec": data.attrs.get("pixel_scale_arcsec"),
         "n_train": data.n_train_split,
         "n_val": data.n_val_split,
         "positives": config.positives,
