@@ -24,6 +24,15 @@ def test_bench_scan_writes_the_ratio(region, model_dir, tmp_path, capsys):
     assert r["end_to_end_over_model_per_repeat"] == [
         e / b for e, b in zip(e2e["runs"], model["runs"], strict=True)
     ]
+    assert r["end_to_end_over_model_spread"] == [
+        min(r["end_to_end_over_model_per_repeat"]),
+        max(r["end_to_end_over_model_per_repeat"]),
+    ]
+    assert r["valid"] == (max(r["end_to_end_over_model_per_repeat"]) <= 1.05)
+    assert r["validity"].startswith("valid" if r["valid"] else "INVALID")
+    assert len(r["fixed_seconds"]["runs"]) == 2 and r["fixed_seconds"]["median"] > 0
+    assert len(r["load_average"]["before"]) == len(r["load_average"]["after"]) == 3
+    assert "in-process" in model["how"]  # the bare model ran on the scan's own executor
     assert r["driver_cpu_fraction"]["median"] >= 0
     assert r["n_cutouts"] > 0 and r["config"]["model_sha256"]
     assert set(r["stage_cpu_seconds_per_cutout"]) == {

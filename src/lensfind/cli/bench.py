@@ -24,9 +24,12 @@ def _cmd_bench_scan(args: argparse.Namespace) -> int:
     print(f"bare model      {result['model_cutouts_per_s']['median']:8.1f} cutouts/s")
     print(
         f"end to end      {result['end_to_end_cutouts_per_s']['median']:8.1f} cutouts/s "
-        f"({result['end_to_end_with_startup_cutouts_per_s']['median']:.1f} with Dask start-up)"
+        f"({result['end_to_end_with_startup_cutouts_per_s']['median']:.1f} with executor start-up)"
     )
-    print(f"end_to_end_over_model {result['end_to_end_over_model']:.3f}")
+    per = ", ".join(f"{r:.3f}" for r in result["end_to_end_over_model_per_repeat"])
+    print(f"end_to_end_over_model {result['end_to_end_over_model']:.3f} (per repeat {per}); "
+          f"{result['validity']}")  # fmt: skip
+    print(f"seconds outside the shards (median) {result['fixed_seconds']['median']:.2f}")
     if "injection" in result:
         inj = result["injection"]
         print(
