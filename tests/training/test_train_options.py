@@ -11,7 +11,7 @@ from lensfind.errors import ResumeError  # noqa: E402
 from lensfind.simulation.dataset import read_dataset, survey_of  # noqa: E402
 from lensfind.testing import TRAIN_RUN_FILES  # noqa: E402
 from lensfind.training import loop  # noqa: E402
-from lensfind.training.checkpoint import LAST_NAME, load_checkpoint  # noqa: E402
+from lensfind.training.checkpoint import CHECKPOINT_NAME, LAST_NAME, load_checkpoint  # noqa: E402
 from lensfind.training.config import LOSS_NAMES, TrainConfig  # noqa: E402
 from lensfind.training.data import normalisation_for, stratified_split  # noqa: E402
 from lensfind.training.losses import get_loss  # noqa: E402
@@ -164,9 +164,17 @@ def test_a_constant_rate_run_continues_for_more_epochs(tiny_set, tmp_path):
     more = loop.train(tiny_set, tmp_path / "cut", TrainConfig(**longer), quiet=True, resume=True)
     assert len(more["history"]) == 2  # NaN-safe comparison (an undefined precision is NaN)
     assert json.dumps(more["history"]) == json.dumps(full["history"])
-    with pytest.raises(ResumeError, match="only with --schedule constant"):
+    with pytest.raises(ResumeError, match="2 epochs already ran; --epochs must be at least"):
         loop.train(tiny_set, tmp_path / "cut", TrainConfig(**{**longer, "epochs": 1}),
                    resume=True)  # fmt: skip
+    # a run set to more epochs, stopped early, then finished at the epochs it ran
+    with pytest.raises(Interrupt):
+        loop.train(tiny_set, tmp_path / "stop", TrainConfig(**{**short, "epochs": 3}),
+                   quiet=True, on_epoch=_interrupt_after(2))  # fmt: skip
+    stopped = loop.train(tiny_set, tmp_path / "stop", TrainConfig(**longer), quiet=True,
+                         resume=True)  # fmt: skip
+    assert json.dumps(stopped["history"]) == json.dumps(full["history"])
+    assert (tmp_path / "stop" / CHECKPOINT_NAME).is_file()
     onecycle = {**FAST, "epochs": 1}
     loop.train(tiny_set, tmp_path / "oc", TrainConfig(**onecycle), quiet=True)
     with pytest.raises(ResumeError, match=r"epochs: 1 -> 2\).*only with --schedule constant"):

@@ -94,18 +94,20 @@ RESUMABLE_CHANGES = frozenset({"threads", "device", "keep_checkpoints"})
 
 
 def _extends(key: str, saved: dict[str, Any], current: dict[str, Any]) -> bool:
-    """More epochs under a constant learning rate: the epochs run so far are unchanged."""
+    """Other epochs under a constant learning rate: the epochs run so far are unchanged
+    (the run then stops at the new number; the caller checks it is not behind the run)."""
     return (
         key == "epochs" and saved.get("schedule") == "constant"
-        and current.get("schedule") == "constant" and current["epochs"] >= saved["epochs"]
+        and current.get("schedule") == "constant"
     )  # fmt: skip
 
 
 def check_resumable(path: Path, saved: dict[str, Any], current: dict[str, Any]) -> None:
     """Refuse to resume with a different configuration or training set.
 
-    A run with a constant learning rate may be continued for more epochs (its
-    schedule does not depend on the total); other schedules may not.
+    A run with a constant learning rate may be continued for more epochs, or
+    stopped at fewer than it was set to (its schedule does not depend on the
+    total); other schedules may not.
     """
     differ = sorted(
         k for k in set(saved) | set(current)
@@ -114,5 +116,5 @@ def check_resumable(path: Path, saved: dict[str, Any], current: dict[str, Any]) 
     )  # fmt: skip
     if differ:
         shown = "; ".join(f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in differ)
-        hint = " (more epochs only with --schedule constant)" if "epochs" in differ else ""
+        hint = " (other epochs only with --schedule constant)" if "epochs" in differ else ""
         raise ResumeError(f"{path}: cannot resume with changed settings ({shown}){hint}")

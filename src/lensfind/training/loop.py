@@ -16,7 +16,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from lensfind import __version__
-from lensfind.errors import ConfigError
+from lensfind.errors import ConfigError, ResumeError
 from lensfind.runtime.scorer import DEFAULT_BATCH_SIZE
 from lensfind.simulation.dataset import read_dataset, survey_of
 from lensfind.training._torch import torch
@@ -279,6 +279,10 @@ def _restore(run: _Run) -> None:
     # a setting newer than the checkpoint was, then, at its default
     defaults = json_safe(dataclasses.asdict(TrainConfig()))
     check_resumable(path, {**defaults, **progress["identity"]}, json_safe(run.identity))
+    if run.config.epochs < int(progress["epoch"]):
+        raise ResumeError(
+            f"{path}: {progress['epoch']} epochs already ran; --epochs must be at least that"
+        )
     run.model.load_state_dict(blob["model"])
     run.opt.load_state_dict(blob["optimizer"])
     if run.sched is not None:
