@@ -173,6 +173,11 @@ def write_selection(
         "n_excluded_host_candidates": int((scored & ~used).sum()),
         "n_used": int(used.sum()),
         "completeness": float((score[used] >= threshold).mean()) if used.any() else None,
+        # every scored injection, hosts that are candidates themselves included: what a
+        # planted-lens recall measures (it differs where many hosts are candidates)
+        "completeness_all_hosts": float((score[scored] >= threshold).mean())
+        if scored.any()
+        else None,
         "conditional_on": CONDITIONAL,
     }
     if host_positive_rate is not None:
@@ -228,14 +233,20 @@ def planted_recall(
 
 
 def truth_check(
-    table: pa.Table, scores: pa.Table, truth: pa.Table, threshold: float, completeness: float
+    table: pa.Table,
+    scores: pa.Table,
+    truth: pa.Table,
+    threshold: float,
+    completeness: float,
+    all_hosts: float | None = None,
 ) -> dict[str, Any]:
     """The published selection function against a synthetic region's planted lenses.
 
     Per bin of Einstein radius and lensed source magnitude of ``table`` (the
     marginals): the planted recall, its Wilson interval, and whether it
     overlaps the published interval; and the overall completeness over the
-    planted recall. Planted lenses are the truth the injections must reproduce.
+    planted recall (and ``all_hosts``, the completeness over every host, candidates
+    included, over it). Planted lenses are the truth the injections must reproduce.
     """
     out: dict[str, Any] = {"n_planted": int(truth["is_lens"].to_numpy(zero_copy_only=False).sum())}
     for param in ("theta_e_arcsec", "mag_g_source"):
@@ -253,6 +264,8 @@ def truth_check(
         ]  # fmt: skip
     if out.get("planted_recall"):
         out["completeness_over_planted_recall"] = completeness / out["planted_recall"]
+        if all_hosts is not None:
+            out["completeness_all_hosts_over_planted_recall"] = all_hosts / out["planted_recall"]
     return out
 
 
@@ -265,5 +278,6 @@ def run_truth_check(
          for f in sorted((run_dir / "scores").glob("*.parquet"))]
     )  # fmt: skip
     table = read_parquet(run_dir / selection["file"])
+    all_hosts = selection.get("completeness_all_hosts")
     return truth_check(table, scores, read_parquet(truth_file), threshold,
-                       selection["completeness"])  # fmt: skip
+                       selection["completeness"], all_hosts)  # fmt: skip
