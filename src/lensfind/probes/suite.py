@@ -186,9 +186,10 @@ def sparse_bins(result: ProbeResult, n: int) -> dict[str, Any] | None:
     Returns None when every bin is full (or the probe has no bins). Otherwise
     ``n_bins``, ``n_sparse`` (bins with fewer than ``min_count`` objects, left
     out of the trend), ``n_empty``, ``min_count``, ``centres`` of the sparse
-    bins and ``suggested_n``: the probe-set size at which the fullest sparse
-    bin would reach ``min_count`` (counts scale with ``n``), rounded up to
-    a hundred; None if every sparse bin is empty.
+    bins and ``suggested_n``: the probe-set size at which every non-empty
+    sparse bin, the sparsest included, would reach ``min_count`` (counts
+    scale with ``n``), rounded up to a hundred; None if every sparse bin is
+    empty (no ``n`` fills a bin outside the simulated population).
     """
     if result.kind != "parameter" or "ok" not in result.table.column_names:
         return None
@@ -202,7 +203,7 @@ def sparse_bins(result: ProbeResult, n: int) -> dict[str, Any] | None:
     filled = counts[~ok][counts[~ok] > 0]
     suggested = None
     if filled.size:
-        suggested = int(np.ceil(n * min_count / filled.max() / 100.0) * 100)
+        suggested = int(np.ceil(n * min_count / filled.min() / 100.0) * 100)
     centres = np.asarray(t["centre"].to_pylist())[first][~ok]
     return {"n_bins": int(ok.size), "n_sparse": int((~ok).sum()),
             "n_empty": int((counts == 0).sum()), "min_count": min_count,
