@@ -100,6 +100,8 @@ BAD = [
     ["explain", "occlusion", "--n", "0"],
     ["explain", "occlusion", "--survey", "euclid"],
     ["train", "--train-set", "{tmp}/t.zarr", "--out", "{tmp}/m", "--config", "{tmp}/no.yaml"],
+    ["train", "--train-set", "{tmp}/t.zarr", "--out", "{tmp}/m", "--epochs", "0"],
+    ["explain", "occlusio"],
     ["export", "--checkpoint", "{tmp}/no.pt", "--out", "{tmp}/m"],
     ["export", "--model", "des_y3", "--fp16", "--out", "{tmp}/m", "--threshold", "7"],
     ["ensemble", "--members", "a,b", "--out", "{tmp}/e", "--threads", "0"],
@@ -145,6 +147,7 @@ def test_did_you_mean(capsys):
         ("probe", "blurr"): "did you mean 'blur'?",
         ("probe", "thetae"): "did you mean 'theta_e'?",
         ("scan", "--provider", "cuda12"): "did you mean 'cuda'?",
+        ("explain", "occlusio"): "did you mean 'occlusion'?",
     }
     for words, hint in cases.items():
         assert main([*words, "--quiet"]) == 2

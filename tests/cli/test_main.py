@@ -158,10 +158,10 @@ def test_the_scan_says_what_it_does_before_its_first_object(capsys, region, mode
 
 def test_the_prior_says_where_it_came_from_and_what_to_pass(capsys, region, model_dir, tmp_path):
     assert main(_scan_args(region, model_dir, tmp_path / "a")) == 0
-    line = [x for x in capsys.readouterr().out.splitlines() if x.startswith("expected true")][0]
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("expected true"))
     assert "at prior rate 0.21875 (from the region's planted lenses, " in line  # 7 of 32
     assert main(_scan_args(region, model_dir, tmp_path / "b", "--prior-lens-rate", "1e-4")) == 0
-    line = [x for x in capsys.readouterr().out.splitlines() if x.startswith("expected true")][0]
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("expected true"))
     assert "at prior rate 0.0001 (from --prior-lens-rate, " in line
     suggested = json.loads((tmp_path / "b" / "summary.json").read_text())["expected_purity"][
         "consistent_prior_lens_rate"

@@ -133,6 +133,9 @@ def _probe_selection(args: argparse.Namespace) -> int:
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:
+    from lensfind.probes.saliency import get_method
+
+    get_method(args.method)  # an unknown method fails before the model or inputs load
     from lensfind.probes.explain import explain_cli
 
     return explain_cli(args)

@@ -25,11 +25,12 @@ from lensfind.training.config import CONFIG_FIELDS, JOB_FIELDS, TrainConfig, Tra
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from lensfind.training.config import build_train_job
-    from lensfind.training.loop import CHECKPOINT_NAME, train
 
     flags = {k: getattr(args, k, None) for k in (*JOB_FIELDS, *CONFIG_FIELDS)}
     flags["quiet"] = True if getattr(args, "quiet", False) else None
-    job = build_train_job(flags, args.config)
+    job = build_train_job(flags, args.config)  # the settings are checked before torch loads
+    from lensfind.training.loop import CHECKPOINT_NAME, train
+
     report = train(job.train_set, job.out, job.config, job.test_set, job.quiet, job.resume)
     print(
         f"checkpoint: {job.out / CHECKPOINT_NAME}; best validation AUROC "

@@ -60,7 +60,7 @@ def get_survey(name: str) -> SurveySpec:
     except KeyError:
         known = ", ".join(sorted(_REGISTRY))
         hint = suggestion(name, _REGISTRY)
-        raise UnknownSurveyError(f"unknown survey {name!r} (known: {known}){hint}") from None
+        raise UnknownSurveyError(f"unknown survey {name!r}{hint} (known: {known})") from None
 
 
 def list_surveys() -> list[SurveySpec]:
