@@ -131,7 +131,9 @@ def add_bench_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     """Add the bench command(s) to the ``engine`` subparsers."""
     s = add_command(sub, "bench", common, "benchmarks",
                     examples=["engine bench scan", "engine bench models --quick"])  # fmt: skip
-    bsub = s.add_subparsers(dest="bench_command", required=True, metavar="COMMAND", help="one of")
+    bsub = s.add_subparsers(
+        dest="bench_command", required=True, metavar="COMMAND", help="the command to run:"
+    )
     b = add_command(
         bsub, "scan", common, "end-to-end scan throughput over bare model throughput",
         examples=["engine bench scan --survey des_y3 --repeats 3",

@@ -48,7 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     p.add_argument("--version", action="version", version=f"lensfind {__version__}")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", help="one of")
+    sub = p.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", help="the command to run:"
+    )
 
     add_make_parsers(sub, common)
     add_scan_parsers(sub, common)

@@ -124,7 +124,9 @@ def add_make_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
 
     s = add_command(sub, "survey", common, "synthetic survey regions",
                     examples=["engine survey make --survey des_y3 --out region"])  # fmt: skip
-    ssub = s.add_subparsers(dest="survey_command", required=True, metavar="COMMAND", help="one of")
+    ssub = s.add_subparsers(
+        dest="survey_command", required=True, metavar="COMMAND", help="the command to run:"
+    )
     m = add_command(
         ssub, "make", common, "write a synthetic region (FITS tiles, catalogue, truth)",
         examples=[

@@ -77,7 +77,9 @@ def add_ou_tsne_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     example = "engine ou-tsne evaluate --model models/ou_tsne --test-set vis.zarr,nisp.zarr"
     s = add_command(sub, "ou-tsne", common, "evaluate a fitted OU-T-SNE classifier",
                     examples=[example])  # fmt: skip
-    ssub = s.add_subparsers(dest="ou_tsne_command", required=True, metavar="COMMAND", help="one of")
+    ssub = s.add_subparsers(
+        dest="ou_tsne_command", required=True, metavar="COMMAND", help="the command to run:"
+    )
     e = add_command(ssub, "evaluate", common, "members and OU-T-SNE on paired sets",
                     description=__doc__, examples=[example])  # fmt: skip
     e.add_argument("--model", type=Path, required=True,

@@ -71,7 +71,7 @@ def add_selection_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     example = "engine selection reweight runs/r --population bright.yaml"
     s = add_command(sub, "selection", common, "a run's selection function", examples=[example])
     ssub = s.add_subparsers(
-        dest="selection_command", required=True, metavar="COMMAND", help="one of"
+        dest="selection_command", required=True, metavar="COMMAND", help="the command to run:"
     )
     r = add_command(
         ssub, "reweight", common,
