@@ -1,5 +1,7 @@
 """Typed errors. Every message names the file, column, object or survey at fault."""
 
+from collections.abc import Iterable
+
 
 class LensfindError(Exception):
     """Base class of every error lensfind raises on purpose."""
@@ -39,3 +41,11 @@ class MissingExtraError(LensfindError, ImportError):
         super().__init__(
             f"{module} is needed for this; install it with: pip install 'lensfind[{extra}]'"
         )
+
+
+def suggestion(name: str, known: Iterable[str]) -> str:
+    """``"; did you mean 'x'?"`` for the known name closest to ``name`` (difflib), or ``""``."""
+    from difflib import get_close_matches
+
+    close = get_close_matches(name, list(known), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""

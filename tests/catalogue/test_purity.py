@@ -74,3 +74,23 @@ def test_expected_purity_matches_a_simulated_sky():
 def test_bad_prior_is_an_error():
     with pytest.raises(ValueError, match="prior lens rate"):
         expected_purity(np.array([0.9]), 10, 0.5, 0.0, 0.5)
+
+
+def test_the_consistent_prior_is_the_smallest_rate_the_scores_allow():
+    from lensfind.catalogue.purity import consistent_prior_rate
+
+    scores = np.random.default_rng(3).uniform(0.99, 0.99999, 300)
+    n_scored = 2000
+    p = expected_purity(scores, n_scored, 0.5, 1e-3, 0.5)
+    suggested = p["consistent_prior_lens_rate"]
+    assert p["prior_consistent"] is False and suggested > 1e-3
+    exact = consistent_prior_rate(scores, n_scored, 0.5, 0.5)
+    assert exact <= suggested < exact * 1.01  # rounded up to 3 digits
+    # at the rate, and above it, consistent; 1% below it, not (independently summed)
+    for rate, ok in ((suggested, True), (2 * suggested, True), (0.99 * exact, False)):
+        e = posterior_lens_probability(scores, rate, 0.5).sum()
+        assert bool(e <= rate * n_scored) is ok
+        assert expected_purity(scores, n_scored, 0.5, rate, 0.5)["prior_consistent"] is ok
+    assert (
+        expected_purity(scores, n_scored, 0.5, suggested, 0.5)["consistent_prior_lens_rate"] is None
+    )

@@ -109,7 +109,7 @@ def test_mismatched_inputs_are_one_line_errors(des_set, tmp_path, capsys):
     assert code == 2 and "101x101 px" in err and "100x100 px" in err
     assert main(["evaluate", "--model", "des_y3", "--set", str(tmp_path / "none.zarr"),
                  "--out", str(tmp_path / "x")]) == 2  # fmt: skip
-    assert "not a lensfind simulated set" in capsys.readouterr().err
+    assert "none.zarr: no such file or directory" in capsys.readouterr().err
 
 
 def test_by_kind_against_a_direct_count():

@@ -141,3 +141,35 @@ def test_survey_without_a_shipped_model_fails_before_generating_data(capsys, tmp
     err = capsys.readouterr().err
     assert err.startswith("error: no shipped default model for survey 'kids_dr3'")
     assert not (tmp_path / "run").exists()
+
+
+def test_the_scan_says_what_it_does_before_its_first_object(capsys, region, model_dir, tmp_path):
+    args = [a for a in _scan_args(region, model_dir, tmp_path / "run") if a != "--quiet"]
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith(f"run directory: {tmp_path / 'run'}")
+    bar = captured.err.replace("\r", "\n")
+    loading = bar.index("loading the model on 1 worker(s)")
+    first = bar.index("cutting and scoring the first shards")
+    done = bar.index("32/32")
+    assert loading < first < done
+    assert "first shards" not in bar[done:], "the status goes once objects are committed"
+
+
+def test_the_prior_says_where_it_came_from_and_what_to_pass(capsys, region, model_dir, tmp_path):
+    assert main(_scan_args(region, model_dir, tmp_path / "a")) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("expected true"))
+    assert "at prior rate 0.21875 (from the region's planted lenses, " in line  # 7 of 32
+    assert main(_scan_args(region, model_dir, tmp_path / "b", "--prior-lens-rate", "1e-4")) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("expected true"))
+    assert "at prior rate 0.0001 (from --prior-lens-rate, " in line
+    suggested = json.loads((tmp_path / "b" / "summary.json").read_text())["expected_purity"][
+        "consistent_prior_lens_rate"
+    ]
+    assert line.endswith(f"pass --prior-lens-rate {suggested:g} or more")
+    # the number it names is one the scores accept
+    assert main(_scan_args(region, model_dir, tmp_path / "c", "--prior-lens-rate",
+                           f"{suggested:g}")) == 0  # fmt: skip
+    s = json.loads((tmp_path / "c" / "summary.json").read_text())
+    assert s["expected_purity"]["prior_consistent"] is True
+    assert "pass --prior-lens-rate" not in capsys.readouterr().out

@@ -153,3 +153,32 @@ def test_explain_rejects_unknown_methods_and_bad_indices(tmp_path, capsys):
     assert main(["explain", "occlusion", "--n", "2", "--index", "5", "--out",
                  str(tmp_path)]) == 2  # fmt: skip
     assert "input has 2 objects" in capsys.readouterr().err
+
+
+def test_report_opens_with_findings_and_names_sparse_bins(tmp_path, capsys):
+    """A small --n leaves theta_E bins under --min-count: the page and a warning say so."""
+    out = tmp_path / "two"
+    args = ["probe", "suite", "--n", "40", "--out", str(out), "--quiet"]
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    page = (out / "report.html").read_text()
+    head = page[:4000]
+    assert "<table class='findings'>" in head and "trend slope [95% interval]" in head
+    # one findings row per probe curve, each probe linked to its section
+    for name in ("colour", "blur", "theta_e", "source_mag"):
+        assert f'<a href="#{name}">{name}</a>' in page and f"<h2 id='{name}'>" in page
+    assert '"survey":' not in page and "{\n" not in page, "no raw JSON dump"
+    assert "<details><summary>provenance</summary>" in page
+    sha = resolve_model("des_y3", "des_y3").sha256
+    assert sha not in page.replace(f"title='{sha}'", ""), "the full sha256 only on hover"
+    meta = json.loads((out / "theta_e.json").read_text())
+    sparse = meta["sparse_bins"]
+    assert sparse["min_count"] == 10 and sparse["n_sparse"] > 0
+    table = pq.read_table(out / "theta_e.parquet").to_pydict()
+    under = [n for n, ok in zip(table["n"], table["ok"], strict=True) if not ok]
+    assert len(under) == sparse["n_sparse"] and max(under) < 10
+    # the suggested --n scales the sparsest non-empty bin up to --min-count
+    assert sparse["suggested_n"] >= 40 * 10 / min(c for c in under if c > 0)
+    warning = [line for line in captured.err.splitlines() if line.startswith("warning: theta_e")]
+    assert warning and f"--n {sparse['suggested_n']}" in warning[0]
+    assert "--n" in page.split("<h2 id='theta_e'>")[1].split("<h2")[0]

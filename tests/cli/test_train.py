@@ -154,6 +154,7 @@ def test_export_fp16_of_the_shipped_model_from_the_cli(tmp_path, capsys):
     assert all(abs(p["change"]) < 1e-2 for p in probes.values())  # fp16: tiny changes
     assert main(["export", "--out", str(tmp_path / "x"), "--fp16"]) == 2
     assert "exactly one of --checkpoint, --weights or --model" in capsys.readouterr().err
+    (tmp_path / "a.zarr").mkdir()
     assert main(["export", "--model", "des_y3", "--out", str(tmp_path / "y"),
-                 "--calibration", "a.zarr"]) == 2  # fmt: skip
+                 "--calibration", str(tmp_path / "a.zarr")]) == 2  # fmt: skip
     assert "--calibration goes with --int8" in capsys.readouterr().err

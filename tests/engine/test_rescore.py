@@ -138,6 +138,12 @@ def test_cli_score(full_run, model_dir, tmp_path, capsys):
     assert f"scored {full_run.summary['n_scored']}" in out
     missing = tmp_path / "nowhere.zarr"
     assert main(["score", "--cutouts", str(missing), "--model", str(model_dir), "--quiet"]) == 2
+    assert capsys.readouterr().err == (
+        f"error: engine score: argument --cutouts: {missing}: no such file or directory "
+        "(see engine score --help)\n"
+    )
+    missing.mkdir()  # a directory, not a store
+    assert main(["score", "--cutouts", str(missing), "--model", str(model_dir), "--quiet"]) == 2
     assert (
         capsys.readouterr().err == f"error: {missing}: not a lensfind cutout store (no zarr.json)\n"
     )

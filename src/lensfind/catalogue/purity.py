@@ -20,7 +20,9 @@ under different assumptions; where the calibrated scores already expect more
 lenses above the run's threshold than the prior allows in the whole scan
 (``E > R * n_scored``) the prior (or the calibration) contradicts the data,
 and ``prior_consistent`` is false: a region richer in lenses than ``R`` (a
-synthetic one, or a pre-selected sample) needs a larger ``--prior-lens-rate``.
+synthetic one, or a pre-selected sample) needs a larger ``--prior-lens-rate``;
+``consistent_prior_lens_rate`` is then the smallest rate the data allow (see
+:func:`consistent_prior_rate`).
 
 Ranking the candidates by score, the number a person has to inspect to find
 ``n`` lenses is the smallest ``k`` whose cumulative ``p_post`` reaches ``n``
@@ -75,6 +77,56 @@ def inspect_to_find(posterior_by_rank: np.ndarray, targets: Sequence[int]) -> di
     return out
 
 
+def consistent_prior_rate(
+    scores: np.ndarray, n_scored: int, threshold: float, calibration_lens_fraction: float
+) -> float:
+    """The smallest prior lens rate ``R`` whose expected lenses fit in the scan.
+
+    The expected true lenses among the candidates, ``E(R) = sum p_post``, grow
+    with ``R`` but never past the number of candidates ``N``, so
+    ``E(R) <= R * n_scored`` holds from some ``R <= N / n_scored`` on; this is
+    that ``R`` (bisection in ``log R``, relative precision 1e-6), the number to
+    pass as ``--prior-lens-rate`` when ``prior_consistent`` is false.
+
+    Parameters
+    ----------
+    scores : ndarray
+        Calibrated lens probabilities of the candidates.
+    n_scored : int
+        Galaxies scored in the run.
+    threshold : float
+        The run's candidate threshold (scores below it are ignored).
+    calibration_lens_fraction : float
+        Lens fraction ``pi`` of the set the scores were calibrated on.
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    s = s[s >= threshold]
+    if not s.size or n_scored <= 0:
+        return DEFAULT_PRIOR_LENS_RATE
+
+    def excess(rate: float) -> float:
+        return float(posterior_lens_probability(s, rate, calibration_lens_fraction).sum()) - (
+            rate * n_scored
+        )
+
+    hi = min(s.size / n_scored, 1.0 - 1e-9)
+    lo = min(DEFAULT_PRIOR_LENS_RATE, hi) * 1e-3
+    if excess(lo) <= 0:
+        return lo
+    for _ in range(80):
+        mid = float(np.sqrt(lo * hi))
+        lo, hi = (mid, hi) if excess(mid) > 0 else (lo, mid)
+        if hi / lo < 1 + 1e-6:
+            break
+    return hi
+
+
+def _round_up(x: float, digits: int = 3) -> float:
+    """``x`` rounded up to ``digits`` significant digits (a rate that stays consistent)."""
+    step = 10.0 ** (np.floor(np.log10(x)) - digits + 1)
+    return float(f"{np.ceil(x / step * (1 - 1e-12)) * step:.{digits}g}")
+
+
 def expected_purity(
     scores: np.ndarray,
     n_scored: int,
@@ -110,7 +162,8 @@ def expected_purity(
     dict
         ``prior_lens_rate``, ``calibration_lens_fraction``,
         ``expected_lenses_scanned`` (``R * n_scored``), ``prior_consistent``
-        (see the module docstring), ``thresholds`` (one
+        (see the module docstring), ``consistent_prior_lens_rate`` (None when
+        consistent, else :func:`consistent_prior_rate`), ``thresholds`` (one
         entry per threshold: ``threshold``, ``n_candidates``,
         ``expected_true_lenses``, ``expected_purity`` and, with injections,
         ``completeness``, ``expected_true_lenses_selection``,
@@ -151,11 +204,15 @@ def expected_purity(
             )
         rows.append(row)
     expected_scanned = prior_lens_rate * n_scored
+    consistent = bool(not rows or rows[0]["expected_true_lenses"] <= expected_scanned)
     return {
         "prior_lens_rate": prior_lens_rate,
         "calibration_lens_fraction": calibration_lens_fraction,
         "expected_lenses_scanned": round(expected_scanned, 4),
-        "prior_consistent": bool(not rows or rows[0]["expected_true_lenses"] <= expected_scanned),
+        "prior_consistent": consistent,
+        "consistent_prior_lens_rate": None
+        if consistent
+        else _round_up(consistent_prior_rate(s, n_scored, threshold, calibration_lens_fraction)),
         "thresholds": rows,
         "inspect_to_find": inspect_to_find(post, targets),
     }

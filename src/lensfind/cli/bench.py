@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from lensfind.cli.common import add_config_flags, config_values
+from lensfind.cli.flags import add_command, count, survey_name
 from lensfind.engine.config import ScanConfig
 
 #: The :class:`ScanConfig` fields ``engine bench scan`` takes as flags.
@@ -154,45 +155,54 @@ def _cmd_bench_datapath(args: argparse.Namespace) -> int:
 
 def add_bench_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     """Add the bench command(s) to the ``engine`` subparsers."""
-    s = sub.add_parser("bench", parents=[common], help="benchmarks")
-    bsub = s.add_subparsers(dest="bench_command", required=True)
-    b = bsub.add_parser(
-        "scan", parents=[common], help="end-to-end scan throughput over bare model throughput"
+    s = add_command(sub, "bench", common, "benchmarks",
+                    examples=["engine bench scan", "engine bench models --quick"])  # fmt: skip
+    bsub = s.add_subparsers(
+        dest="bench_command", required=True, metavar="COMMAND", help="the command to run:"
     )
+    b = add_command(
+        bsub, "scan", common, "end-to-end scan throughput over bare model throughput",
+        examples=["engine bench scan --survey des_y3 --repeats 3",
+                  "engine bench scan --workers 4 --inject-rate 0   # without injections"],
+    )  # fmt: skip
     add_config_flags(
         b,
         ScanConfig,
         BENCH_SCAN_FIELDS,
         {"inject_rate": "the scan's; 0 skips the with-injection scans"},
     )
-    b.add_argument("--repeats", type=int, default=3)
+    b.add_argument("--repeats", type=count, default=3, help="timed repeats (medians)")
     b.add_argument(
         "--results", type=Path, default=Path("benchmarks/results"), help="where the JSON goes"
     )
     b.set_defaults(func=_cmd_bench_scan)
-    b = bsub.add_parser(
-        "startup", parents=[common],
-        help="wall time of the default scan over a plain astropy + ONNX Runtime loop",
-        description="Alternates `engine scan --survey S` on the cached embedded region with "
-        "a plain astropy Cutout2D + ONNX Runtime loop (fresh processes, after one untimed "
-        "pair) and records every wall time and their ratio.",
+    b = add_command(
+        bsub, "startup", common,
+        "wall time of the default scan over a plain astropy + ONNX Runtime loop",
+        examples=["engine bench startup  # the cached embedded des_y3 region, 3 timed pairs",
+                  "engine bench startup --data big-region --repeats 5"],
+        description="Alternates `engine scan --survey S` on the cached embedded region with a "
+        "plain astropy Cutout2D + ONNX Runtime loop (fresh processes, after one untimed pair) "
+        "and records every wall time, their ratios and the load average.",
     )  # fmt: skip
-    b.add_argument(
-        "--survey", default="des_y3", help="survey of the embedded region (default: des_y3)"
-    )
+    b.add_argument("--survey", default="des_y3", type=survey_name,
+                   help="survey of the embedded region (default: des_y3)")  # fmt: skip
     b.add_argument("--model", help="shipped model name or model directory (default: the survey's)")
     b.add_argument("--data", type=Path, help="another region's data directory "
                    "(default: the embedded region, generated first if needed)")  # fmt: skip
-    b.add_argument("--repeats", type=int, default=3, help="timed pairs (default: 3)")
+    b.add_argument("--repeats", type=count, default=3, help="timed pairs (default: 3)")
     b.add_argument("--results", type=Path, default=Path("benchmarks/results"),
                    help="where the JSON goes (default: benchmarks/results)")  # fmt: skip
     b.set_defaults(func=_cmd_bench_startup)
-    b = bsub.add_parser(
-        "score", parents=[common], help="engine score memory vs store size; 10^9 projection"
-    )
-    b.add_argument("--sizes", default="10000,100000", help="comma-separated store sizes")
+    b = add_command(
+        bsub, "score", common, "engine score memory vs store size; 10^9 projection",
+        examples=["engine bench score --sizes 10000,100000",
+                  "engine bench score --gpu-rates benchmarks/results/models-h100.json"],
+    )  # fmt: skip
+    b.add_argument("--sizes", default="10000,100000",
+                   help="comma-separated store sizes, cutouts")  # fmt: skip
     b.add_argument("--model", default="des_y3", help="shipped model name or model directory")
-    b.add_argument("--survey", default="des_y3")
+    b.add_argument("--survey", default="des_y3", type=survey_name, help="survey of the cutouts")
     b.add_argument(
         "--gpu-rates",
         type=Path,
@@ -202,9 +212,10 @@ def add_bench_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         "--results", type=Path, default=Path("benchmarks/results"), help="where the JSON goes"
     )
     b.set_defaults(func=_cmd_bench_score)
-    b = bsub.add_parser(
-        "models", parents=[common],
-        help="model throughput and latency per runtime, precision and batch size",
+    b = add_command(
+        bsub, "models", common,
+        "model throughput and latency per runtime, precision and batch size",
+        examples=["engine bench models --quick", "engine bench models --provider cuda,tensorrt"],
     )  # fmt: skip
     b.add_argument(
         "--model",
@@ -223,10 +234,12 @@ def add_bench_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         help="runtimes: all available here (default), or groups cpu, cuda, tensorrt "
         "(comma-separated; a group missing here is an error)",
     )
-    b.add_argument("--precisions", default="fp32,fp16,int8", help="comma-separated")
-    b.add_argument("--batch-sizes", default="1,16,64,256", help="comma-separated")
-    b.add_argument("--repeats", type=int, default=5, help="timed repeats (medians, min, max)")
-    b.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
+    b.add_argument("--precisions", default="fp32,fp16,int8",
+                   help="comma-separated precisions to measure")  # fmt: skip
+    b.add_argument("--batch-sizes", default="1,16,64,256",
+                   help="comma-separated batch sizes, cutouts")  # fmt: skip
+    b.add_argument("--repeats", type=count, default=5, help="timed repeats (medians, min, max)")
+    b.add_argument("--threads", type=count, help="CPU threads (default: all cores)")
     b.add_argument(
         "--quick",
         action="store_true",
@@ -235,15 +248,16 @@ def add_bench_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     b.add_argument("--results", type=Path, default=Path("benchmarks/results"),
                    help="where the JSON, Markdown and PNG go")  # fmt: skip
     b.set_defaults(func=_cmd_bench_models)
-    b = bsub.add_parser(
-        "datapath", parents=[common],
-        help="FITS read, cutouts, zarr write/read, perturbation kernels in cutouts/s",
+    b = add_command(
+        bsub, "datapath", common,
+        "FITS read, cutouts, zarr write/read, perturbation kernels in cutouts/s",
+        examples=["engine bench datapath --quick", "engine bench datapath --n 4096"],
     )  # fmt: skip
-    b.add_argument("--survey", default="des_y3")
+    b.add_argument("--survey", default="des_y3", type=survey_name, help="survey of the tile")
     b.add_argument("--model", help="model scored beside the kernels (default: the survey's)")
-    b.add_argument("--tile-px", type=int, default=2000, help="side of the test tile")
-    b.add_argument("--n", type=int, default=2048, help="cutouts per repeat")
-    b.add_argument("--repeats", type=int, default=5)
+    b.add_argument("--tile-px", type=count, default=2000, help="side of the test tile, px")
+    b.add_argument("--n", type=count, default=2048, help="cutouts per repeat")
+    b.add_argument("--repeats", type=count, default=5, help="timed repeats (medians)")
     b.add_argument("--quick", action="store_true", help="a small tile, few cutouts, 2 repeats")
     b.add_argument("--results", type=Path, default=Path("benchmarks/results"),
                    help="where the JSON, Markdown and PNG go")  # fmt: skip

@@ -1,8 +1,9 @@
 """``engine calibrate``: fit a model's score calibration and store it in its card."""
 
 import argparse
-from pathlib import Path
 from typing import Any
+
+from lensfind.cli.flags import add_command, count, existing
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
@@ -22,16 +23,17 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
 
 def add_calibrate_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     """Add the calibrate command(s) to the ``engine`` subparsers."""
-    s = sub.add_parser(
-        "calibrate",
-        parents=[common],
-        help="fit a model's score calibration (temperature scaling) on a held-out simulated "
+    s = add_command(
+        sub, "calibrate", common,
+        "fit a model's score calibration (temperature scaling) on a held-out simulated "
         "set and store it in its model card",
-    )
+        examples=["engine calibrate --model models/m --set cal.zarr --eval-set test.zarr"],
+    )  # fmt: skip
     s.add_argument("--model", required=True, help="model directory (or shipped name)")
-    s.add_argument("--set", type=Path, required=True, help="held-out simulated set to fit on")
+    s.add_argument("--set", type=existing, required=True, help="held-out simulated set to fit on")
     s.add_argument(
-        "--eval-set", type=Path, help="second held-out set to measure on (default: half of --set)"
-    )
-    s.add_argument("--threads", type=int, default=2, help="ONNX Runtime threads")
+        "--eval-set", type=existing,
+        help="second held-out set to measure on (default: half of --set)",
+    )  # fmt: skip
+    s.add_argument("--threads", type=count, default=2, help="ONNX Runtime threads")
     s.set_defaults(func=_cmd_calibrate)

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin, get_type_hints
 
+from lensfind.cli.flags import plain, survey_name
 from lensfind.engine.config import STORE_COMPRESSIONS, STORE_DTYPES, RunConfig, ScanConfig
 from lensfind.runtime.scorer import PROVIDER_CHOICES
 
@@ -15,6 +16,8 @@ FLAG_NAMES = {"data_dir": "--data", "known_lens_radius_arcsec": "--known-lens-ra
 #: Allowed values of string settings that are not typed as ``Literal``.
 CHOICES = {"provider": PROVIDER_CHOICES, "store_dtype": STORE_DTYPES,
            "store_compression": STORE_COMPRESSIONS}  # fmt: skip
+#: Flags checked while the command line is parsed (ranges are the config's own checks).
+TYPES = {"survey": survey_name}
 #: The :class:`RunConfig` fields that are flags (``--quiet`` is a top-level flag); model first.
 RUN_FIELDS = tuple(f.name for f in dataclasses.fields(RunConfig) if f.name != "quiet")
 #: The :class:`ScanConfig` fields of ``engine scan`` beyond the run flags.
@@ -23,10 +26,11 @@ SCAN_FIELDS = ("survey", "data_dir", "shard_size", "inject_rate", "inject_seed",
 
 
 def _field_help(cls: type) -> dict[str, str]:
-    """One-line help per field from the numpydoc ``Attributes`` section of ``cls``."""
+    """One-line help per field from the numpydoc ``Attributes`` of ``cls`` and its bases."""
     out: dict[str, str] = {}
     names: list[str] = []
-    for line in (cls.__doc__ or "").splitlines():
+    docs = "\n".join(c.__doc__ or "" for c in reversed(cls.__mro__) if c is not object)
+    for line in docs.splitlines():
         head = re.match(r"^    ([a-z_][\w, ]*) : ", line)
         if head:
             names = [n.strip() for n in head.group(1).split(",")]
@@ -63,9 +67,11 @@ def add_config_flags(
         shown = "" if default in (dataclasses.MISSING, None) else f" (default: {default})"
         if defaults_shown and name in defaults_shown:
             shown = f" (default: {defaults_shown[name]})"
-        text = (helps.get(name, "") + shown).replace("``", "").replace("%", "%%")
+        text = plain(helps.get(name, "") + shown).replace("%", "%%")
         kw: dict[str, Any] = {"dest": name, "default": None, "help": text}
-        if hint is bool:
+        if name in TYPES:
+            s.add_argument(flag, type=TYPES[name], metavar=name.upper(), **kw)
+        elif hint is bool:
             s.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
         elif get_origin(hint) is Literal:
             s.add_argument(flag, choices=get_args(hint), **kw)
@@ -115,7 +121,7 @@ def report(result: Any) -> int:
         f'known lenses within {s["known_lens_radius_arcsec"]:g}": '
         f"{s['n_known_lenses_matched']} of the candidates"
     )
-    print(purity_line(s["expected_purity"]))
+    print(purity_line(s["expected_purity"], s.get("prior_lens_rate_source")))
     rate = f", {s['cutouts_per_s']} cutouts/s" if s["cutouts_per_s"] else ""
     print(f"time {s['elapsed_s']:.1f} s{rate}; model {s['model']} ({s['model_sha256'][:12]})")
     if s["n_shards_quarantined"]:
@@ -148,14 +154,21 @@ def selection_line(sel: dict[str, Any], run_dir: Path) -> str:
     )
 
 
-def purity_line(p: dict[str, Any]) -> str:
-    """One line on the candidates' expected purity at the run's threshold."""
+def purity_line(p: dict[str, Any], prior_source: str | None = None) -> str:
+    """One line on the candidates' expected purity at the run's threshold.
+
+    ``prior_source`` says where the prior lens rate came from (the summary's
+    ``prior_lens_rate_source``). Where the prior contradicts the scores the line
+    ends with the rate to pass as ``--prior-lens-rate``.
+    """
     row = p["thresholds"][0]
     purity = row["expected_purity"]
     how = "calibrated" if p["calibrated_scores"] else "uncalibrated"
+    source = f"from {prior_source}, " if prior_source else ""
     found = ", ".join(f"{k} for {n}" for n, k in p["inspect_to_find"].items() if k is not None)
+    suggested = p.get("consistent_prior_lens_rate")
     return (
-        f"expected true lenses at prior rate {p['prior_lens_rate']:g} ({how} scores): "
+        f"expected true lenses at prior rate {p['prior_lens_rate']:g} ({source}{how} scores): "
         f"{row['expected_true_lenses']:.1f} of {row['n_candidates']}"
         + (f" (purity {purity:.1%})" if purity is not None else "")
         + (f"; candidates to inspect: {found}" if found else "")
@@ -163,7 +176,12 @@ def purity_line(p: dict[str, Any]) -> str:
             ""
             if p["prior_consistent"]
             else f"; more than the {p['expected_lenses_scanned']:.1f} the prior allows in the "
-            "whole scan: raise --prior-lens-rate"
+            "whole scan: this sample is richer in lenses than the prior; pass "
+            + (
+                f"--prior-lens-rate {suggested:g} or more"
+                if suggested
+                else "a larger --prior-lens-rate"
+            )
         )
     )
 

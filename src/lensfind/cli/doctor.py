@@ -4,6 +4,7 @@ import argparse
 from typing import Any
 
 from lensfind import __version__
+from lensfind.cli.flags import add_command
 
 
 def _cmd_doctor(args: argparse.Namespace) -> int:
@@ -62,5 +63,6 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 
 def add_doctor_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     """Add the doctor command(s) to the ``engine`` subparsers."""
-    s = sub.add_parser("doctor", parents=[common], help="versions, providers, GPU")
+    s = add_command(sub, "doctor", common, "versions, providers, GPU",
+                    examples=["engine doctor"])  # fmt: skip
     s.set_defaults(func=_cmd_doctor)

@@ -4,6 +4,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from lensfind.cli.flags import add_command, count, existing, fraction, positive
+
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
@@ -32,18 +34,25 @@ def add_evaluate_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     from lensfind.runtime.scorer import DEFAULT_BATCH_SIZE, PROVIDER_CHOICES
     from lensfind.training.metrics import DEFAULT_BETA
 
-    s = sub.add_parser(
-        "evaluate",
-        parents=[common],
-        help="score a labelled simulated set with a model: metrics.json (AUROC, TPR0/TPR10, "
+    s = add_command(
+        sub, "evaluate", common,
+        "score a labelled simulated set with a model: metrics.json (AUROC, TPR0/TPR10, "
         "F-beta, per kind), ROC and F-beta plots",
-    )
+        examples=["engine evaluate --model des_y3 --set test.zarr --out eval/des_y3",
+                  "engine evaluate --model models/m --set test.zarr --threshold 0.9 --out eval/m"],
+    )  # fmt: skip
     s.add_argument("--model", required=True, help="model directory or shipped model name")
-    s.add_argument("--set", type=Path, required=True, help="labelled set (engine simulate)")
+    s.add_argument("--set", type=existing, required=True, help="labelled set (engine simulate)")
     s.add_argument("--out", type=Path, required=True, help="output directory")
-    s.add_argument("--threshold", type=float, help="decision threshold (default: the model card's)")
-    s.add_argument("--beta", type=float, default=DEFAULT_BETA, help="F-beta's beta (vL: 0.17)")
-    s.add_argument("--threads", type=int, default=2, help="ONNX Runtime threads")
-    s.add_argument("--provider", choices=PROVIDER_CHOICES, default="cpu")
-    s.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
+    s.add_argument(
+        "--threshold",
+        type=fraction,
+        help="decision threshold on the lens probability (default: the model card's)",
+    )
+    s.add_argument("--beta", type=positive, default=DEFAULT_BETA, help="F-beta's beta (vL: 0.17)")
+    s.add_argument("--threads", type=count, default=2, help="ONNX Runtime threads")
+    s.add_argument("--provider", choices=PROVIDER_CHOICES, default="cpu",
+                   help="ONNX Runtime execution provider")  # fmt: skip
+    s.add_argument("--batch-size", type=count, default=DEFAULT_BATCH_SIZE,
+                   help="cutouts per model call")  # fmt: skip
     s.set_defaults(func=_cmd_evaluate)

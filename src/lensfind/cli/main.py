@@ -16,6 +16,7 @@ from lensfind.cli.bench import add_bench_parsers
 from lensfind.cli.calibrate import add_calibrate_parsers
 from lensfind.cli.doctor import add_doctor_parsers
 from lensfind.cli.evaluate import add_evaluate_parsers
+from lensfind.cli.flags import HelpFormatter, Parser
 from lensfind.cli.make import add_make_parsers
 from lensfind.cli.probe import add_probe_parsers
 from lensfind.cli.scan import add_scan_parsers
@@ -24,25 +25,34 @@ from lensfind.cli.train import add_train_parsers
 from lensfind.errors import LensfindError
 
 EXIT_ERROR = 2
+EXAMPLES = """Examples:
+  engine scan --survey des_y3              # scan the embedded demo region (a minute on 2 cores)
+  engine scan --help                       # every scan flag, with units and defaults
+  engine probe suite --survey des_y3       # the sensitivity probes; opens with report.html
+  engine doctor                            # versions, execution providers, GPUs
+"""
 
 
 def build_parser() -> argparse.ArgumentParser:
     # --quiet/--debug work before or after the subcommand; SUPPRESS keeps a
     # subcommand's unset flag from overwriting the top-level one.
-    common = argparse.ArgumentParser(add_help=False)
+    common = Parser(add_help=False)
     common.add_argument(
         "--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress bars"
     )
     common.add_argument(
         "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks on errors"
     )
-    p = argparse.ArgumentParser(
-        prog="engine", description="lensfind: survey-scale strong-lens finder"
-    )
+    p = Parser(
+        prog="engine", description="lensfind: survey-scale strong-lens finder",
+        epilog=EXAMPLES, formatter_class=HelpFormatter,
+    )  # fmt: skip
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     p.add_argument("--version", action="version", version=f"lensfind {__version__}")
-    sub = p.add_subparsers(dest="command", required=True)
+    sub = p.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", help="the command to run:"
+    )
 
     add_make_parsers(sub, common)
     add_scan_parsers(sub, common)
@@ -57,11 +67,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run the ``engine`` command on ``argv``; return its exit status (2: a usage error)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv  # before the arguments are parsed (a bad value fails there)
     try:
+        args = build_parser().parse_args(argv)
+        debug = args.debug
         return int(args.func(args))
     except LensfindError as exc:
-        if args.debug:
+        if debug:
             traceback.print_exc()
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR

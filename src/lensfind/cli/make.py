@@ -4,6 +4,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from lensfind.cli.flags import add_command, count, fraction, natural, positive, survey_name
+
 
 def _cmd_surveys(args: argparse.Namespace) -> int:
     from lensfind.surveys import list_surveys
@@ -87,36 +89,65 @@ def _cmd_survey_make(args: argparse.Namespace) -> int:
 
 def add_make_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     """Add the make command(s) to the ``engine`` subparsers."""
-    s = sub.add_parser("surveys", parents=[common], help="list known surveys")
+    s = add_command(sub, "surveys", common, "list known surveys",
+                    examples=["engine surveys"])  # fmt: skip
     s.set_defaults(func=_cmd_surveys)
 
-    s = sub.add_parser("simulate", parents=[common], help="write a simulated training/test set")
-    s.add_argument("--survey", default="des_y3")
-    s.add_argument("--bands", help="comma-separated subset of bands on one pixel grid")
-    s.add_argument("--n", type=int, required=True)
-    s.add_argument("--out", type=Path, required=True)
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--lens-fraction", type=float, default=0.5)
+    s = add_command(
+        sub, "simulate", common, "write a simulated training/test set",
+        examples=[
+            "engine simulate --survey des_y3 --n 20000 --out train.zarr",
+            "engine simulate --survey des_y3 --n 5000 --seed 1 --out test.zarr",
+            "engine simulate --survey euclid_wide --bands VIS --n 1000 --out vis.zarr",
+            "engine simulate --survey des_y3 --n 2000 --lens-kinds lens=0.5,double_ring=0.5 "
+            "--out rare.zarr",
+        ],
+    )  # fmt: skip
+    s.add_argument("--survey", default="des_y3", type=survey_name, help="survey to simulate")
+    s.add_argument("--bands", help="comma-separated subset of bands on one pixel grid "
+                   "(default: all)")  # fmt: skip
+    s.add_argument("--n", type=count, required=True, help="objects to simulate (>= 1)")
+    s.add_argument("--out", type=Path, required=True, help="output zarr store (DATA.zarr)")
+    s.add_argument("--seed", type=natural, default=0, help="seed (same seed: same objects)")
+    s.add_argument("--lens-fraction", type=fraction, default=0.5,
+                   help="fraction of the objects that are lenses, 0..1")  # fmt: skip
     s.add_argument("--lens-kinds", help="split the lenses: lens=0.5,compound_arc=0.2,"
                    "double_ring=0.2,red_source=0.1 (default: all 'lens')")  # fmt: skip
     s.add_argument(
         "--pixel-scale",
-        type=float,
+        type=positive,
         help="put every band on this grid, arcsec/px (e.g. Euclid 0.3 for NISP, 0.1 for VIS); "
         "with --cutout-px; the same --seed gives the same objects on any grid",
     )
-    s.add_argument("--cutout-px", type=int, help="stamp side on the --pixel-scale grid")
+    s.add_argument("--cutout-px", type=count, help="stamp side on the --pixel-scale grid, px")
     s.set_defaults(func=_cmd_simulate)
 
-    s = sub.add_parser("survey", parents=[common], help="synthetic survey regions")
-    ssub = s.add_subparsers(dest="survey_command", required=True)
-    m = ssub.add_parser("make", parents=[common], help="write a synthetic region")
-    m.add_argument("--survey", default="des_y3")
-    m.add_argument("--out", type=Path, required=True)
-    m.add_argument("--tiles-ra", type=int, default=2)
-    m.add_argument("--tiles-dec", type=int, default=2)
-    m.add_argument("--tile-px", type=int, default=2400)
-    m.add_argument("--spacing-px", type=int, default=100)
-    m.add_argument("--lens-fraction", type=float, default=0.05)
-    m.add_argument("--seed", type=int, default=2026)
+    s = add_command(sub, "survey", common, "synthetic survey regions",
+                    examples=["engine survey make --survey des_y3 --out region"])  # fmt: skip
+    ssub = s.add_subparsers(
+        dest="survey_command", required=True, metavar="COMMAND", help="the command to run:"
+    )
+    m = add_command(
+        ssub, "make", common, "write a synthetic region (FITS tiles, catalogue, truth)",
+        examples=[
+            "engine survey make --survey des_y3 --out region   # 2x2 tiles, 5% lenses",
+            "engine survey make --survey des_y3 --tiles-ra 4 --tiles-dec 4 --lens-fraction 0.01 "
+            "--out big",
+            "engine scan --survey des_y3 --data region          # then scan it",
+        ],
+    )  # fmt: skip
+    m.add_argument("--survey", default="des_y3", type=survey_name, help="survey to imitate")
+    m.add_argument("--out", type=Path, required=True, help="output directory")
+    m.add_argument("--tiles-ra", type=count, default=2, help="tiles along right ascension")
+    m.add_argument("--tiles-dec", type=count, default=2, help="tiles along declination")
+    m.add_argument("--tile-px", type=count, default=2400, help="tile side, px")
+    m.add_argument("--spacing-px", type=count, default=100,
+                   help="grid spacing of the objects, px")  # fmt: skip
+    m.add_argument(
+        "--lens-fraction",
+        type=fraction,
+        default=0.05,
+        help="fraction of the objects planted as lenses, 0..1 (the scan's prior)",
+    )
+    m.add_argument("--seed", type=natural, default=2026, help="seed of the region")
     m.set_defaults(func=_cmd_survey_make)

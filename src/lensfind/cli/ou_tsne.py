@@ -14,6 +14,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from lensfind.cli.flags import add_command, count, positive
 from lensfind.errors import ConfigError
 
 
@@ -66,20 +67,24 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 def add_ou_tsne_options(s: argparse.ArgumentParser) -> None:
     """The OU-T-SNE options of ``engine ensemble``."""
-    s.add_argument("--grid-side", type=int, default=100, help="ou_tsne: grid squares per axis")
-    s.add_argument("--perplexity", type=float, default=30.0, help="ou_tsne: t-SNE perplexity")
-    s.add_argument("--beta", type=float, default=0.03, help="ou_tsne: F-beta's beta (Wilde+22)")
+    s.add_argument("--grid-side", type=count, default=100, help="ou_tsne: grid squares per axis")
+    s.add_argument("--perplexity", type=positive, default=30.0, help="ou_tsne: t-SNE perplexity")
+    s.add_argument("--beta", type=positive, default=0.03, help="ou_tsne: F-beta's beta (Wilde+22)")
 
 
 def add_ou_tsne_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     """Add ``engine ou-tsne evaluate``."""
-    s = sub.add_parser("ou-tsne", parents=[common], help="evaluate a fitted OU-T-SNE classifier")
-    ssub = s.add_subparsers(dest="ou_tsne_command", required=True)
-    e = ssub.add_parser("evaluate", parents=[common], help="members and OU-T-SNE on paired sets",
-                        description=__doc__,
-                        formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    e.add_argument("--model", type=Path, required=True, help="engine ensemble --method ou_tsne")
+    example = "engine ou-tsne evaluate --model models/ou_tsne --test-set vis.zarr,nisp.zarr"
+    s = add_command(sub, "ou-tsne", common, "evaluate a fitted OU-T-SNE classifier",
+                    examples=[example])  # fmt: skip
+    ssub = s.add_subparsers(
+        dest="ou_tsne_command", required=True, metavar="COMMAND", help="the command to run:"
+    )
+    e = add_command(ssub, "evaluate", common, "members and OU-T-SNE on paired sets",
+                    description=__doc__, examples=[example])  # fmt: skip
+    e.add_argument("--model", type=Path, required=True,
+                   help="directory written by engine ensemble --method ou_tsne")  # fmt: skip
     e.add_argument("--test-set", required=True, help="comma-separated sets, one per grid")
     e.add_argument("--out", type=Path, help="where the table goes (default: --model)")
-    e.add_argument("--threads", type=int, default=1)
+    e.add_argument("--threads", type=count, default=1, help="ONNX Runtime threads")
     e.set_defaults(func=_cmd_evaluate)

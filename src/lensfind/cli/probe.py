@@ -6,6 +6,15 @@ from pathlib import Path
 from typing import Any
 
 from lensfind.cli.common import add_inject_arguments, add_run_arguments, report, run_flags
+from lensfind.cli.flags import (
+    add_command,
+    count,
+    existing,
+    floats,
+    natural,
+    positive,
+    survey_name,
+)
 
 PROBE_HELP = (
     "sensitivity probes: suite (the paper's full set), selection (injection-recovery), "
@@ -15,18 +24,12 @@ PROBE_HELP = (
 )
 
 
-def _floats(text: str | None) -> list[float] | None:
-    if text is None:
-        return None
-    from lensfind.errors import ConfigError
-
-    try:
-        return [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise ConfigError(f"expected comma-separated numbers, got {text!r}") from None
-
-
 def _cmd_probe(args: argparse.Namespace) -> int:
+    import sys
+
+    from lensfind.probes.names import check_probe
+
+    check_probe(args.name)  # before the probe set is simulated
     from tqdm.auto import tqdm
 
     from lensfind.probes.suite import SUITE, ProbeOptions, run_probes
@@ -43,25 +46,33 @@ def _cmd_probe(args: argparse.Namespace) -> int:
     shas = {c.name: c.sha256 for c in cards}
     names = list(SUITE) if args.name == "suite" else [args.name]
     opts = ProbeOptions(
-        strengths=_floats(args.strengths), column=args.column, bins=args.bins,
-        width=args.width, edges=_floats(args.edges), quantile=args.quantile,
+        strengths=args.strengths, column=args.column, bins=args.bins,
+        width=args.width, edges=args.edges, quantile=args.quantile,
         min_count=args.min_count, fill=args.fill, seed=args.perturb_seed,
         threshold=0.5 if args.threshold is None else args.threshold, by=args.by,
     )  # fmt: skip
     out = args.out or Path("probes") / f"{spec.name}-{args.name}"
     bars: list[Any] = []
 
-    def progress(name: str) -> Callable[[int], None]:
+    def progress(name: str, total: int) -> Callable[[int], None]:
         for bar in bars:
             bar.close()
-        bars[:] = [tqdm(desc=name, unit="step", disable=args.quiet)]
+        unit = "obj" if name == "simulate" else "step"
+        bars[:] = [tqdm(total=total, desc=name, unit=unit, disable=args.quiet)]
         return bars[0].update
 
     try:
-        path = run_probes(names, scorers, shas, spec, args.n, args.seed, out, opts, progress)
+        path, sparse = run_probes(names, scorers, shas, spec, args.n, args.seed, out, opts,
+                                  progress)  # fmt: skip
     finally:
         for bar in bars:
             bar.close()
+    for name, s in sparse.items():
+        fill = (f"; rerun with --n {s['suggested_n']} to fill them" if s["suggested_n"]
+                else "")  # fmt: skip
+        print(f"warning: {name}: {s['n_sparse']} of {s['n_bins']} bins hold fewer than "
+              f"{s['min_count']} objects (--min-count) and are left out of its trend{fill}",
+              file=sys.stderr)  # fmt: skip
     print(f"probe results, plots and report -> {path}")
     return 0
 
@@ -122,6 +133,9 @@ def _probe_selection(args: argparse.Namespace) -> int:
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:
+    from lensfind.probes.saliency import get_method
+
+    get_method(args.method)  # an unknown method fails before the model or inputs load
     from lensfind.probes.explain import explain_cli
 
     return explain_cli(args)
@@ -129,41 +143,74 @@ def _cmd_explain(args: argparse.Namespace) -> int:
 
 def add_probe_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     """Add ``probe`` and ``explain`` to the ``engine`` subcommands."""
-    s = sub.add_parser("probe", parents=[common], help=PROBE_HELP, description=PROBE_HELP)
+    s = add_command(
+        sub, "probe", common, PROBE_HELP,
+        examples=[
+            "engine probe suite --survey des_y3                 # the paper's set -> report.html",
+            "engine probe blur --strengths 0,1,2,4 --n 2000     # one perturbation, own strengths",
+            "engine probe theta_e --n 4000 --width 0.1          # by Einstein radius, 0.1\" bins",
+            "engine probe colour --model des_y3 --model runs/m/model   # two models compared",
+            "engine probe selection --data DIR                  # injection-recovery on real tiles",
+            "engine probe rare --n 500                          # compound / red-source lenses",
+        ],
+    )  # fmt: skip
     s.add_argument("name", help="probe name (see above)")
-    s.add_argument("--survey", default="des_y3")
+    s.add_argument("--survey", default="des_y3", type=survey_name,
+                   help="survey whose simulated objects are probed")  # fmt: skip
     s.add_argument(
-        "--model", action="append", help="shipped name or model directory (repeat to compare)"
-    )
-    s.add_argument("--n", type=int, default=1000, help="simulated objects, half lenses")
-    s.add_argument("--seed", type=int, default=0, help="seed of the simulated probe set")
-    s.add_argument("--strengths", help="comma-separated perturbation strengths")
-    s.add_argument("--column", help="truth column for 'parameter'")
-    s.add_argument("--bins", type=int, help="number of bins")
-    s.add_argument("--width", type=float, help="bin width (units of the parameter)")
-    s.add_argument("--edges", help="comma-separated bin edges")
+        "--model", action="append",
+        help="shipped name or model directory (repeat to compare; default: the survey's)",
+    )  # fmt: skip
+    s.add_argument("--n", type=count, default=1000,
+                   help="simulated objects, half lenses (rare: per class)")  # fmt: skip
+    s.add_argument("--seed", type=natural, default=0, help="seed of the simulated probe set")
+    s.add_argument("--strengths", type=floats,
+                   help="comma-separated perturbation strengths, in the perturbation's units "
+                   "(default: the paper's grid)")  # fmt: skip
+    s.add_argument("--column", help="truth column for 'parameter' (e.g. theta_e_arcsec)")
+    s.add_argument("--bins", type=count, help="number of bins (default: the paper's widths)")
+    s.add_argument("--width", type=positive, help="bin width, in the parameter's units")
+    s.add_argument("--edges", type=floats, help="comma-separated bin edges, parameter's units")
     s.add_argument("--quantile", action="store_true", help="equal-count bins")
-    s.add_argument("--min-count", type=int, default=10, help="fewest objects in a trusted bin")
-    s.add_argument("--fill", default="zero", choices=("zero", "sky"), help="occlusion fill")
-    s.add_argument("--perturb-seed", type=int, default=0, help="seed of random perturbations")
+    s.add_argument("--min-count", type=count, default=10,
+                   help="fewest objects in a bin that enters the trend and the plot")  # fmt: skip
+    s.add_argument("--fill", default="zero", choices=("zero", "sky"),
+                   help="occlusion fill: zeros (the paper) or sky noise")  # fmt: skip
+    s.add_argument("--perturb-seed", type=natural, default=0,
+                   help="seed of random perturbations (noise, colour jitter)")  # fmt: skip
     s.add_argument("--by", help="also a 2-D surface over this truth column")
-    s.add_argument("--threads", type=int, default=2, help="ONNX Runtime threads")
+    s.add_argument("--threads", type=count, default=2, help="ONNX Runtime threads")
     s.add_argument("--runtime", default="onnx", choices=("onnx", "torch"),
                    help="score with ONNX Runtime or the card's torch weights")  # fmt: skip
-    s.add_argument("--data", type=Path, help="selection: data directory (default: embedded)")
-    s.add_argument("--shard-size", type=int, help=argparse.SUPPRESS)
+    s.add_argument(
+        "--data",
+        type=existing,
+        help="selection: survey data directory (default: the embedded region)",
+    )
+    s.add_argument("--shard-size", type=count, help=argparse.SUPPRESS)
     add_inject_arguments(s, "1.0 for 'selection'")
     add_run_arguments(s, model=False)
     s.set_defaults(func=_cmd_probe)
 
-    s = sub.add_parser("explain", parents=[common], help="saliency maps of a model's decisions")
-    s.add_argument("method", help="occlusion, gradcam, guided_backprop, guided_gradcam, "
-                   "deep_dream, class_image or kernels")  # fmt: skip
-    s.add_argument("--model", help="shipped name or model directory")
-    s.add_argument("--survey", default="des_y3")
-    s.add_argument("--input", help="a simulated set (.zarr), a .npy of cutouts, or 'simulated'")
-    s.add_argument("--n", type=int, default=8, help="objects (for --input simulated)")
+    from lensfind.probes.saliency import METHODS  # names only (torch loads lazily)
+
+    s = add_command(
+        sub, "explain", common, "saliency maps of a model's decisions",
+        examples=[
+            "engine explain occlusion --n 8                 # ONNX model, no torch needed",
+            "engine explain gradcam --input set.zarr --index 0,5,9   # needs lensfind[train]",
+            "engine explain class_dream --model des_y3      # what the model thinks a lens is",
+        ],
+    )  # fmt: skip
+    s.add_argument("method", help=f"saliency method: {', '.join(METHODS)}")
+    s.add_argument("--model", help="shipped name or model directory (default: the survey's)")
+    s.add_argument("--survey", default="des_y3", type=survey_name,
+                   help="survey of the default model and of simulated inputs")  # fmt: skip
+    s.add_argument("--input", help="a simulated set (.zarr), a .npy of cutouts (N, bands, H, W) "
+                   "in counts, or 'simulated' (default)")  # fmt: skip
+    s.add_argument("--n", type=count, default=8, help="objects (for --input simulated)")
     s.add_argument("--index", help="comma-separated object indices of the input")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--out", type=Path, help="output directory")
+    s.add_argument("--seed", type=natural, default=0, help="seed of the simulated inputs")
+    s.add_argument("--out", type=Path,
+                   help="output directory (default: explain/<model>-<method>)")  # fmt: skip
     s.set_defaults(func=_cmd_explain)

@@ -5,6 +5,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from lensfind.cli.flags import add_command, existing, fraction
+
 
 def _cmd_reweight(args: argparse.Namespace) -> int:
     import pyarrow.parquet as pq
@@ -66,17 +68,22 @@ def _print(result: dict[str, Any]) -> None:
 
 def add_selection_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     """Add ``engine selection reweight`` to the ``engine`` subparsers."""
-    s = sub.add_parser("selection", parents=[common], help="a run's selection function")
-    ssub = s.add_subparsers(dest="selection_command", required=True)
-    r = ssub.add_parser(
-        "reweight", parents=[common],
-        help="completeness of another population from a run's injections",
+    example = "engine selection reweight runs/r --population bright.yaml"
+    s = add_command(sub, "selection", common, "a run's selection function", examples=[example])
+    ssub = s.add_subparsers(
+        dest="selection_command", required=True, metavar="COMMAND", help="the command to run:"
+    )
+    r = add_command(
+        ssub, "reweight", common,
+        "completeness of another population from a run's injections",
         description=__doc__ + "\n\nPOP.yaml holds PopulationConfig fields (theta_e_range_arcsec, "
         "source_mag_g_range, ...) over the run's population, and optionally theta_e_power "
         "(p ~ theta_E^k) and source_counts_slope (p ~ 10^(a m)).",
+        examples=[example],
     )  # fmt: skip
-    r.add_argument("run", type=Path, help="run directory of a scan with injections")
-    r.add_argument("--population", type=Path, required=True, help="YAML population file")
-    r.add_argument("--threshold", type=float, help="score threshold (default: the run's)")
+    r.add_argument("run", type=existing, help="run directory of a scan with injections")
+    r.add_argument("--population", type=existing, required=True, help="YAML population file")
+    r.add_argument("--threshold", type=fraction,
+                   help="score threshold, 0..1 (default: the run's)")  # fmt: skip
     r.add_argument("--out", type=Path, help="result JSON (default: in the run directory)")
     r.set_defaults(func=_cmd_reweight)

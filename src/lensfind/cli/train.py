@@ -18,17 +18,19 @@ from pathlib import Path
 from typing import Any
 
 from lensfind.cli.common import add_config_flags
+from lensfind.cli.flags import add_command, count, existing, fraction, natural, positive
 from lensfind.cli.ou_tsne import add_ou_tsne_options, add_ou_tsne_parser
 from lensfind.training.config import CONFIG_FIELDS, JOB_FIELDS, TrainConfig, TrainJob
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from lensfind.training.config import build_train_job
-    from lensfind.training.loop import CHECKPOINT_NAME, train
 
     flags = {k: getattr(args, k, None) for k in (*JOB_FIELDS, *CONFIG_FIELDS)}
     flags["quiet"] = True if getattr(args, "quiet", False) else None
-    job = build_train_job(flags, args.config)
+    job = build_train_job(flags, args.config)  # the settings are checked before torch loads
+    from lensfind.training.loop import CHECKPOINT_NAME, train
+
     report = train(job.train_set, job.out, job.config, job.test_set, job.quiet, job.resume)
     print(
         f"checkpoint: {job.out / CHECKPOINT_NAME}; best validation AUROC "
@@ -157,35 +159,49 @@ def _cmd_ensemble(args: argparse.Namespace) -> int:
 
 def add_train_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     """Add ``train``, ``export`` and ``ensemble`` to the ``engine`` subcommands."""
-    s = sub.add_parser(
-        "train",
-        parents=[common],
-        help="train a model (needs lensfind[train]); every setting also in --config YAML",
+    s = add_command(
+        sub, "train", common,
+        "train a model (needs lensfind[train]); every setting also in --config YAML",
         description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        examples=[
+            "engine train --train-set train.zarr --test-set test.zarr --out runs/m --export",
+            "engine train --config train.yaml --epochs 20          # flags win over the file",
+            "engine train --train-set train.zarr --arch ou66 --loss soft_fbeta --out runs/f",
+            "engine train --train-set train.zarr --out runs/m --resume",
+        ],
+    )  # fmt: skip
+    s.add_argument(
+        "--config",
+        type=existing,
+        help="YAML file of settings (flat keys as the flag names; flags win)",
     )
-    s.add_argument("--config", type=Path, help="YAML file of settings (flat keys; flags win)")
     job_fields = tuple(f for f in JOB_FIELDS if f != "quiet")
     add_config_flags(s, TrainJob, job_fields)
     add_config_flags(s, TrainConfig, CONFIG_FIELDS)
     s.set_defaults(func=_cmd_train)
 
-    s = sub.add_parser(
-        "export",
-        parents=[common],
-        help="export a checkpoint or published weights (or convert a model) to ONNX + card",
-    )
-    s.add_argument("--checkpoint", type=Path, help="a checkpoint written by engine train")
+    s = add_command(
+        sub, "export", common,
+        "export a checkpoint or published weights (or convert a model) to ONNX + card",
+        examples=[
+            "engine export --checkpoint runs/m/checkpoint.pt --test-set test.zarr --out models/m",
+            "engine export --weights ou66.pt --arch ou66 --survey euclid_wide --pixel-scale 0.3 "
+            "--out models/ou66",
+            "engine export --model models/m --fp16 --out models/m-fp16",
+            "engine export --model models/m --int8 --calibration cal.zarr --out models/m-int8",
+        ],
+    )  # fmt: skip
+    s.add_argument("--checkpoint", type=existing, help="a checkpoint written by engine train")
     s.add_argument(
         "--weights",
-        type=Path,
+        type=existing,
         help="a torch state dict of --arch (e.g. published OU-66 weights; read weights_only)",
     )
     s.add_argument("--arch", help="--weights: the registry architecture (engine train --arch)")
     s.add_argument("--survey", help="--weights: the survey the network takes (e.g. euclid_wide)")
     s.add_argument(
         "--pixel-scale",
-        type=float,
+        type=positive,
         help="--weights: common pixel grid of the input, arcsec/px (asinh scales; e.g. 0.3)",
     )
     s.add_argument(
@@ -198,22 +214,34 @@ def add_train_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     prec = s.add_mutually_exclusive_group()
     prec.add_argument("--fp16", action="store_true", help="fp16 graph (float32 I/O)")
     prec.add_argument("--int8", action="store_true", help="static INT8 quantisation")
-    s.add_argument("--calibration", type=Path, help="--int8: simulated set to calibrate on")
-    s.add_argument("--out", type=Path, required=True)
-    s.add_argument("--name")
-    s.add_argument("--test-set", type=Path)
-    s.add_argument("--threshold", type=float, default=0.5)
+    s.add_argument("--calibration", type=existing,
+                   help="--int8: simulated set to calibrate on")  # fmt: skip
+    s.add_argument("--out", type=Path, required=True, help="model directory to write")
+    s.add_argument("--name", help="model name in the card (default: the checkpoint's)")
+    s.add_argument("--test-set", type=existing,
+                   help="held-out simulated set: its metrics go into the card")  # fmt: skip
+    s.add_argument(
+        "--threshold",
+        type=fraction,
+        default=0.5,
+        help="decision threshold on the lens probability, recorded in the card",
+    )
     s.set_defaults(func=_cmd_export)
 
-    s = sub.add_parser(
-        "ensemble",
-        parents=[common],
-        help="combine exported models into one ONNX model (ou_tsne: a grid classifier, no ONNX)",
-    )
+    s = add_command(
+        sub, "ensemble", common,
+        "combine exported models into one ONNX model (ou_tsne: a grid classifier, no ONNX)",
+        examples=[
+            "engine ensemble --members models/a,models/b --val-set val.zarr --out models/ens",
+            "engine ensemble --members models/a,models/b --method gated --val-set val.zarr "
+            "--test-set test.zarr --out models/gated",
+        ],
+    )  # fmt: skip
     s.add_argument("--members", required=True, help="comma-separated model directories")
     s.add_argument(
-        "--method", choices=("mean", "nelder_mead", "gated", "ou_tsne"), default="nelder_mead"
-    )
+        "--method", choices=("mean", "nelder_mead", "gated", "ou_tsne"), default="nelder_mead",
+        help="mean of the members, Nelder-Mead weights, a gating CNN (per image), or OU-T-SNE",
+    )  # fmt: skip
     s.add_argument(
         "--val-set",
         type=Path,
@@ -224,14 +252,19 @@ def add_train_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         "--test-set", type=Path, help="held-out set for the metrics (ou_tsne: comma-separated)"
     )
     s.add_argument("--out", type=Path, required=True, help="ensemble model directory")
-    s.add_argument("--name")
-    s.add_argument("--threshold", type=float, default=0.5)
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--threads", type=int, default=2)
-    s.add_argument("--gate-epochs", type=int, default=5)
-    s.add_argument("--gate-batch-size", type=int, default=64)
-    s.add_argument("--gate-lr", type=float, default=1e-3)
-    s.add_argument("--gate-width", type=int, default=16)
+    s.add_argument("--name", help="model name in the card (default: ensemble-<method>)")
+    s.add_argument(
+        "--threshold",
+        type=fraction,
+        default=0.5,
+        help="decision threshold on the lens probability, recorded in the card",
+    )
+    s.add_argument("--seed", type=natural, default=0, help="seed of the fit")
+    s.add_argument("--threads", type=count, default=2, help="ONNX Runtime threads")
+    s.add_argument("--gate-epochs", type=count, default=5, help="gated: training epochs")
+    s.add_argument("--gate-batch-size", type=count, default=64, help="gated: batch size")
+    s.add_argument("--gate-lr", type=positive, default=1e-3, help="gated: learning rate")
+    s.add_argument("--gate-width", type=count, default=16, help="gated: channels of the gate")
     add_ou_tsne_options(s)
     s.set_defaults(func=_cmd_ensemble)
     add_ou_tsne_parser(sub, common)

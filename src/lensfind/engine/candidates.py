@@ -12,13 +12,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from lensfind.engine.shard import SCORES_DIR, STATUSES, reason_class
 from lensfind.parquet_files import read_parquet
-
-CANDIDATES_PARQUET = "candidates.parquet"
-CANDIDATES_FITS = "candidates.fits"
 
 
 @dataclass
@@ -70,26 +66,3 @@ def rank_candidates(tally: ScoreTally, model_sha256: str) -> pa.Table:
     return cand.append_column(
         "model_sha256", pa.array([model_sha256] * cand.num_rows, type=pa.string())
     )
-
-
-def write_candidates(run_dir: Path, candidates: pa.Table) -> None:
-    """Write ``candidates.parquet`` and ``candidates.fits`` (atomic renames)."""
-    from astropy.table import Table
-
-    tmp = run_dir / f".{CANDIDATES_PARQUET}.tmp"
-    pq.write_table(candidates, tmp)
-    tmp.replace(run_dir / CANDIDATES_PARQUET)
-    table = Table(
-        {
-            name: (
-                col.to_numpy(zero_copy_only=False).astype(str)
-                if pa.types.is_string(col.type)
-                else col.to_numpy(zero_copy_only=False)
-            )
-            for name, col in zip(candidates.column_names, candidates.columns, strict=True)
-        }
-    )
-    table.meta["EXTNAME"] = "CANDIDATES"
-    tmp_fits = run_dir / f".{CANDIDATES_FITS}.tmp"
-    table.write(tmp_fits, format="fits", overwrite=True)
-    tmp_fits.replace(run_dir / CANDIDATES_FITS)

@@ -40,20 +40,20 @@ class RunConfig:
     Attributes
     ----------
     model : str or None
-        Shipped model name or model directory; None uses the survey's default.
+        Shipped model name or model directory (unset: the survey's shipped model).
     out : Path or None
-        Run directory; None creates ``runs/<survey>-<timestamp>``.
+        Run directory (unset: ``runs/<survey>-<timestamp>``).
     workers : int or None
         Local Dask worker processes (0: one shard at a time in this process).
-        Not given: a run of up to 20,000 objects scores its shards on 2
-        threads in this process (no cluster to start), a larger one on a local
-        cluster of 2 worker processes.
+        Unset: a run of up to 20,000 objects scores its shards on 2 threads
+        in this process (no cluster to start), a larger one on a local cluster
+        of 2 worker processes.
     scheduler : str or None
         Address of an existing Dask scheduler (overrides ``workers``).
     batch_size : int
-        Cutouts per model call.
+        Cutouts per model call (>= 1).
     threshold : float or None
-        Candidate threshold on the lens probability; None uses the model card's.
+        Candidate threshold on the lens probability, 0..1 (unset: the model card's).
     resume : bool
         Continue an interrupted run in ``out``.
     quiet : bool
@@ -72,14 +72,14 @@ class RunConfig:
         is not available is an error, never a silent fallback.
     known_lenses : Path or None
         Known-lens catalogue (lenscat-format CSV) the candidates are
-        cross-matched against; None uses the vendored lenscat catalogue.
+        cross-matched against (unset: the vendored lenscat catalogue).
     known_lens_radius_arcsec : float
         Cross-match radius, arcsec (0 matches only exact positions).
     prior_lens_rate : float or None
         Expected fraction of the scanned galaxies that are lenses, for the
-        expected purity of the candidates; None: the planted fraction of a
-        synthetic region (its ``region.json``), else 1e-3 (Jacobs+22: fewer than
-        1 in 1000 galaxies on the sky).
+        expected purity of the candidates, in (0, 1) (unset: the planted fraction
+        of a synthetic region, from its ``truth.parquet``, else 1e-3, Jacobs+22:
+        fewer than 1 in 1000 galaxies on the sky).
     """
 
     env_prefix: ClassVar[str] = ""
@@ -131,14 +131,14 @@ class ScanConfig(RunConfig):
     survey : str
         Survey registry name.
     data_dir : Path or None
-        Survey data directory; None uses the embedded default region.
+        Survey data directory (unset: the embedded default region).
     shard_size : int
         Maximum objects per shard (a shard never spans tiles). 1024 is about a
         second of one CPU core: per-shard costs (opening the tile, the store's
         files, the commit) stay a few per cent, and a worker's cutting buffer
         stays ~160 MB for 4 x 100 x 100 float32 cutouts.
     inject_rate : float
-        Fraction of scored galaxies that also get a copy with an injected
+        Fraction (0..1) of scored galaxies that also get a copy with an injected
         simulated lens, scored in the same batches, to measure the scan's
         selection function (0 turns it off). Injected copies never enter the
         candidates.
@@ -151,7 +151,7 @@ class ScanConfig(RunConfig):
     inject_population : Path or None
         YAML file of population settings (PopulationConfig fields: theta_e_range_arcsec,
         source_mag_g_range, min_source_snr, shear_sigma, ...) over the population the
-        model was trained on (its card's), which None injects as it is.
+        model was trained on (unset: its card's population as it is).
     inject_hosts : Path or None
         YAML file of host-selection settings (HostSelection fields: colour_cuts,
         mag_band, mag_range, classes, ...) over the survey's default deflector cuts.

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from lensfind.engine.cluster import Executor, executor
+from lensfind.engine.cluster import Executor, executor, executor_kind
 from lensfind.engine.manifest import Manifest
 from lensfind.engine.metrics import ScanMetrics
 from lensfind.engine.shard import SCORES_DIR, ShardResult, write_scores
@@ -100,11 +100,16 @@ class Dispatcher:
         n_committed = 0
         attempts: dict[str, int] = {}
         in_flight: dict[Any, Any] = {}
+        where = f"scheduler {scheduler}" if scheduler else f"{gpus or workers or 2} local worker(s)"
+        dask = executor_kind(workers, scheduler, n_objects, gpus) == "dask"
+        _status(progress, f"starting {where}" if dask else "")
         with executor(workers, scheduler, gpus, n_objects) as ex:
             limit = 3 * ex.n_workers()
             options = ex.submit_options()
             if warm_up is not None:
+                _status(progress, f"loading the model on {ex.n_workers()} worker(s)")
                 _warm_up_workers(ex, warm_up, options)
+            _status(progress, "cutting and scoring the first shards" if pending else "")
             t0, cpu0 = time.perf_counter(), time.process_time()
             while pending is not None or in_flight:
                 while pending is not None and len(in_flight) < limit:
@@ -128,6 +133,8 @@ class Dispatcher:
                         result = self._quarantine(t, attempts[t.shard_id], exc)
                     self._commit(manifest, t, result)
                     n_committed += 1
+                    if n_committed == 1:
+                        _status(progress, "")
                     progress.update(t.objects.num_rows)
             self.dispatch_seconds = time.perf_counter() - t0
             self.driver_cpu_seconds = time.process_time() - cpu0
@@ -201,6 +208,12 @@ def quarantined_shards(run_dir: Path) -> set[str]:
             except (json.JSONDecodeError, KeyError):
                 continue
     return out
+
+
+def _status(progress: Any, text: str) -> None:
+    """Say on the progress bar what the run is doing before its first object."""
+    if hasattr(progress, "set_postfix_str"):
+        progress.set_postfix_str(text)
 
 
 def _warm_up_workers(ex: Executor, fn: Callable[[], Any], options: dict[str, Any]) -> None:

@@ -5,7 +5,6 @@ cutouts and running the model. Sharded, resumable and monitored exactly like a
 scan (one task per store shard, the same manifest, metrics and run directory).
 """
 
-import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,10 +12,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from lensfind.catalogue.purity import DEFAULT_PRIOR_LENS_RATE
 from lensfind.engine.config import ScoreConfig
 from lensfind.engine.plan import Plan, Shard
-from lensfind.engine.run import ScanResult, default_run_dir, execute
+from lensfind.engine.run import ScanResult, default_run_dir, execute, with_prior
 from lensfind.engine.scoring import check_provider, score_batches
 from lensfind.engine.shard import ShardResult, release_memory, write_scores
 from lensfind.engine.store import (
@@ -114,8 +112,7 @@ def run_score(config: ScoreConfig) -> ScanResult:
     assert config.cutouts is not None and config.model is not None  # ScoreConfig checks
     store = config.cutouts
     check_provider(config)
-    if config.prior_lens_rate is None:
-        config = dataclasses.replace(config, prior_lens_rate=DEFAULT_PRIOR_LENS_RATE)
+    config, prior_source = with_prior(config)
     card = resolve_model(config.model, survey="")
     threshold = card.threshold if config.threshold is None else config.threshold
     plan = plan_store(store, card.survey)
@@ -138,7 +135,8 @@ def run_score(config: ScoreConfig) -> ScanResult:
 
     return execute(
         config, plan, run_dir, card, threshold, process_rescore, make_task, lens_ids=set(),
-        extra_summary={"cutouts": str(store), "provider": config.provider}, start=start,
+        extra_summary={"cutouts": str(store), "provider": config.provider,
+                       "prior_lens_rate_source": prior_source}, start=start,
     )  # fmt: skip
 
 

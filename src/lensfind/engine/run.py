@@ -5,18 +5,19 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from tqdm.auto import tqdm
 
 from lensfind import __version__
+from lensfind.catalogue.candidate_files import CandidateProvenance, write_candidates
 from lensfind.catalogue.known_lenses import add_known_lens_columns
-from lensfind.catalogue.purity import expected_purity, ranked_posterior
-from lensfind.engine.candidates import ScoreTally, rank_candidates, tally_scores, write_candidates
+from lensfind.catalogue.purity import DEFAULT_PRIOR_LENS_RATE, expected_purity, ranked_posterior
+from lensfind.engine.candidates import ScoreTally, rank_candidates, tally_scores
 from lensfind.engine.cluster import DEFAULT_WORKERS, executor_kind, local_gpus
 from lensfind.engine.config import RunConfig
 from lensfind.engine.dispatch import Dispatcher, quarantined_shards
@@ -38,6 +39,7 @@ EXIT_OK = 0
 EXIT_WITH_FAILURES = 3  # the run completed, but some objects ended "failed"
 EXIT_WITH_QUARANTINE = 4  # the run completed, but some shards were quarantined
 log = logging.getLogger("lensfind.run")
+R = TypeVar("R", bound=RunConfig)
 
 
 @dataclass(frozen=True)
@@ -143,10 +145,17 @@ def candidate_purity(
     return {"calibrated_scores": calibrated, **purity, "file": PURITY_PNG}
 
 
-def _prior(config: RunConfig) -> float:
-    """The run's prior lens rate (resolved by ``run_scan``/``run_score``)."""
-    assert config.prior_lens_rate is not None
-    return config.prior_lens_rate
+def with_prior(config: R, region_lens_fraction: float | None = None) -> tuple[R, str]:
+    """``config`` with its prior lens rate resolved, and where the rate came from.
+
+    ``--prior-lens-rate`` wins; else a synthetic region's planted lens fraction;
+    else :data:`~lensfind.catalogue.purity.DEFAULT_PRIOR_LENS_RATE` (the sky's).
+    """
+    if config.prior_lens_rate is not None:
+        return config, "--prior-lens-rate"
+    if region_lens_fraction:
+        return replace(config, prior_lens_rate=region_lens_fraction), "the region's planted lenses"
+    return replace(config, prior_lens_rate=DEFAULT_PRIOR_LENS_RATE), "the sky (Jacobs+22)"
 
 
 def execute(
@@ -210,7 +219,12 @@ def execute(
     candidates = add_known_lens_columns(
         candidates, config.known_lens_radius_arcsec, config.known_lenses
     )
-    write_candidates(run_dir, candidates)
+    prior = config.prior_lens_rate
+    assert prior is not None, "resolved by with_prior"
+    prior_source = extra_summary.get("prior_lens_rate_source", "--prior-lens-rate")
+    write_candidates(run_dir, candidates, CandidateProvenance(
+        card.name, card.sha256, threshold, plan.survey, run_dir.name, prior, prior_source,
+        __version__))  # fmt: skip
     finalised = finalise(tally) if finalise is not None else {}
     counts = tally.status_counts()
     scored_now = sum(committed[s.shard_id]["counts"]["scored"] for s in pending)
@@ -244,7 +258,7 @@ def execute(
         ),
         "known_lens_radius_arcsec": config.known_lens_radius_arcsec,
         "expected_purity": candidate_purity(
-            run_dir, candidates, counts["scored"], threshold, card, _prior(config)
+            run_dir, candidates, counts["scored"], threshold, card, prior
         ),
         "workers": config.scheduler
         or (DEFAULT_WORKERS if config.workers is None else config.workers),

@@ -1,13 +1,11 @@
 """``engine scan``: catalogue + tiles -> plan -> shards on Dask -> candidates + summary."""
 
-import dataclasses
 import time
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
-from lensfind.catalogue.purity import DEFAULT_PRIOR_LENS_RATE
 from lensfind.engine.candidates import ScoreTally
 from lensfind.engine.catalog import read_catalog
 from lensfind.engine.config import ScanConfig
@@ -21,6 +19,7 @@ from lensfind.engine.run import (
     ScanResult,
     default_run_dir,
     execute,
+    with_prior,
 )
 from lensfind.engine.scoring import check_provider
 from lensfind.engine.shard import ShardTask, process_shard
@@ -54,9 +53,7 @@ def run_scan(config: ScanConfig) -> ScanResult:
         )
     threshold = card.threshold if config.threshold is None else config.threshold
     data_dir = config.data_dir or default_region(spec, quiet=config.quiet)
-    if config.prior_lens_rate is None:  # a synthetic region knows its own lens rate
-        prior = region_lens_fraction(data_dir) or DEFAULT_PRIOR_LENS_RATE
-        config = dataclasses.replace(config, prior_lens_rate=prior)
+    config, prior_source = with_prior(config, region_lens_fraction(data_dir))
     cat_file = catalog_path(data_dir)
     catalog = read_catalog(cat_file)
     plan = make_plan(catalog, cat_file, data_dir, spec, config.shard_size)
@@ -84,6 +81,7 @@ def run_scan(config: ScanConfig) -> ScanResult:
         config, plan, run_dir, card, threshold, process_shard, make_task,
         lens_ids=planted_lens_ids(data_dir),
         extra_summary={"embedded_default": config.data_dir is None, "provider": config.provider,
+                       "prior_lens_rate_source": prior_source,
                        "store_dtype": config.store_dtype,
                        "store_compression": config.store_compression},
         start=start,

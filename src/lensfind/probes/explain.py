@@ -6,6 +6,7 @@ the gradient and generation methods use the model's torch weights (the card's
 """
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,11 @@ MAP_METHODS = ("occlusion", "gradcam", "guided_backprop", "guided_gradcam")
 
 
 def load_inputs(
-    source: str | None, card: ModelCard, n: int, seed: int
+    source: str | None,
+    card: ModelCard,
+    n: int,
+    seed: int,
+    progress: Callable[[int], Any] | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None, str]:
     """Raw cutouts (counts) to explain, in the card's band order, their labels if known,
     and a description.
@@ -28,7 +33,8 @@ def load_inputs(
     ``source`` is ``None``/``"simulated"`` (a fresh 50/50 simulated set of
     ``n``), a simulated set written by ``engine simulate`` (``.zarr``), or a
     ``.npy`` array ``(N, bands, H, W)`` (already in the card's band order).
-    Simulated cutouts come in their survey's band order and are reordered.
+    Simulated cutouts come in their survey's band order and are reordered;
+    ``progress(k)`` follows their simulation.
     """
     from lensfind.runtime.bands import band_order, take_bands
     from lensfind.surveys import get_survey
@@ -40,7 +46,7 @@ def load_inputs(
         from lensfind.probes.sensitivity import make_probe_set
 
         spec = get_survey(card.survey)
-        ps = make_probe_set(spec, n, seed)
+        ps = make_probe_set(spec, n, seed, progress=progress)
         images = in_card_order(ps.images, spec.band_names)
         return images, ps.is_lens, f"simulated {card.survey}, n={n}, seed={seed}"
     path = Path(source)
@@ -57,8 +63,19 @@ def load_inputs(
     return images, np.asarray(data.truth["is_lens"], bool), str(path)
 
 
-def explain(method: str, card: ModelCard, raw: np.ndarray, **options: Any) -> np.ndarray:
-    """Run saliency ``method`` for ``card``'s model on raw cutouts (counts)."""
+def explain(
+    method: str,
+    card: ModelCard,
+    raw: np.ndarray,
+    progress: Callable[[int], Any] | None = None,
+    **options: Any,
+) -> np.ndarray:
+    """Run saliency ``method`` for ``card``'s model on raw cutouts (counts).
+
+    The model is loaded once and the cutouts explained one at a time (every
+    method works per image), ``progress(1)`` after each; ``class_image``
+    makes one image whatever the input, one step.
+    """
     from lensfind.probes.saliency import get_method
 
     fn = get_method(method)
@@ -69,27 +86,49 @@ def explain(method: str, card: ModelCard, raw: np.ndarray, **options: Any) -> np
     if method == "occlusion":
         from lensfind.runtime.scorer import OnnxScorer
 
-        return np.asarray(fn(OnnxScorer(card, threads=2), raw, **options))
-    from lensfind.export.torch_weights import load_torch_model
+        scorer = OnnxScorer(card, threads=2)
 
-    model = load_torch_model(card)
-    if method == "class_image":
-        return np.asarray(fn(model, tuple(card.input_shape), **options))[None]
-    x = card.normalisation(np.ascontiguousarray(raw, dtype=np.float32))
-    if method == "kernels":
-        return np.stack([np.asarray(fn(model, x[i], **options)) for i in range(len(x))])
-    return np.asarray(fn(model, x, **options))
+        def run(x: np.ndarray) -> np.ndarray:
+            return np.asarray(fn(scorer, x, **options))
+
+    else:
+        from lensfind.export.torch_weights import load_torch_model
+
+        model = load_torch_model(card)
+        if method == "class_image":
+            image = np.asarray(fn(model, tuple(card.input_shape), **options))[None]
+            if progress is not None:
+                progress(1)
+            return image
+
+        def run(x: np.ndarray) -> np.ndarray:  # type: ignore[misc]  # the other branch's
+            x = card.normalisation(np.ascontiguousarray(x, dtype=np.float32))
+            if method == "kernels":
+                return np.stack([np.asarray(fn(model, xi, **options)) for xi in x])
+            return np.asarray(fn(model, x, **options))
+
+    parts = []
+    for i in range(len(raw)):
+        parts.append(run(raw[i : i + 1]))
+        if progress is not None:
+            progress(1)
+    return np.concatenate(parts)
 
 
 def explain_cli(args: argparse.Namespace) -> int:
     """The ``engine explain`` command: maps as ``.npy``, a PNG and a JSON record."""
+    from tqdm.auto import tqdm
+
     from lensfind.probes.saliency import get_method, save_saliency_png
     from lensfind.runtime.scorer import OnnxScorer
     from lensfind.runtime.shipped import resolve_model
 
     get_method(args.method)  # an unknown name fails before any work
     card = resolve_model(args.model, args.survey)
-    raw, labels, description = load_inputs(args.input, card, args.n, args.seed)
+    quiet = bool(getattr(args, "quiet", False))
+    simulated = args.input in (None, "simulated")
+    with tqdm(total=args.n, desc="simulate", unit="obj", disable=quiet or not simulated) as bar:
+        raw, labels, description = load_inputs(args.input, card, args.n, args.seed, bar.update)
     if args.index:
         idx = [int(i) for i in args.index.split(",")]
         bad = [i for i in idx if not 0 <= i < len(raw)]
@@ -99,7 +138,9 @@ def explain_cli(args: argparse.Namespace) -> int:
         labels = None if labels is None else labels[idx]
     out = args.out or Path("explain") / f"{card.name}-{args.method}"
     out.mkdir(parents=True, exist_ok=True)
-    maps = explain(args.method, card, raw)
+    steps = 1 if args.method == "class_image" else len(raw)
+    with tqdm(total=steps, desc=args.method, unit="cutout", disable=quiet) as bar:
+        maps = explain(args.method, card, raw, progress=bar.update)
     np.save(out / f"{args.method}.npy", maps)
     scores = OnnxScorer(card, threads=2)(raw)
     titles = [

@@ -1,7 +1,10 @@
 """Plots of probe results in the style of Jacobs et al. (2022): mean correct-class
-score +- its standard deviation against the parameter, the 0.5 line, one curve per
-model, one panel per test set; heat maps for 2-D surfaces; completeness curves."""
+score against the parameter with its standard error as error bars and the
+population standard deviation as a band (clipped to [0, 1]), the 0.5 line, one
+curve per model, one panel per test set; heat maps for 2-D surfaces;
+completeness curves."""
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +21,13 @@ def _col(table: pa.Table, name: str) -> np.ndarray:
 
 
 def plot_curves(result: ProbeResult, path: Path) -> Path:
-    """Mean ``s_k`` +- std against the bin centre or strength, per test set and model."""
+    """Mean ``s_k`` against the bin centre or strength, per test set and model.
+
+    Error bars: the standard error of the mean (``sem``); shaded: mean +- the
+    population standard deviation, clipped to [0, 1] (``s_k`` cannot leave it).
+    Bins under the probe's ``min_count`` are left out. Long axis labels are
+    wrapped and dense tick labels rotated, so neighbouring panels never overlap.
+    """
     plt = pyplot()
     t = result.table
     x = _col(t, "p") if "p" in t.column_names else _col(t, "centre")
@@ -29,14 +38,21 @@ def plot_curves(result: ProbeResult, path: Path) -> Path:
             sel = (_col(t, "model") == model) & (_col(t, "test_set") == ts)
             if "ok" in t.column_names:
                 sel &= _col(t, "ok").astype(bool)
-            mean, std = _col(t, "mean")[sel], _col(t, "std")[sel]
-            ax.errorbar(x[sel], mean, yerr=std, marker="o", ms=3, capsize=2, label=model)
+            xs, mean, std = x[sel], _col(t, "mean")[sel], _col(t, "std")[sel]
+            order = np.argsort(xs, kind="stable")
+            xs, mean, std, sem = xs[order], mean[order], std[order], _col(t, "sem")[sel][order]
+            line = ax.errorbar(xs, mean, yerr=np.nan_to_num(sem), marker="o", ms=3, capsize=2,
+                               label=model)  # fmt: skip
+            ax.fill_between(xs, np.clip(mean - std, 0, 1), np.clip(mean + std, 0, 1),
+                            color=line[0].get_color(), alpha=0.15, lw=0)  # fmt: skip
         ax.axhline(0.5, color="0.4", lw=1, ls="--")
         ax.set_ylim(-0.05, 1.05)
-        ax.set_xlabel(result.x_label)
+        ax.set_xlabel(textwrap.fill(result.x_label, 40), fontsize=9)
+        if len(np.unique(x)) > 6:
+            ax.tick_params(axis="x", labelrotation=45, labelsize=8)
         ax.set_title(_TITLES.get(ts, ts))
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("mean correct-class score $s_k$")
+    axes[0][0].set_ylabel("mean correct-class score $s_k$\n(bars: std. error; band: std.)")
     axes[0][-1].legend(fontsize=8, loc="lower left")
     fig.suptitle(f"sensitivity to {result.name}", fontsize=10)
     fig.tight_layout()

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from lensfind.errors import ConfigError
+from lensfind.probes.names import PARAMETERS, SUITE, ParameterProbe, check_probe, probe_names
 from lensfind.probes.perturbations import PERTURBATIONS
 from lensfind.probes.report import write_report, write_result
 from lensfind.probes.sensitivity import (
@@ -32,30 +33,7 @@ from lensfind.probes.stats import make_edges
 from lensfind.runtime.scorer import Scorer
 from lensfind.surveys.spec import SurveySpec
 
-
-@dataclass(frozen=True)
-class ParameterProbe:
-    """A truth column to bin by, its default bin width and axis label (with units)."""
-
-    column: str
-    width: float
-    label: str
-
-
-PARAMETERS: dict[str, ParameterProbe] = {
-    "theta_e": ParameterProbe("theta_e_arcsec", 0.052, "Einstein radius (arcsec)"),
-    "source_mag": ParameterProbe("mag_g_source", 0.1, "lensed source g magnitude (AB)"),
-    "lens_mag": ParameterProbe("mag_r_lens", 0.1, "lens r magnitude (AB)"),
-    "seeing": ParameterProbe("psf_fwhm_arcsec", 0.05, "PSF FWHM, r band (arcsec)"),
-    "alpha": ParameterProbe("alpha", 0.05, "source / lens peak brightness ratio"),
-}
-#: The paper's full set, in the order of its figures.
-SUITE = ("colour", "psf", "blur", "noise", "annulus", "disk", "theta_e", "source_mag", "lens_mag")
-
-
-def probe_names() -> list[str]:
-    """Every name ``engine probe`` accepts (besides ``suite``, ``selection`` and ``surface``)."""
-    return [*PERTURBATIONS, "psf", *PARAMETERS, "parameter"]
+__all__ = ["PARAMETERS", "SUITE", "ParameterProbe", "ProbeOptions", "probe_names", "run_probes"]
 
 
 @dataclass(frozen=True)
@@ -172,9 +150,8 @@ def run_probe(
                                          make_edges(y, opts.bins or 8), opts.threshold,
                                          min_count=max(1, opts.min_count // 2)))  # fmt: skip
         return results
-    raise ConfigError(
-        f"unknown probe {name!r} (known: suite, selection, {', '.join(probe_names())})"
-    )
+    check_probe(name)
+    raise ConfigError(f"probe {name!r} does not run on its own (engine probe {name})")
 
 
 def _known(probe_set: ProbeSet, column: str) -> str:
@@ -194,6 +171,45 @@ def _column(probe_set: ProbeSet, column: str) -> np.ndarray:
     return values
 
 
+def probe_steps(name: str, opts: ProbeOptions) -> int:
+    """Steps of the named probe's progress bar: its strengths, or 1 for a parameter probe."""
+    if name == "psf":
+        return len(opts.strengths or PSF_FACTORS)
+    if name in PERTURBATIONS:
+        return len(opts.strengths or PERTURBATIONS[name].strengths)
+    return 1
+
+
+def sparse_bins(result: ProbeResult, n: int) -> dict[str, Any] | None:
+    """The bins of a parameter probe under its ``min_count``, and the ``--n`` that fills them.
+
+    Returns None when every bin is full (or the probe has no bins). Otherwise
+    ``n_bins``, ``n_sparse`` (bins with fewer than ``min_count`` objects, left
+    out of the trend), ``n_empty``, ``min_count``, ``centres`` of the sparse
+    bins and ``suggested_n``: the probe-set size at which every non-empty
+    sparse bin, the sparsest included, would reach ``min_count`` (counts
+    scale with ``n``), rounded up to a hundred; None if every sparse bin is
+    empty (no ``n`` fills a bin outside the simulated population).
+    """
+    if result.kind != "parameter" or "ok" not in result.table.column_names:
+        return None
+    t = result.table
+    first = np.asarray(t["model"].to_pylist()) == t["model"][0].as_py() if t.num_rows else []
+    counts = np.asarray(t["n"].to_pylist())[first]
+    ok = np.asarray(t["ok"].to_pylist(), dtype=bool)[first]
+    if ok.all():
+        return None
+    min_count = int(result.meta.get("min_count", 1))
+    filled = counts[~ok][counts[~ok] > 0]
+    suggested = None
+    if filled.size:
+        suggested = int(np.ceil(n * min_count / filled.min() / 100.0) * 100)
+    centres = np.asarray(t["centre"].to_pylist())[first][~ok]
+    return {"n_bins": int(ok.size), "n_sparse": int((~ok).sum()),
+            "n_empty": int((counts == 0).sum()), "min_count": min_count,
+            "centres": [round(float(c), 4) for c in centres], "suggested_n": suggested}  # fmt: skip
+
+
 def run_probes(
     names: Sequence[str],
     scorers: Mapping[str, Scorer],
@@ -203,18 +219,31 @@ def run_probes(
     seed: int,
     out_dir: Path,
     opts: ProbeOptions | None = None,
-    progress: Callable[[str], Callable[[int], None] | None] | None = None,
-) -> Path:
-    """Run probes on one shared probe set, write every result and ``report.html``."""
+    progress: Callable[[str, int], Callable[[int], None] | None] | None = None,
+) -> tuple[Path, dict[str, dict[str, Any]]]:
+    """Run probes on one shared probe set, write every result and ``report.html``.
+
+    ``progress(step, total)`` returns the ``update(k)`` of a bar of ``total``
+    steps: ``simulate`` (objects of the probe set), then each probe
+    (:func:`probe_steps`). Returns the report's path and, by probe, its
+    :func:`sparse_bins` (only probes that have some).
+    """
     opts = opts or ProbeOptions()
     probe_set = None
     if any(name != "psf" for name in names):
-        probe_set = make_probe_set(spec, n, seed)
-    entries = []
+        tick = progress("simulate", n) if progress else None
+        probe_set = make_probe_set(spec, n, seed, progress=tick)
+    entries, sparse = [], {}
     for name in names:
-        tick = progress(name) if progress else None
+        tick = progress(name, probe_steps(name, opts)) if progress else None
         for result in run_probe(name, scorers, spec, probe_set, n, seed, opts, tick):
+            found = sparse_bins(result, n)
+            if found:
+                result.meta["sparse_bins"] = sparse[result.name] = found
             entries.append((result, write_result(result, out_dir, model_shas)))
+        if tick is not None and probe_steps(name, opts) == 1:
+            tick(1)
     description = {"survey": spec.name, "n": n, "seed": seed, "models": model_shas,
                    "test_sets": list(TEST_SETS), "probes": list(names)}  # fmt: skip
-    return write_report(out_dir, entries, f"lensfind sensitivity probes: {spec.name}", description)
+    title = f"lensfind sensitivity probes: {spec.name}"
+    return write_report(out_dir, entries, title, description), sparse

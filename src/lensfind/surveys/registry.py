@@ -1,6 +1,6 @@
 """The registry of known surveys."""
 
-from lensfind.errors import UnknownSurveyError
+from lensfind.errors import UnknownSurveyError, suggestion
 from lensfind.surveys.spec import BandSpec, SurveySpec
 
 # DES Y3 coadds: 0.263"/px, AB zero point 30. Median PSF FWHM g/r/i from Jacobs+22
@@ -59,7 +59,8 @@ def get_survey(name: str) -> SurveySpec:
         return _REGISTRY[name]
     except KeyError:
         known = ", ".join(sorted(_REGISTRY))
-        raise UnknownSurveyError(f"unknown survey {name!r} (known: {known})") from None
+        hint = suggestion(name, _REGISTRY)
+        raise UnknownSurveyError(f"unknown survey {name!r}{hint} (known: {known})") from None
 
 
 def list_surveys() -> list[SurveySpec]:

@@ -167,8 +167,12 @@ class TrainJob:
 
     Attributes
     ----------
-    train_set, test_set : Path
-        Simulated sets (``engine simulate``); the test set is optional.
+    train_set : Path
+        Simulated set to train on (``engine simulate``), split into training and
+        validation by ``val_fraction``.
+    test_set : Path or None
+        Held-out simulated set, never seen in training: its metrics go into the
+        report and the model card (optional).
     out : Path
         Checkpoint directory (``checkpoint.pt``, ``last.pt``, metrics, plots, report).
     export : bool

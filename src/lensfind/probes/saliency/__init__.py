@@ -27,7 +27,7 @@ extra (torch, captum); the others raise :class:`~lensfind.errors.MissingExtraErr
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from lensfind.errors import ConfigError
+from lensfind.errors import ConfigError, suggestion
 from lensfind.probes.saliency.generate import class_dream, class_image, deep_dream, kernel_patterns
 from lensfind.probes.saliency.gradients import grad_cam, guided_backprop, guided_grad_cam
 from lensfind.probes.saliency.inputs import TARGETS
@@ -78,7 +78,10 @@ class _Registry(Mapping[str, Callable[..., Any]]):
             return self._methods[name]
         except KeyError:
             known = ", ".join(self._methods)
-            raise UnknownMethodError(f"unknown saliency method {name!r} (known: {known})") from None
+            hint = suggestion(name, self._methods)
+            raise UnknownMethodError(
+                f"unknown saliency method {name!r}{hint} (known: {known})"
+            ) from None
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._methods)
