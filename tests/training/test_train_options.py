@@ -164,7 +164,7 @@ def test_a_constant_rate_run_continues_for_more_epochs(tiny_set, tmp_path):
     more = loop.train(tiny_set, tmp_path / "cut", TrainConfig(**longer), quiet=True, resume=True)
     assert len(more["history"]) == 2  # NaN-safe comparison (an undefined precision is NaN)
     assert json.dumps(more["history"]) == json.dumps(full["history"])
-    with pytest.raises(ResumeError, match="2 epochs already ran; --epochs must be at least"):
+    with pytest.raises(ResumeError, match="2 epochs already ran; --epochs is fewer"):
         loop.train(tiny_set, tmp_path / "cut", TrainConfig(**{**longer, "epochs": 1}),
                    resume=True)  # fmt: skip
     # a run set to more epochs, stopped early, then finished at the epochs it ran

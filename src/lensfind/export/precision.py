@@ -136,20 +136,26 @@ def simulated_set(card: ModelCard, n: int, seed: int) -> tuple[np.ndarray, np.nd
 
     Read-only arrays, simulated once per process for each (survey, bands, size, n, seed).
     """
-    return _simulated(card.survey, card.bands, card.input_shape[1], n, seed)
+    return _simulated(card.survey, card.bands, card.input_shape[1], n, seed,
+                      card.pixel_scale_arcsec)  # fmt: skip
 
 
 @functools.lru_cache(maxsize=8)
 def _simulated(
-    survey: str, bands: tuple[str, ...], size_px: int, n: int, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
+    survey: str, bands: tuple[str, ...], size_px: int, n: int, seed: int,
+    pixel_scale_arcsec: float | None = None,
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    from lensfind.simulation.dataset import on_common_grid
+    from lensfind.simulation.population import PopulationConfig
     from lensfind.simulation.simulate import simulate
     from lensfind.surveys import get_survey
 
-    spec = get_survey(survey)
+    spec, config = get_survey(survey), PopulationConfig()
+    if pixel_scale_arcsec is not None:  # the model's grid (e.g. Euclid NISP for OU-66)
+        spec, config = on_common_grid(spec, pixel_scale_arcsec, size_px, config)
     if spec.band_names != bands or spec.cutout_px != size_px:
         spec = spec.select(bands, cutout_px=size_px)
-    sim = simulate(spec, n, seed)
+    sim = simulate(spec, n, seed, config=config)
     images, is_lens = sim.images, np.asarray(sim.truth["is_lens"], dtype=bool)
     images.flags.writeable = False
     is_lens.flags.writeable = False

@@ -280,9 +280,7 @@ def _restore(run: _Run) -> None:
     defaults = json_safe(dataclasses.asdict(TrainConfig()))
     check_resumable(path, {**defaults, **progress["identity"]}, json_safe(run.identity))
     if run.config.epochs < int(progress["epoch"]):
-        raise ResumeError(
-            f"{path}: {progress['epoch']} epochs already ran; --epochs must be at least that"
-        )
+        raise ResumeError(f"{path}: {progress['epoch']} epochs already ran; --epochs is fewer")
     run.model.load_state_dict(blob["model"])
     run.opt.load_state_dict(blob["optimizer"])
     if run.sched is not None:
