@@ -7,16 +7,19 @@ and opens one candidate's page with its on-demand occlusion map.
 """
 
 import csv
+import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 from lensfind.testing import free_port
@@ -53,8 +56,9 @@ def browser():
 
 
 @contextmanager
-def _serving(run_dir: Path, *options: str) -> Iterator[tuple[str, Path]]:
-    """``engine inspect run_dir`` in a subprocess on a free port: ``(url, log file)``."""
+def _serving(run_dir: Path, *options: str, kill: bool = False) -> Iterator[tuple[str, Path]]:
+    """``engine inspect run_dir`` in a subprocess on a free port: ``(url, log file)``;
+    ended with SIGTERM, or SIGKILL with ``kill=True``."""
     port = free_port()
     log = run_dir.parent / f"{run_dir.name}-server.log"
     with open(log, "w") as out:
@@ -75,7 +79,7 @@ def _serving(run_dir: Path, *options: str) -> Iterator[tuple[str, Path]]:
                 time.sleep(0.2)
         yield f"http://127.0.0.1:{port}/", log
     finally:
-        proc.terminate()
+        proc.kill() if kill else proc.terminate()
         proc.wait(timeout=30)
 
 
@@ -85,6 +89,28 @@ def served(full_run, model_dir, tmp_path):
     run_dir = Path(shutil.copytree(full_run.run_dir, tmp_path / "run"))
     with _serving(run_dir, "--model", str(model_dir), "--grader", "tester") as (url, log):
         yield url, run_dir, log
+
+
+def test_grades_survive_a_killed_server(full_run, model_dir, tmp_path):
+    run_dir = Path(shutil.copytree(full_run.run_dir, tmp_path / "run"))
+    ids = pq.read_table(run_dir / "candidates.parquet")["object_id"].to_pylist()
+    with _serving(run_dir, "--model", str(model_dir), kill=True) as (url, _):
+        for oid, grade in zip(ids[:2], "BX", strict=True):
+            body = json.dumps({"object_id": oid, "grade": grade}).encode()
+            req = urllib.request.Request(url + "api/grade", data=body, method="POST")
+            with urllib.request.urlopen(req, timeout=30) as r:
+                assert r.status == 200
+    # SIGKILL: no shutdown code ran
+    assert [(int(r["object_id"]), r["grade"]) for r in _grades(run_dir)] == [
+        (ids[0], "B"),
+        (ids[1], "X"),
+    ]
+    assert not list(run_dir.glob(".grades.csv.*.tmp"))
+    with _serving(run_dir, "--model", str(model_dir)) as (url, _):
+        with urllib.request.urlopen(url, timeout=30) as r:
+            page = r.read().decode()
+    assert f'id="c{ids[0]}" data-id="{ids[0]}" data-score' in page
+    assert page.count('data-grade="B"') == 1 and page.count('data-grade="X"') == 1
 
 
 def _watch(page):

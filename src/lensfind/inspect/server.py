@@ -12,13 +12,15 @@ Routes (all ``GET`` but the grade)::
     /static/<file>               the pages' script and style sheet
     POST /api/grade              {"object_id": id, "grade": "A"|"B"|"C"|"X"} -> grades.csv
 
-Images are rendered once and kept (PNG bytes, a few kB per candidate).
+Images are rendered once and the latest :data:`PNG_CACHE` kept (PNG bytes, ~20 kB each);
+browsers keep them for an hour.
 """
 
 import json
 import re
 import sys
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -33,6 +35,8 @@ from lensfind.inspect.saliency import SaliencyMaps
 __all__ = ["STATIC_DIR", "InspectApp", "make_server"]
 
 STATIC_DIR = Path(__file__).parent / "static"
+#: Rendered PNGs kept in memory.
+PNG_CACHE = 8192
 TYPES = {".html": "text/html; charset=utf-8", ".png": "image/png", ".js": "text/javascript",
          ".css": "text/css", ".json": "application/json"}  # fmt: skip
 
@@ -42,7 +46,7 @@ class InspectApp:
 
     def __init__(self, run: InspectRun, grades: GradesFile, saliency: SaliencyMaps) -> None:
         self.run, self.grades, self.saliency = run, grades, saliency
-        self._png: dict[str, bytes] = {}
+        self._png: OrderedDict[str, bytes] = OrderedDict()
         self._lock = threading.Lock()
         ids = [c.object_id for c in run.candidates]
         self._neighbours = {i: (ids[k - 1] if k else None, ids[k + 1] if k + 1 < len(ids) else None)
@@ -78,22 +82,30 @@ class InspectApp:
     def _cached(self, key: str, make: Callable[[], bytes]) -> tuple[bytes, str]:
         with self._lock:
             data = self._png.get(key)
+            if data is not None:
+                self._png.move_to_end(key)
         if data is None:
             data = make()
             with self._lock:
                 self._png[key] = data
+                while len(self._png) > PNG_CACHE:
+                    self._png.popitem(last=False)
         return data, ".png"
 
     def thumb(self, oid: str) -> tuple[bytes, str]:
-        cutout = self.run.cutout(int(oid))
-        return self._cached(f"t{oid}", lambda: thumbnails.colour_png(cutout, self.run.bands))
+        self.run.candidate(int(oid))  # KeyError (404) for others
+        return self._cached(
+            f"t{oid}", lambda: thumbnails.colour_png(self.run.cutout(int(oid)), self.run.bands)
+        )
 
     def band(self, oid: str, band: str) -> tuple[bytes, str]:
         if band not in self.run.bands:
             raise KeyError(band)
-        cutout = self.run.cutout(int(oid))
+        self.run.candidate(int(oid))
         k = self.run.bands.index(band)
-        return self._cached(f"b{oid}_{band}", lambda: thumbnails.band_png(cutout, k))
+        return self._cached(
+            f"b{oid}_{band}", lambda: thumbnails.band_png(self.run.cutout(int(oid)), k)
+        )
 
     def saliency_json(self, oid: str) -> tuple[bytes, str]:
         self.saliency_png(oid)
