@@ -56,6 +56,17 @@ def test_run_view_matches_the_candidates_file(run_dir):
         run.cutout(-1)  # not a candidate
 
 
+def test_a_score_run_is_inspected_from_the_store_it_scored(full_run, model_dir, tmp_path):
+    out = tmp_path / "rescored"
+    store = full_run.run_dir / "cutouts.zarr"
+    code, printed = run_cli("--quiet", "score", "--cutouts", str(store), "--model", str(model_dir),
+                            "--out", str(out), "--workers", "0")  # fmt: skip
+    assert code == 0, printed
+    run = InspectRun(out)
+    assert run.store == store
+    assert run.candidates and run.cutout(run.candidates[0].object_id).shape[-2:] == (100, 100)
+
+
 def test_export_writes_a_static_gallery(run_dir, tmp_path):
     run = InspectRun(run_dir)
     ids = [c.object_id for c in run.candidates]

@@ -2,7 +2,8 @@
 
 Candidates come from ``RUN/candidates.parquet`` (ranked by the scan), their
 shard from the run's score files (``scores/<shard>.parquet`` lists every object
-of a shard) and their pixels from the run's cutout store through
+of a shard) and their pixels from the run's cutout store (``RUN/cutouts.zarr``,
+or for an ``engine score`` run the store it scored) through
 :mod:`lensfind.engine.store`. A shard is read once, when its first candidate is
 asked for, and only its candidates' cutouts are kept (at most
 :data:`CUTOUT_CACHE` of them).
@@ -80,10 +81,18 @@ class InspectRun:
         path = self.run_dir / CANDIDATES_PARQUET
         if not path.is_file():
             raise InspectError(f"{path}: no candidates file (is this a finished engine scan run?)")
-        self.store = self.run_dir / STORE_NAME
-        if not (self.store / "zarr.json").is_file():
-            raise InspectError(f"{self.store}: no cutout store in the run directory")
         self.summary = _read_json(self.run_dir / "summary.json")
+        # a scan's own store, or the store an ``engine score`` run re-scored (its plan's data)
+        stores = [self.run_dir / STORE_NAME]
+        data = _read_json(self.run_dir / "plan.json").get("data_dir")
+        if data and Path(data).suffix == ".zarr":
+            stores.append(Path(data))
+        found = [s for s in stores if (s / "zarr.json").is_file()]
+        if not found:
+            raise InspectError(
+                f"{self.run_dir}: no cutout store ({' or '.join(map(str, stores))} missing)"
+            )
+        self.store = found[0]
         self.candidates = _candidates(path, self.summary)
         self._by_id = {c.object_id: c for c in self.candidates}
         self._shard_of: dict[int, str] | None = None

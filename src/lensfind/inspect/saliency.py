@@ -11,10 +11,14 @@ probability by ~1e-5 but the log-odds by whole units.
 import sys
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from lensfind.inspect.run_view import InspectError, InspectRun
+
+if TYPE_CHECKING:
+    from lensfind.runtime.scorer import OnnxScorer
 
 __all__ = ["SaliencyMaps"]
 
@@ -34,11 +38,11 @@ class SaliencyMaps:
     def __init__(self, run: InspectRun, model: str | Path | None = None) -> None:
         self.run = run
         self.model = model
-        self._scorer = None
+        self._scorer: OnnxScorer | None = None
         self._maps: dict[int, np.ndarray] = {}
         self._lock = threading.Lock()
 
-    def scorer(self):
+    def scorer(self) -> "OnnxScorer":
         """The ONNX Runtime scorer of the model, for the store's bands (loaded once)."""
         if self._scorer is None:
             from lensfind.errors import ModelError
