@@ -89,3 +89,14 @@ def test_export_writes_a_static_gallery(run_dir, tmp_path):
     for html_file in [out / "index.html", out / "candidates" / f"{ids[0]}.html"]:
         for link in re.findall(r'(?:src|href)="(?![a-z]+:)([^"#]+)', html_file.read_text()):
             assert (html_file.parent / link).resolve().is_file(), (html_file.name, link)
+
+
+def test_top_keeps_the_best_ranked(run_dir, tmp_path):
+    ids = pq.read_table(run_dir / "candidates.parquet")["object_id"].to_pylist()
+    code, printed = run_cli("--quiet", "inspect", str(run_dir), "--top", "3", "--export",
+                            str(tmp_path / "g"))  # fmt: skip
+    assert code == 0 and f"the top 3 of {len(ids)} candidates" in printed
+    index = (tmp_path / "g" / "index.html").read_text()
+    assert re.findall(r'data-id="(\d+)"', index) == [str(i) for i in ids[:3]]
+    assert f"showing the top 3 of {len(ids)} candidates" in index
+    assert run_cli("inspect", str(run_dir), "--top", "0", "--export", str(tmp_path / "h"))[0] == 2

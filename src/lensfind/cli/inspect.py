@@ -13,7 +13,7 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"--port {args.port}: not a TCP port (0-65535)")
-    run = InspectRun(args.run)
+    run = InspectRun(args.run, top=args.top)
     grades = GradesFile(run.run_dir, args.grader or "")
     grades.current()  # an unreadable grades file fails here, not on the first key
     if args.export is not None:
@@ -26,7 +26,7 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     )
     host, port = server.server_address[:2]
     url = f"http://{host}:{port}/"
-    print(f"{len(run.candidates)} candidates of {run.run_dir} at {url} "
+    print(f"{_shown(run)} of {run.run_dir} at {url} "
           f"(Ctrl-C to stop); grades -> {grades.path}", flush=True)  # fmt: skip
     if not args.no_browser:
         import webbrowser
@@ -41,6 +41,11 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _shown(run: Any) -> str:
+    n, total = len(run.candidates), run.n_candidates
+    return f"{n} candidates" if n == total else f"the top {n} of {total} candidates"
+
+
 def _export(run: Any, grades: Any, args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -49,7 +54,7 @@ def _export(run: Any, grades: Any, args: argparse.Namespace) -> int:
     with tqdm(total=len(run.candidates), desc="gallery", unit="candidate",
               disable=bool(getattr(args, "quiet", False))) as bar:  # fmt: skip
         index = export_gallery(run, grades, args.export, progress=bar.update)
-    print(f"{len(run.candidates)} candidates of {run.run_dir} -> {index}")
+    print(f"{_shown(run)} of {run.run_dir} -> {index}")
     return 0
 
 
@@ -70,6 +75,9 @@ def add_inspect_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     s.add_argument("--host", default="127.0.0.1",
                    help="address to bind (default 127.0.0.1: this machine only)")  # fmt: skip
+    s.add_argument("--top", type=int, metavar="N",
+                   help="only the N best-ranked candidates (default: all; a page of 10,000 "
+                   "loads in a few seconds)")  # fmt: skip
     s.add_argument("--no-browser", action="store_true", help="do not open a web browser")
     s.add_argument("--grader", help="your name, recorded in the grader column of grades.csv")
     s.add_argument("--model", help="model for the occlusion maps (default: the run's own)")

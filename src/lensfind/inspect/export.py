@@ -36,7 +36,7 @@ def export_gallery(
     progress : callable, optional
         Called with 1 after each candidate is written.
     """
-    from lensfind.inspect.server import STATIC_DIR
+    from lensfind.inspect.server import STATIC_DIR, top_note
 
     out_dir = Path(out_dir)
     for sub in ("candidates", "thumbs", "bands"):
@@ -65,5 +65,6 @@ def export_gallery(
         shutil.copy2(grades.path, out_dir / grades.path.name)
     index = out_dir / "index.html"
     index.write_text(page.gallery_html(run.run_dir.name, cands, current, live=False,
-                                       grader=grades.grader), encoding="utf-8")  # fmt: skip
+                                       grader=grades.grader, notes=top_note(run)),
+                     encoding="utf-8")  # fmt: skip
     return index

@@ -64,6 +64,9 @@ class InspectRun:
     ----------
     run_dir : Path
         A directory written by ``engine scan`` or ``engine score``.
+    top : int, optional
+        Keep only the ``top`` best-ranked candidates (default: all);
+        :attr:`n_candidates` still counts every one.
 
     Raises
     ------
@@ -71,7 +74,7 @@ class InspectRun:
         No such directory, no ``candidates.parquet``, or no cutout store.
     """
 
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(self, run_dir: Path, top: int | None = None) -> None:
         from lensfind.engine.candidates import CANDIDATES_PARQUET
         from lensfind.engine.store import STORE_NAME
 
@@ -93,7 +96,11 @@ class InspectRun:
                 f"{self.run_dir}: no cutout store ({' or '.join(map(str, stores))} missing)"
             )
         self.store = found[0]
-        self.candidates = _candidates(path, self.summary)
+        if top is not None and top < 1:
+            raise InspectError(f"--top {top}: must be >= 1")
+        every = _candidates(path, self.summary)
+        self.n_candidates = len(every)
+        self.candidates = every[:top]
         self._by_id = {c.object_id: c for c in self.candidates}
         self._shard_of: dict[int, str] | None = None
         self._bands: tuple[str, ...] | None = None

@@ -32,13 +32,21 @@ from lensfind.inspect.grades import GradesError, GradesFile
 from lensfind.inspect.run_view import InspectError, InspectRun
 from lensfind.inspect.saliency import SaliencyMaps
 
-__all__ = ["STATIC_DIR", "InspectApp", "make_server"]
+__all__ = ["STATIC_DIR", "InspectApp", "make_server", "top_note"]
 
 STATIC_DIR = Path(__file__).parent / "static"
 #: Rendered PNGs kept in memory.
 PNG_CACHE = 8192
 TYPES = {".html": "text/html; charset=utf-8", ".png": "image/png", ".js": "text/javascript",
          ".css": "text/css", ".json": "application/json"}  # fmt: skip
+
+
+def top_note(run: InspectRun) -> list[str]:
+    """A line saying that only the best-ranked candidates are shown, where that is so."""
+    n, total = len(run.candidates), run.n_candidates
+    return (
+        [f"showing the top {n} of {total} candidates (engine inspect --top)"] if n < total else []
+    )
 
 
 class InspectApp:
@@ -64,7 +72,8 @@ class InspectApp:
     def notes(self) -> list[str]:
         prior = (self.run.summary.get("expected_purity") or {}).get("prior_lens_rate")
         model = self.run.summary.get("model", "?")
-        return [f"model {model}" + (f"; prior lens rate {prior:.3g}" if prior else "")]
+        notes = [f"model {model}" + (f"; prior lens rate {prior:.3g}" if prior else "")]
+        return notes + top_note(self.run)
 
     def gallery(self) -> tuple[bytes, str]:
         body = page.gallery_html(self.run.run_dir.name, self.run.candidates,
