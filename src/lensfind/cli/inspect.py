@@ -28,6 +28,8 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     url = f"http://{host}:{port}/"
     print(f"{_shown(run)} of {run.run_dir} at {url} "
           f"(Ctrl-C to stop); grades -> {grades.path}", flush=True)  # fmt: skip
+    if host not in ("127.0.0.1", "::1", "localhost"):
+        print(f"warning: serving on {host}: anyone who can reach it can grade", file=sys.stderr)
     if not args.no_browser:
         import webbrowser
 
