@@ -4,6 +4,8 @@ import io
 import json
 import shutil
 import socket
+import subprocess
+import sys
 import threading
 import urllib.error
 import urllib.request
@@ -15,6 +17,7 @@ from matplotlib.image import imread
 from lensfind.inspect import GradesFile, InspectError, InspectRun
 from lensfind.inspect.saliency import SaliencyMaps
 from lensfind.inspect.server import InspectApp, make_server
+from lensfind.testing import NO_TORCH
 
 
 @pytest.fixture
@@ -98,3 +101,24 @@ def test_saliency_needs_the_runs_model(full_run):
     run = InspectRun(full_run.run_dir)  # scanned with the test model, not a shipped one
     with pytest.raises(InspectError, match="pass --model"):
         SaliencyMaps(run).scorer()
+
+
+def test_inspection_needs_no_torch(full_run, model_dir):
+    """Pages, images and occlusion maps with ``import torch`` failing (ONNX Runtime only)."""
+    code = (
+        NO_TORCH
+        + f"""
+from pathlib import Path
+from lensfind.inspect import GradesFile, InspectRun
+from lensfind.inspect.saliency import SaliencyMaps
+from lensfind.inspect.server import InspectApp
+run = InspectRun(Path({str(full_run.run_dir)!r}))
+app = InspectApp(run, GradesFile(run.run_dir), SaliencyMaps(run, {str(model_dir)!r}))
+oid = str(run.candidates[0].object_id)
+assert app.gallery()[0] and app.thumb(oid)[0][:4] == b"\\x89PNG" and app.saliency_png(oid)[0]
+assert "torch" not in sys.modules
+print("ok")
+"""
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
