@@ -64,7 +64,7 @@ def test_defaults_units_and_required_markers(capsys):
     assert re.search(r"usage: engine score .*--cutouts CUTOUTS --model MODEL", score, re.S)
     assert "[--model MODEL]" not in score
     scan = page("scan")
-    assert "(default: 2)" in scan and "arcsec" in scan and "(default: des_y3)" in scan
+    assert "on 2 threads" in scan and "arcsec" in scan and "(default: des_y3)" in scan
     assert "class_dream" in page("explain")
     train = page("train")
     texts = {flag: re.search(rf"{flag} \S+\s+(.+?)\n  --", train, re.S).group(1)
@@ -76,6 +76,10 @@ def test_defaults_units_and_required_markers(capsys):
 #: One invalid value per command (each must fail while parsing, before any work).
 BAD = [
     ["scan", "--survey", "des_y4"],
+    ["bench", "startup", "--repeats", "0"],
+    ["bench", "startup", "--survey", "des_y4"],
+    ["inspect", "{tmp}/nowhere"],
+    ["inspect", "{tmp}", "--port", "70000"],
     ["scan", "--workers", "two"],
     ["scan", "--threshold", "1.5"],
     ["scan", "--shard-size", "0"],

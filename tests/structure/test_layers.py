@@ -42,8 +42,9 @@ ALLOWED: dict[str, set[str]] = {
     "engine": {"surveys", "simulation", "runtime", "catalogue", "probes.selection"},
     "bench": {"surveys", "simulation", "runtime", "training", "export", "engine", "probes",
               "catalogue"},
+    "inspect": {"runtime", "engine", "probes", "catalogue"},
     "cli": {"surveys", "simulation", "runtime", "training", "export", "engine", "probes",
-            "catalogue", "bench"},
+            "catalogue", "bench", "inspect"},
     "testing": {"surveys", "simulation", "runtime", "engine", "cli"},
     "__main__": {"cli"},
 }  # fmt: skip

@@ -17,6 +17,7 @@ from lensfind.cli.calibrate import add_calibrate_parsers
 from lensfind.cli.doctor import add_doctor_parsers
 from lensfind.cli.evaluate import add_evaluate_parsers
 from lensfind.cli.flags import HelpFormatter, Parser
+from lensfind.cli.inspect import add_inspect_parsers
 from lensfind.cli.make import add_make_parsers
 from lensfind.cli.probe import add_probe_parsers
 from lensfind.cli.scan import add_scan_parsers
@@ -62,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_evaluate_parsers(sub, common)
     add_bench_parsers(sub, common)
     add_probe_parsers(sub, common)
+    add_inspect_parsers(sub, common)
     add_doctor_parsers(sub, common)
     return p
 
