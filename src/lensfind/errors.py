@@ -28,6 +28,10 @@ class ModelError(LensfindError):
     """A model file or card that cannot be used (missing, checksum mismatch, bad shape)."""
 
 
+class StoreError(LensfindError):
+    """A cutout store that cannot be read (missing, damaged, another layout)."""
+
+
 class ResumeError(LensfindError):
     """``--resume`` on a run directory whose inputs or model changed."""
 
@@ -39,3 +43,7 @@ class MissingExtraError(LensfindError, ImportError):
         super().__init__(
             f"{module} is needed for this; install it with: pip install 'lensfind[{extra}]'"
         )
+
+
+class RunDirError(LensfindError):
+    """A run directory that cannot be created or written (not a directory, read-only, full)."""
