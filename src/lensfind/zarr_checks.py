@@ -10,6 +10,7 @@ the file, never a value. Attributes carry the sha256 of their canonical JSON
 
 import hashlib
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,36 @@ def read_one_chunk(array_dir: Path, meta: dict[str, Any]) -> np.ndarray | None:
     if crc and google_crc32c.value(raw[:size]) != int.from_bytes(raw[size:], "little"):
         raise StoreError(f"{path}: fails its crc32c ({array_dir.name} of {n} objects)")
     return np.frombuffer(raw[:size], dtype).astype(dtype.newbyteorder("="))
+
+
+def shard_checksums(path: Path, meta: dict[str, Any]) -> bytes:
+    """A zarr v3 shard file's index and every chunk's crc32c: its content, 4 bytes per chunk.
+
+    For a shard file (``meta``: its array's zarr.json) whose index is at the end
+    and whose inner chunks end in a crc32c, as the cutout store's images are; a
+    fingerprint of the content that reads neither the chunks nor the page
+    cache's worth of them. Any other file: its bytes.
+    """
+    codecs = meta.get("codecs", [])
+    if len(codecs) != 1 or codecs[0].get("name") != "sharding_indexed":
+        return path.read_bytes()
+    conf = codecs[0].get("configuration", {})
+    inner = [c.get("name") for c in conf.get("codecs", [])]
+    if conf.get("index_location", "end") != "end" or inner[-1:] != ["crc32c"]:
+        return path.read_bytes()
+    shard = meta["chunk_grid"]["configuration"]["chunk_shape"]
+    n = math.prod(-(-s // c) for s, c in zip(shard, conf["chunk_shape"], strict=True))
+    try:
+        with open(path, "rb") as f:
+            f.seek(-(16 * n + 4), 2)
+            out = [f.read()]
+            for offset, length in np.frombuffer(out[0][:-4], "<u8").reshape(n, 2).tolist():
+                if offset != 2**64 - 1:  # a stored chunk: its last 4 bytes
+                    f.seek(offset + length - 4)
+                    out.append(f.read(4))
+    except OSError as exc:
+        raise StoreError(f"{path}: cannot read its index ({exc.strerror or exc})") from None
+    return b"".join(out)
 
 
 def node_metadata(node: Path) -> dict[str, Any]:

@@ -308,6 +308,27 @@ def test_a_damaged_coordinate_chunk_fails_its_objects(store_copy, model_dir, tmp
                and r["object_id"] is not None and r["dec"] is None for r in shard)  # fmt: skip
 
 
+def test_score_resume_refuses_changed_image_bytes_with_valid_checksums(
+    store_copy, model_dir, tmp_path, capsys
+):
+    import google_crc32c
+
+    out = tmp_path / "run"
+    assert _score(capsys, store_copy, model_dir, out)[0] == 0
+    lines = (out / MANIFEST_NAME).read_text().splitlines()
+    (out / MANIFEST_NAME).write_text(lines[0] + "\n")  # as if killed after one commit
+    (image,) = (p for p in (_biggest_shard(store_copy) / "images" / "c").rglob("*") if p.is_file())
+    raw = bytearray(image.read_bytes())
+    offset, length = np.frombuffer(bytes(raw[-20:-4]), "<u8")[:2].tolist()  # the last chunk
+    raw[offset + 8] ^= 0x10  # another pixel value ...
+    piece = bytes(raw[offset : offset + length - 4])
+    raw[offset + length - 4 : offset + length] = google_crc32c.value(piece).to_bytes(4, "little")
+    image.write_bytes(bytes(raw))  # ... with a valid crc32c: a changed store, not a damaged one
+    code, _, err = engine(capsys, "score", "--cutouts", str(store_copy), "--model", str(model_dir),
+                          "--out", str(out), "--workers", "0", "--resume")  # fmt: skip
+    assert code == 2 and "inputs changed since the run started" in one_error_line(err)
+
+
 def test_tampered_shard_attributes_are_refused(store_copy, model_dir, tmp_path, capsys):
     victim = _biggest_shard(store_copy)
     doc = json.loads((victim / "zarr.json").read_text())

@@ -37,6 +37,7 @@ import numpy as np
 import zarr
 from zarr.codecs import Crc32cCodec, ZstdCodec
 
+from lensfind import zarr_checks
 from lensfind.engine.config import STORE_DTYPES
 from lensfind.engine.half import decode_float16, encode_float16
 from lensfind.engine.shard_file import (
@@ -268,8 +269,7 @@ def read_shard_catalog(
 
 def read_shard_info(store: Path, shard_id: str) -> tuple[int, str]:
     """``(number of objects, tile)`` of one shard, from its metadata only."""
-    group = store / shard_id
-    n = int(_metadata(group / "object_id")["shape"][0])
+    n = int(_metadata(store / shard_id / "object_id")["shape"][0])
     return n, str(shard_attributes(store, shard_id).get("tile", ""))
 
 
@@ -303,13 +303,14 @@ def read_shard_cutouts(
 
 
 def store_fingerprint(store: Path, shard_ids: list[str]) -> str:
-    """sha256 of every shard's metadata and catalogue arrays (not the image bytes)."""
+    """sha256 of every shard's files, image files by their chunks' crc32c (not their bytes)."""
     h = hashlib.sha256()
     for shard_id in shard_ids:
         group = store / shard_id
-        for path in sorted(group.rglob("*")):
+        for path in sorted(p for p in group.rglob("*") if p.is_file()):
             rel = path.relative_to(group).as_posix()
-            if path.is_file() and not rel.startswith("images/c"):
-                h.update(f"{shard_id}/{rel};".encode())
-                h.update(path.read_bytes())
+            h.update(f"{shard_id}/{rel};".encode())
+            image = rel.startswith("images/c")  # its index and chunks' crc32c
+            meta = _metadata(group / "images") if image else {}
+            h.update(zarr_checks.shard_checksums(path, meta) if image else path.read_bytes())
     return h.hexdigest()
