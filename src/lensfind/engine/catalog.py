@@ -88,8 +88,9 @@ def read_catalog(path: Path) -> pa.Table:
         else:
             from astropy.table import Table
 
-            t = Table.read(path)
-            table = pa.table({name: _native(np.asarray(t[name])) for name in t.colnames})
+            t = Table.read(path)  # a masked (TNULL) value is null, never its fill value
+            table = pa.table({n: pa.array(_native(np.asarray(t[n])), mask=np.ma.getmaskarray(t[n]))
+                              for n in t.colnames})  # fmt: skip
     except FileNotFoundError:
         raise CatalogError(f"{path}: catalogue not found") from None
     except CatalogError:
