@@ -30,6 +30,10 @@ class ModelError(LensfindError):
     """A model file or card that cannot be used (missing, checksum mismatch, bad shape)."""
 
 
+class StoreError(LensfindError):
+    """A cutout store that cannot be read (missing, damaged, another layout)."""
+
+
 class ResumeError(LensfindError):
     """``--resume`` on a run directory whose inputs or model changed."""
 
@@ -49,3 +53,7 @@ def suggestion(name: str, known: Iterable[str]) -> str:
 
     close = get_close_matches(name, list(known), n=1, cutoff=0.6)
     return f"; did you mean {close[0]!r}?" if close else ""
+
+
+class RunDirError(LensfindError):
+    """A run directory that cannot be created or written (not a directory, read-only, full)."""

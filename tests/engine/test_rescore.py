@@ -173,7 +173,7 @@ def test_a_float16_store_rescores_within_the_recorded_precision(full_run, region
     assert 0 < max(diff) < 1e-3  # float16 rounding changes scores, a little
 
 
-def test_a_corrupt_store_chunk_fails_only_its_shard(full_run, model_dir, tmp_path, capsys):
+def test_a_corrupt_store_chunk_fails_only_its_cutouts(full_run, model_dir, tmp_path, capsys):
     store = tmp_path / "cutouts.zarr"
     shutil.copytree(full_run.run_dir / STORE_NAME, store)
     victim = sorted(p for p in store.iterdir() if p.is_dir())[0]
@@ -189,7 +189,10 @@ def test_a_corrupt_store_chunk_fails_only_its_shard(full_run, model_dir, tmp_pat
     assert code == 3  # completed, with failed objects
     scores = pq.read_table(out / "scores").to_pylist()
     bad = [r for r in scores if r["status"] == "failed"]
-    assert bad and all(r["reason"].startswith(f"store unreadable: {store}/{victim.name}:")
-                       for r in bad)  # fmt: skip
+    n_victim = pq.read_table(full_run.run_dir / "scores" / f"{victim.name}.parquet")
+    n_chunk = min(16, sum(s == "scored" for s in n_victim["status"].to_pylist()))
+    assert len(bad) == n_chunk  # the first 16-cutout chunk, not the whole shard
+    assert all(r["reason"].startswith(f"store unreadable: {store}/{victim.name}/images/")
+               and r["reason"].endswith("chunk 0 fails its crc32c") for r in bad)  # fmt: skip
     assert {r["status"] for r in scores if r not in bad} == {"scored"}
     assert "object(s) failed" in capsys.readouterr().err

@@ -507,19 +507,16 @@ def test_scan_of_a_hats_catalogue_scores_the_same(full_run, copy_region, scan_co
     assert result.summary["n_objects"] == full_run.summary["n_objects"]
 
 
-def test_non_finite_model_outputs_fail_the_objects_not_the_run(region, scan_config, tmp_path):
+def test_a_model_with_non_finite_outputs_is_refused_before_work(region, scan_config, tmp_path):
+    from lensfind.errors import ModelError
     from lensfind.testing import make_test_model
 
     nan_model = make_test_model(tmp_path / "nan-model", gain=float("nan"))
     config = dataclasses.replace(scan_config(region, tmp_path / "run", inject_rate=0.0),
                                  model=str(nan_model))  # fmt: skip
-    result = run_scan(config)
-    assert result.exit_code == 3 and result.summary["n_scored"] == 0
-    assert result.summary["fail_reasons"] == {"scoring failed": result.summary["n_failed"]}
-    rows = pq.read_table(result.run_dir / "scores").to_pylist()
-    failed = [r for r in rows if r["status"] == "failed"]
-    assert failed and all("model returned non-finite scores" in r["reason"] for r in failed)
-    assert pq.read_table(result.run_dir / "candidates.parquet").num_rows == 0
+    with pytest.raises(ModelError, match="returns non-finite scores"):
+        run_scan(config)
+    assert not (tmp_path / "run").exists()  # nothing started (mid-scan NaN: test_faults_campaign)
 
 
 def test_a_model_for_another_input_shape_is_refused_before_work(region, scan_config, tmp_path):

@@ -29,6 +29,12 @@ BASE = {
     "parquet_files",
     "tables",
     "__version__",
+    # integrity checks of inputs and outputs, used by the engine and by other tools alike:
+    "digests",  # cached content digests of input files (resume fingerprints)
+    "fits_checks",  # FITS checksums and band registration
+    "run_dir_checks",  # run directory checks, storage errors as one-line messages
+    "sky",  # whether a catalogue position is on the sky
+    "zarr_checks",  # checked reading of small zarr arrays (never a fill value)
 }
 #: Package -> the lensfind packages it may import (besides itself and :data:`BASE`).
 ALLOWED: dict[str, set[str]] = {

@@ -123,7 +123,8 @@ def report(result: Any) -> int:
     )
     print(purity_line(s["expected_purity"], s.get("prior_lens_rate_source")))
     rate = f", {s['cutouts_per_s']} cutouts/s" if s["cutouts_per_s"] else ""
-    print(f"time {s['elapsed_s']:.1f} s{rate}; model {s['model']} ({s['model_sha256'][:12]})")
+    elapsed = figure(s["elapsed_s"], ".1f")
+    print(f"time {elapsed} s{rate}; model {s['model']} ({s['model_sha256'][:12]})")
     if s["n_shards_quarantined"]:
         print(
             f"warning: {s['n_shards_quarantined']} shard(s) quarantined; see "
@@ -138,6 +139,13 @@ def report(result: Any) -> int:
     return int(result.exit_code)
 
 
+def figure(value: Any, spec: str) -> str:
+    """``value`` formatted with ``spec``, or ``n/a`` where the figure is undefined (None, NaN)."""
+    if value is None or (isinstance(value, float) and value != value):
+        return "n/a"
+    return format(value, spec)
+
+
 def selection_line(sel: dict[str, Any], run_dir: Path) -> str:
     """One line on the scan's selection function: injections, recovery, where it went."""
     if sel.get("completeness") is None:
@@ -149,7 +157,7 @@ def selection_line(sel: dict[str, Any], run_dir: Path) -> str:
     return (
         f"selection function: {sel['n_injected']} injected lenses in "
         f"{sel.get('n_hosts_eligible', '?')} eligible hosts{per_host}{excluded}; "
-        f"{sel['completeness']:.1%} of the injected population recovered -> "
+        f"{figure(sel['completeness'], '.1%')} of the injected population recovered -> "
         f"{run_dir / sel.get('file', '')}"
     )
 
@@ -169,14 +177,14 @@ def purity_line(p: dict[str, Any], prior_source: str | None = None) -> str:
     suggested = p.get("consistent_prior_lens_rate")
     return (
         f"expected true lenses at prior rate {p['prior_lens_rate']:g} ({source}{how} scores): "
-        f"{row['expected_true_lenses']:.1f} of {row['n_candidates']}"
+        f"{figure(row['expected_true_lenses'], '.1f')} of {row['n_candidates']}"
         + (f" (purity {purity:.1%})" if purity is not None else "")
         + (f"; candidates to inspect: {found}" if found else "")
         + (
             ""
             if p["prior_consistent"]
-            else f"; more than the {p['expected_lenses_scanned']:.1f} the prior allows in the "
-            "whole scan: this sample is richer in lenses than the prior; pass "
+            else f"; more than the {figure(p['expected_lenses_scanned'], '.1f')} the prior "
+            "allows in the whole scan: this sample is richer in lenses than the prior; pass "
             + (
                 f"--prior-lens-rate {suggested:g} or more"
                 if suggested

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from lensfind.digests import file_digest
 from lensfind.errors import CatalogError
-from lensfind.hashing import sha256_of
 from lensfind.parquet_files import read_parquet
 
 REQUIRED = ("object_id", "ra", "dec")
@@ -59,10 +59,10 @@ def _read_hats(path: Path) -> pa.Table:
 def catalog_sha256(path: Path) -> str:
     """sha256 of a catalogue's bytes (for a HATS directory: of its partition files)."""
     if not path.is_dir():
-        return sha256_of(path)
+        return file_digest(path)
     h = hashlib.sha256()
     for f in hats_files(path):
-        h.update(f"{f.relative_to(path).as_posix()}:{sha256_of(f)};".encode())
+        h.update(f"{f.relative_to(path).as_posix()}:{file_digest(f)};".encode())
     return h.hexdigest()
 
 
@@ -88,8 +88,9 @@ def read_catalog(path: Path) -> pa.Table:
         else:
             from astropy.table import Table
 
-            t = Table.read(path)
-            table = pa.table({name: _native(np.asarray(t[name])) for name in t.colnames})
+            t = Table.read(path)  # a masked (TNULL) value is null, never its fill value
+            table = pa.table({n: pa.array(_native(np.asarray(t[n])), mask=np.ma.getmaskarray(t[n]))
+                              for n in t.colnames})  # fmt: skip
     except FileNotFoundError:
         raise CatalogError(f"{path}: catalogue not found") from None
     except CatalogError:
@@ -102,6 +103,9 @@ def read_catalog(path: Path) -> pa.Table:
         raise CatalogError(f"{path}: missing column(s) {', '.join(missing)} (have: {have})")
     if table.num_rows == 0:
         raise CatalogError(f"{path}: the catalogue is empty (no objects to scan)")
+    if nulls := table.column("object_id").null_count:
+        row = np.flatnonzero(table.column("object_id").is_null().to_numpy())[0]
+        raise CatalogError(f"{path}: column object_id has {nulls} null(s), first at row {row}")
     ids = table.column("object_id").to_numpy()
     if ids.dtype.kind not in "iu":
         raise CatalogError(f"{path}: column object_id must be integer, got {ids.dtype}")

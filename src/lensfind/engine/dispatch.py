@@ -23,6 +23,7 @@ from lensfind.engine.manifest import Manifest
 from lensfind.engine.metrics import ScanMetrics
 from lensfind.engine.shard import SCORES_DIR, ShardResult, write_scores
 from lensfind.parquet_files import read_parquet
+from lensfind.run_dir_checks import is_storage_error
 
 QUARANTINE_NAME = "quarantine.jsonl"
 
@@ -123,6 +124,8 @@ class Dispatcher:
                     try:
                         result: ShardResult = fut.result()
                     except Exception as exc:
+                        if is_storage_error(exc):  # disk full: stop, never quarantine
+                            raise
                         self.metrics.shard_failures.inc()
                         attempts[t.shard_id] = attempts.get(t.shard_id, 0) + 1
                         if attempts[t.shard_id] < self.shard_attempts:

@@ -10,10 +10,12 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
+from lensfind.digests import file_digest
 from lensfind.engine.catalog import HEALPIX_29, catalog_sha256
 from lensfind.engine.tiles import tile_footprint_contains
 from lensfind.errors import CatalogError
@@ -75,15 +77,8 @@ class Plan:
     def read(cls, path: Path) -> "Plan":
         data = json.loads(path.read_text())
         shards = tuple(Shard(s["shard_id"], s["tile"], _rows_of(s)) for s in data["shards"])
-        return cls(
-            data["survey"],
-            tuple(data["bands"]),
-            data["cutout_px"],
-            data["data_dir"],
-            data["n_objects"],
-            data["fingerprint"],
-            shards,
-        )
+        return cls(data["survey"], tuple(data["bands"]), data["cutout_px"], data["data_dir"],
+                   data["n_objects"], data["fingerprint"], shards)  # fmt: skip
 
 
 def row_ranges(rows: Sequence[int]) -> list[list[int]]:
@@ -106,17 +101,17 @@ def _rows_of(shard: dict) -> tuple[int, ...]:
     return tuple(r for start, stop in shard["ranges"] for r in range(start, stop))
 
 
-def fingerprint(
-    catalog_file: Path, data_dir: Path, spec: SurveySpec, tiles: list[str], shard_size: int
-) -> str:
-    """sha256 of the catalogue bytes, tile file names and sizes, and plan settings."""
+def fingerprint(catalog_file: Path, data_dir: Path, spec: SurveySpec, tiles: list[str],
+                shard_size: int, settings: dict[str, Any] | None = None) -> str:  # fmt: skip
+    """sha256 of the catalogue's and tiles' content (:func:`~lensfind.digests.file_digest`),
+    the plan, and ``settings``: the options that change what a shard stores (JSON-able)."""
     h = hashlib.sha256(catalog_sha256(catalog_file).encode())
     for tile in sorted(tiles):
         for band in spec.band_names:
             p = tile_path(data_dir, tile, band)
-            size = p.stat().st_size if p.exists() else -1
-            h.update(f"{p.name}:{size};".encode())
+            h.update(f"{p.name}:{file_digest(p) if p.exists() else '-'};".encode())
     h.update(f"{spec.name}|{spec.band_names}|{spec.cutout_px}|{shard_size}".encode())
+    h.update(json.dumps(settings or {}, sort_keys=True, default=str).encode())
     return h.hexdigest()
 
 
@@ -135,7 +130,7 @@ def assign_tiles(catalog: pa.Table, data_dir: Path, spec: SurveySpec) -> np.ndar
     dec = catalog.column("dec").to_numpy(zero_copy_only=False)
     out = np.full(len(ra), NO_TILE, dtype=object)
     for tile in available_tiles(data_dir, spec):
-        free = out == NO_TILE
+        free = (out == NO_TILE) & (np.abs(dec) <= 90)  # never a bad position
         on = tile_footprint_contains(data_dir, tile, spec.bands[0].name, ra[free], dec[free])
         idx = np.flatnonzero(free)[on]
         out[idx] = tile
@@ -161,9 +156,8 @@ def healpix29(catalog: pa.Table) -> np.ndarray:
     return out
 
 
-def make_plan(
-    catalog: pa.Table, catalog_file: Path, data_dir: Path, spec: SurveySpec, shard_size: int
-) -> Plan:
+def make_plan(catalog: pa.Table, catalog_file: Path, data_dir: Path, spec: SurveySpec,
+              shard_size: int, settings: dict[str, Any] | None = None) -> Plan:  # fmt: skip
     """Group objects by tile and split each tile into shards of <= ``shard_size`` objects.
 
     Within a tile, objects are in HEALPix nested order (order 29, the HATS
@@ -184,12 +178,7 @@ def make_plan(
             part = rows[start : start + shard_size]
             shards.append(Shard(f"{label}-{k:04d}", tile, tuple(int(r) for r in part)))
     real_tiles = sorted({t for t in tiles.tolist() if t != NO_TILE})
-    return Plan(
-        survey=spec.name,
-        bands=spec.band_names,
-        cutout_px=spec.cutout_px,
-        data_dir=str(data_dir),
-        n_objects=catalog.num_rows,
-        fingerprint=fingerprint(catalog_file, data_dir, spec, real_tiles, shard_size),
-        shards=tuple(shards),
-    )
+    return Plan(survey=spec.name, bands=spec.band_names, cutout_px=spec.cutout_px,
+                data_dir=str(data_dir), n_objects=catalog.num_rows, shards=tuple(shards),
+                fingerprint=fingerprint(catalog_file, data_dir, spec, real_tiles, shard_size,
+                                        settings))  # fmt: skip

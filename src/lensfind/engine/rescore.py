@@ -18,17 +18,19 @@ from lensfind.engine.run import ScanResult, default_run_dir, execute, with_prior
 from lensfind.engine.scoring import check_provider, score_batches
 from lensfind.engine.shard import ShardResult, release_memory, write_scores
 from lensfind.engine.store import (
+    COLUMNS,
     StoreError,
     list_shards,
-    read_shard_catalog,
     read_shard_cutouts,
     read_shard_info,
     store_fingerprint,
 )
 from lensfind.errors import ConfigError, ModelError
 from lensfind.runtime.card import ModelCard
+from lensfind.runtime.model_check import check_model
 from lensfind.runtime.scorer import DEFAULT_BATCH_SIZE
 from lensfind.runtime.shipped import resolve_model
+from lensfind.zarr_checks import read_columns
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,7 @@ class RescoreTask:
     batch_size: int = DEFAULT_BATCH_SIZE
     provider: str = "auto"
     bands: tuple[str, ...] = ()  # the store's band order; the scorer reorders to the card's
+    damage: str = ""  # why the shard's catalogue arrays cannot be read (its objects fail)
 
 
 def process_rescore(task: RescoreTask) -> ShardResult:
@@ -56,10 +59,12 @@ def process_rescore(task: RescoreTask) -> ShardResult:
     score = np.full(n, np.nan, dtype=np.float32)
     sizes: list[int] = []
     images = np.empty((0,), dtype=np.float32)
-    score_s = 0.0
+    score_s, damaged = 0.0, []  # (start, stop, why) of damaged image chunks
     try:
-        ids, images = read_shard_cutouts(Path(task.store), task.shard_id)
-    except Exception as exc:  # a corrupt chunk or shard file: fail this shard's objects
+        if task.damage:
+            raise StoreError(task.damage)
+        ids, images = read_shard_cutouts(Path(task.store), task.shard_id, damaged)
+    except Exception as exc:  # a damaged shard file or catalogue: fail this shard's objects
         reason[:] = f"store unreadable: {task.store}/{task.shard_id}: {type(exc).__name__}: {exc}"
     else:
         expected = task.objects.column("object_id").to_numpy()
@@ -70,6 +75,8 @@ def process_rescore(task: RescoreTask) -> ShardResult:
         t1 = time.perf_counter()
         sizes = score_batches(task, images, np.arange(n), status, reason, score)
         score_s = time.perf_counter() - t1
+    for a, b, why in damaged:  # a damaged image chunk fails only its cutouts
+        status[a:b], reason[a:b], score[a:b] = "failed", f"store unreadable: {why}", np.nan
     t2 = time.perf_counter()
     result = write_scores(task, status, reason, score)
     result.seconds.update(read=read_s, score=score_s, write=time.perf_counter() - t2)
@@ -95,15 +102,8 @@ def plan_store(store: Path, survey: str) -> Plan:
         n_shard, tile = read_shard_info(store, shard_id)
         shards.append(Shard(shard_id, tile, range(n_shard)))
     n = sum(len(s.rows) for s in shards)
-    return Plan(
-        survey=survey,
-        bands=(),
-        cutout_px=0,
-        data_dir=str(store),
-        n_objects=n,
-        fingerprint=store_fingerprint(store, shard_ids),
-        shards=tuple(shards),
-    )
+    return Plan(survey=survey, bands=(), cutout_px=0, data_dir=str(store), n_objects=n,
+                fingerprint=store_fingerprint(store, shard_ids), shards=tuple(shards))  # fmt: skip
 
 
 def run_score(config: ScoreConfig) -> ScanResult:
@@ -117,20 +117,15 @@ def run_score(config: ScoreConfig) -> ScanResult:
     threshold = card.threshold if config.threshold is None else config.threshold
     plan = plan_store(store, card.survey)
     bands = _store_bands(store, card)
+    check_model(card, bands, "cpu" if config.scheduler else config.provider)  # exit 2
     run_dir = config.out or default_run_dir(f"score-{card.name}")
 
     def make_task(shard: Shard) -> RescoreTask:
-        ids, ra, dec, _ = read_shard_catalog(store, shard.shard_id)
-        if len(ids) != len(shard.rows):
-            raise StoreError(
-                f"{store}/{shard.shard_id}: {len(ids)} objects, {len(shard.rows)} when planned"
-            )
+        columns, damage = read_columns(store / shard.shard_id, len(shard.rows), COLUMNS)
         return RescoreTask(
-            shard_id=shard.shard_id, tile=shard.tile,
-            objects=pa.table({"object_id": ids, "ra": ra, "dec": dec}),
-            store=str(store), run_dir=str(run_dir), model_dir=str(card.directory),
-            model_sha256=card.sha256, batch_size=config.batch_size, provider=config.provider,
-            bands=bands,
+            shard_id=shard.shard_id, tile=shard.tile, objects=pa.table(columns), store=str(store),
+            run_dir=str(run_dir), model_dir=str(card.directory), model_sha256=card.sha256,
+            batch_size=config.batch_size, provider=config.provider, bands=bands, damage=damage,
         )  # fmt: skip
 
     return execute(

@@ -29,6 +29,7 @@ from lensfind.engine.shard import ShardResult
 from lensfind.errors import ConfigError, ResumeError
 from lensfind.parquet_files import read_parquet
 from lensfind.probes.selection import INJECTIONS_NAME
+from lensfind.run_dir_checks import check_run_dir, reports_storage_errors
 from lensfind.runtime.card import ModelCard
 
 SUMMARY_NAME = "summary.json"
@@ -78,8 +79,9 @@ def prepare_run_dir(run_dir: Path, plan: Plan, card: ModelCard, resume: bool) ->
         old = Plan.read(plan_file)
         if old.fingerprint != plan.fingerprint:
             raise ResumeError(
-                f"{run_dir}: inputs changed since the run started "
-                f"(fingerprint {old.fingerprint[:12]} -> {plan.fingerprint[:12]})"
+                f"{run_dir}: inputs changed since the run started: the catalogue, a tile file's "
+                "content or an option that changes what shards store (--shard-size, --inject-*, "
+                f"--store-*); fingerprint {old.fingerprint[:12]} -> {plan.fingerprint[:12]}"
             )
         for entry in Manifest(run_dir).committed().values():
             if entry["model_sha256"] != model_sha:
@@ -158,6 +160,7 @@ def with_prior(config: R, region_lens_fraction: float | None = None) -> tuple[R,
     return replace(config, prior_lens_rate=DEFAULT_PRIOR_LENS_RATE), "the sky (Jacobs+22)"
 
 
+@reports_storage_errors(lambda run_dir: len(Manifest(run_dir).committed()))
 def execute(
     config: RunConfig,
     plan: Plan,
@@ -179,16 +182,21 @@ def execute(
     ``warm_up_options`` go to every worker's :func:`~lensfind.engine.scoring.warm_up`
     besides the model (a scan's store precision and shard size).
     """
-    prepare_run_dir(run_dir, plan, card, config.resume)
+    metrics = ScanMetrics(plan.survey, card.sha256)
+    if config.metrics_port is not None:  # bound first: a busy port leaves no run directory
+        port = metrics.serve(config.metrics_port, config.metrics_host)
+        log.info("metrics at http://%s:%d/metrics", config.metrics_host, port)
+    try:
+        check_run_dir(run_dir)
+        prepare_run_dir(run_dir, plan, card, config.resume)
+    except BaseException:
+        metrics.close()
+        raise
     manifest = Manifest(run_dir)
     done = manifest.committed()
     pending = [s for s in plan.shards if s.shard_id not in done]
-    metrics = ScanMetrics(plan.survey, card.sha256)
     n_pending = sum(len(s.rows) for s in pending)
     metrics.objects_planned.set(n_pending)
-    if config.metrics_port is not None:
-        port = metrics.serve(config.metrics_port, config.metrics_host)
-        log.info("metrics at http://%s:%d/metrics", config.metrics_host, port)
     dispatcher = Dispatcher(
         run_dir, plan.fingerprint, card.sha256, threshold, metrics,
         lens_ids=lens_ids, shard_attempts=config.shard_attempts,

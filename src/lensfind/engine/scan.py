@@ -26,15 +26,14 @@ from lensfind.engine.shard import ShardTask, process_shard
 from lensfind.errors import ConfigError
 from lensfind.parquet_files import read_parquet
 from lensfind.probes.selection import run_truth_check, write_selection
+from lensfind.runtime.model_check import check_model
 from lensfind.runtime.shipped import resolve_model
 from lensfind.simulation.datadir import catalog_path, default_region
 from lensfind.simulation.region import TRUTH_NAME, region_lens_fraction
 from lensfind.surveys.registry import get_survey
 
-__all__ = [
-    "EXIT_OK", "EXIT_WITH_FAILURES", "EXIT_WITH_QUARANTINE", "SUMMARY_NAME", "ScanResult",
-    "run_scan",
-]  # fmt: skip
+__all__ = ["EXIT_OK", "EXIT_WITH_FAILURES", "EXIT_WITH_QUARANTINE", "SUMMARY_NAME", "ScanResult",
+           "run_scan"]  # fmt: skip
 
 
 def run_scan(config: ScanConfig) -> ScanResult:
@@ -51,14 +50,17 @@ def run_scan(config: ScanConfig) -> ScanResult:
             f"model {card.name} expects bands {card.bands} at {card.input_shape[1]} px; "
             f"survey {spec.name} gives {spec.band_names} at {spec.cutout_px} px"
         )
+    check_model(card, spec.band_names, "cpu" if config.scheduler else config.provider)  # exit 2
     threshold = card.threshold if config.threshold is None else config.threshold
     data_dir = config.data_dir or default_region(spec, quiet=config.quiet)
     config, prior_source = with_prior(config, region_lens_fraction(data_dir))
     cat_file = catalog_path(data_dir)
     catalog = read_catalog(cat_file)
-    plan = make_plan(catalog, cat_file, data_dir, spec, config.shard_size)
-    run_dir = config.out or default_run_dir(spec.name)
     injection, injection_summary = plan_injections(config, card, catalog, spec)
+    stored = {"store_dtype": config.store_dtype, "store_compression": config.store_compression}
+    plan = make_plan(catalog, cat_file, data_dir, spec, config.shard_size,
+                     {**stored, "injections": injection_summary})  # fmt: skip
+    run_dir = config.out or default_run_dir(spec.name)
 
     def make_task(shard: Shard) -> ShardTask:
         return ShardTask(
@@ -66,8 +68,7 @@ def run_scan(config: ScanConfig) -> ScanResult:
             data_dir=str(data_dir), run_dir=str(run_dir), bands=spec.band_names,
             cutout_px=spec.cutout_px, model_dir=str(card.directory), model_sha256=card.sha256,
             batch_size=config.batch_size, survey=spec, injection=injection,
-            store_dtype=config.store_dtype,
-            store_compression=config.store_compression,
+            store_dtype=config.store_dtype, store_compression=config.store_compression,
             provider=config.provider,
         )  # fmt: skip
 
@@ -82,8 +83,7 @@ def run_scan(config: ScanConfig) -> ScanResult:
         lens_ids=planted_lens_ids(data_dir),
         extra_summary={"embedded_default": config.data_dir is None, "provider": config.provider,
                        "prior_lens_rate_source": prior_source,
-                       "store_dtype": config.store_dtype,
-                       "store_compression": config.store_compression},
+                       **stored},
         start=start,
         finalise=selection,
         # the workers cut stamps and write a store: they grow those buffers first

@@ -27,6 +27,7 @@ from lensfind.runtime.scorer import (
 
 _SCORERS: dict[tuple[str, str, str], OnnxScorer] = {}
 _SCORERS_LOCK = threading.Lock()
+NON_FINITE = "scoring failed: the model returned a non-finite score (NaN/inf)"
 
 
 class ScoringWork(Protocol):
@@ -137,11 +138,9 @@ def score_batches(
         sizes.append(len(part))
         try:
             p = scorer(stamps[start : start + task.batch_size], overwrite=True)
-            if not np.isfinite(p).all():
-                raise ValueError("model returned non-finite scores")
         except Exception as exc:
             reason[part] = f"scoring failed: {type(exc).__name__}: {exc}"
             continue
-        score[part] = p
-        status[part] = "scored"
+        ok = np.isfinite(p)  # a non-finite score fails its object only
+        score[part[ok]], status[part[ok]], reason[part[~ok]] = p[ok], "scored", NON_FINITE
     return sizes

@@ -25,9 +25,8 @@ from lensfind.engine.store import STORE_NAME, image_file, start_shard_cutouts
 from lensfind.engine.tiles import read_tile
 from lensfind.errors import LensfindError
 from lensfind.hashing import sha256_of
-from lensfind.runtime.scorer import (
-    DEFAULT_BATCH_SIZE,
-)
+from lensfind.runtime.scorer import DEFAULT_BATCH_SIZE
+from lensfind.sky import invalid_position
 from lensfind.surveys.spec import SurveySpec
 
 SCORES_DIR = "scores"
@@ -130,8 +129,11 @@ def process_shard(task: ShardTask) -> ShardResult:
     batch_sizes: list[int] = []
     bytes_read = 0
     clipped = 0
+    ra = task.objects.column("ra").to_numpy(zero_copy_only=False)
+    dec = task.objects.column("dec").to_numpy(zero_copy_only=False)
     if task.tile == NO_TILE:
-        status[:], reason[:] = "skipped", OFF_TILE
+        status[:] = "skipped"
+        reason[:] = [invalid_position(r, d) or OFF_TILE for r, d in zip(ra, dec, strict=True)]
     else:
         spec = task.survey
         assert spec is not None, "a scan's shard task carries its survey"
@@ -144,10 +146,9 @@ def process_shard(task: ShardTask) -> ShardResult:
                 tile_psf = tile.psf_fwhm_arcsec
                 seconds["read"] = time.perf_counter() - t0
                 t1 = time.perf_counter()
-                ra = task.objects.column("ra").to_numpy(zero_copy_only=False)
-                dec = task.objects.column("dec").to_numpy(zero_copy_only=False)
                 ids = task.objects.column("object_id").to_numpy()
                 x, y = tile.wcs.wcs_world2pix(ra, dec, 0)
+                x[~(np.abs(dec) <= 90)] = np.nan  # a projection maps some of them anyway
                 shape = (n, len(task.bands), task.cutout_px, task.cutout_px)
                 scale = store_scale(spec)
                 # a float16 store's stamps are encoded while cut, straight into the
@@ -171,6 +172,8 @@ def process_shard(task: ShardTask) -> ShardResult:
                 bytes_read = n_read * len(task.bands) * task.cutout_px**2 * 4
                 status[~good] = "skipped"
                 reason[~good] = np.array(why, dtype=object)[~good]
+                for i in np.flatnonzero(reason == INVALID):  # say what is wrong with it
+                    reason[i] = invalid_position(ra[i], dec[i]) or INVALID
                 seconds["cutout"] = time.perf_counter() - t1
                 t2 = time.perf_counter()
                 every = len(rows) == n  # the usual case: no index copies

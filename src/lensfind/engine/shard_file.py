@@ -20,7 +20,9 @@ import numpy as np
 from numcodecs import Zstd
 
 from lensfind.engine.buffers import scratch
-from lensfind.errors import LensfindError
+from lensfind.errors import StoreError
+
+__all__ = ["ShardFile", "StoreError", "read_shard_file", "shard_file_bytes", "write_file"]
 
 #: zstd level of compressed stores
 ZSTD_LEVEL = 1
@@ -28,10 +30,6 @@ ZSTD_LEVEL = 1
 _MISSING = np.uint64(2**64 - 1)
 _BYTES = {"name": "bytes", "configuration": {"endian": "little"}}
 _CRC = {"name": "crc32c"}
-
-
-class StoreError(LensfindError):
-    """A cutout store that cannot be read."""
 
 
 def inner_codecs(zstd: bool) -> list[dict[str, Any]]:
@@ -206,9 +204,8 @@ def write_file(path: Path, data: np.ndarray) -> None:
         f.write(memoryview(data))
 
 
-def read_shard_file(
-    path: Path, shape: tuple[int, ...], dtype: str, chunk: tuple[int, ...], zstd: bool
-) -> np.ndarray:
+def read_shard_file(path: Path, shape: tuple[int, ...], dtype: str, chunk: tuple[int, ...],
+                    zstd: bool, bad: dict[int, str] | None = None) -> np.ndarray:  # fmt: skip
     """Read an array of ``shape`` from its one shard file (see :func:`shard_file_bytes`).
 
     Raises
@@ -216,6 +213,7 @@ def read_shard_file(
     StoreError
         The file is missing, truncated, its index or a chunk fails its crc32c,
         or a chunk does not decode to the chunk's size (the message names the file).
+        With ``bad`` given, a damaged chunk ``k`` is left zero and ``bad[k]`` says why.
     """
     n_chunks = -(-shape[0] // chunk[0]) if shape[0] else 0
     out = np.zeros((n_chunks * chunk[0], *shape[1:]), dtype=np.dtype(dtype).newbyteorder("<"))
@@ -240,14 +238,24 @@ def read_shard_file(
         if offset == _MISSING and length == _MISSING:
             continue  # all fill value
         stored = raw[int(offset) : int(offset) + int(length)]
-        piece, crc = stored[:-4], stored[-4:]
-        if len(stored) < 4 or google_crc32c.value(piece) != int.from_bytes(crc, "little"):
-            raise StoreError(f"{path}: chunk {k} fails its crc32c")
         try:
-            buf = decode(piece) if decode is not None else piece
-        except Exception as exc:  # numcodecs raises RuntimeError on corrupt frames
-            raise StoreError(f"{path}: chunk {k} does not decode ({exc})") from None
-        if len(buf) != nbytes:
-            raise StoreError(f"{path}: chunk {k} has {len(buf)} bytes, expected {nbytes}")
-        flat[k] = np.frombuffer(buf, dtype=np.uint8)
+            flat[k] = np.frombuffer(_chunk(stored, decode, nbytes, f"{path}: chunk {k}"), np.uint8)
+        except StoreError as exc:
+            if bad is None:
+                raise
+            bad[k] = str(exc)
     return out[: shape[0]]
+
+
+def _chunk(stored: bytes, decode: Any, nbytes: int, name: str) -> bytes:
+    """A stored chunk's bytes, checked against its crc32c and decoded to ``nbytes``."""
+    piece, crc = stored[:-4], stored[-4:]
+    if len(stored) < 4 or google_crc32c.value(piece) != int.from_bytes(crc, "little"):
+        raise StoreError(f"{name} fails its crc32c")
+    try:
+        buf = decode(piece) if decode is not None else piece
+    except Exception as exc:  # numcodecs raises RuntimeError on corrupt frames
+        raise StoreError(f"{name} does not decode ({exc})") from None
+    if len(buf) != nbytes:
+        raise StoreError(f"{name} has {len(buf)} bytes, expected {nbytes}")
+    return bytes(buf)

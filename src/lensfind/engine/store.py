@@ -6,12 +6,13 @@ Layout of ``cutouts.zarr``::
                           ``scale`` counts per band (attrs ``encoding``)
     <shard_id>/object_id  (N,) int64
     <shard_id>/ra, dec    (N,) float64, degrees
-    <shard_id> attrs      tile, bands
+    <shard_id> attrs      tile, bands, encoding, and their ``sha256``
 
 The images use the zarr v3 sharding codec: one shard file holds all of a work
 shard's chunks (16 cutouts each, zstd-compressed or not), so a store of 10^9
 cutouts has ~10^7 files, not ~10^9; the catalogue arrays are one uncompressed
-chunk each. The shard file's bytes are written and read directly
+chunk each, with a crc32c (checked by :mod:`lensfind.zarr_checks`; what damage
+costs: ``docs/reliability.md``). The shard file's bytes are written and read directly
 (:mod:`lensfind.engine.shard_file`) and the metadata documents come from zarr
 once per shape, so a shard costs its bytes, not zarr's per-chunk machinery.
 Each work shard's group is written under a temporary name by the one task that
@@ -36,6 +37,7 @@ import numpy as np
 import zarr
 from zarr.codecs import Crc32cCodec, ZstdCodec
 
+from lensfind import zarr_checks
 from lensfind.engine.config import STORE_DTYPES
 from lensfind.engine.half import decode_float16, encode_float16
 from lensfind.engine.shard_file import (
@@ -48,12 +50,13 @@ from lensfind.engine.shard_file import (
     shard_path,
     write_file,
 )
+from lensfind.zarr_checks import attributes_sha256, checked_attributes, one_chunk_bytes, read_array
+from lensfind.zarr_checks import node_metadata as _metadata
 
-__all__ = [
-    "CHUNK_CUTOUTS", "STORE_DTYPES", "STORE_NAME", "ZSTD_LEVEL", "ShardWrite", "StoreError",
-    "image_file", "list_shards", "read_shard_catalog", "read_shard_cutouts", "read_shard_info",
-    "start_shard_cutouts", "store_fingerprint", "write_shard_cutouts",
-]  # fmt: skip
+__all__ = ["CHUNK_CUTOUTS", "STORE_DTYPES", "STORE_NAME", "ZSTD_LEVEL", "ShardWrite",
+           "StoreError", "image_file", "list_shards", "read_shard_catalog", "read_shard_cutouts",
+           "read_shard_info", "start_shard_cutouts", "store_fingerprint",
+           "write_shard_cutouts"]  # fmt: skip
 
 STORE_NAME = "cutouts.zarr"
 #: cutouts per inner chunk of the sharding codec
@@ -87,7 +90,8 @@ def _array_documents(
         else [Crc32cCodec()],
     )  # fmt: skip
     for name, kind in COLUMNS.items():
-        group.create_array(name, shape=(n,), dtype=kind, chunks=(rows,), compressors=None)
+        group.create_array(name, shape=(n,), dtype=kind, chunks=(rows,),
+                           compressors=[Crc32cCodec()])  # fmt: skip
 
     async def documents() -> dict[str, bytes]:
         proto = default_buffer_prototype()
@@ -217,11 +221,12 @@ def start_shard_cutouts(
         (tmp / name).mkdir()
         (tmp / key).write_bytes(doc)
         if n and name in COLUMNS:
-            data = np.asarray(values[name], dtype=np.dtype(COLUMNS[name]).newbyteorder("<"))
+            data = np.asarray(values[name], dtype=COLUMNS[name])
             shard_path(tmp / name, 1).parent.mkdir()
-            shard_path(tmp / name, 1).write_bytes(data.tobytes())
-    group_doc = {"attributes": {"tile": tile, "bands": list(bands), "encoding": encoding},
-                 "zarr_format": 3, "node_type": "group"}  # fmt: skip
+            shard_path(tmp / name, 1).write_bytes(one_chunk_bytes(data))
+    attrs = {"tile": tile, "bands": list(bands), "encoding": encoding}
+    attrs["sha256"] = attributes_sha256(attrs)
+    group_doc = {"attributes": attrs, "zarr_format": 3, "node_type": "group"}
     (tmp / "zarr.json").write_text(json.dumps(group_doc, indent=2))
     pending = None
     if n:
@@ -248,67 +253,64 @@ def list_shards(store: Path) -> list[str]:
     )
 
 
-def _metadata(node: Path) -> dict[str, Any]:
-    """A group's or array's ``zarr.json``; StoreError naming it if missing."""
-    try:
-        return dict(json.loads((node / "zarr.json").read_bytes()))
-    except FileNotFoundError:
-        raise StoreError(
-            f"{node}: no zarr.json; was the store written by engine scan >= 0.1?"
-        ) from None
+def shard_attributes(store: Path, shard_id: str) -> dict[str, Any]:
+    """A shard group's attributes, checked against their ``sha256`` where recorded."""
+    return checked_attributes(store / shard_id, _metadata(store / shard_id).get("attributes", {}))
 
 
 def read_shard_catalog(
     store: Path, shard_id: str
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
     """``(object_id, ra, dec, tile)`` of one shard, without the images."""
-    group = store / shard_id
     _, tile = read_shard_info(store, shard_id)
-    columns = []
-    for name in ("object_id", "ra", "dec"):
-        _metadata(group / name)  # a missing column is a StoreError naming it
-        columns.append(np.asarray(zarr.open_array(str(group / name), mode="r")[:]))
-    ids, ra, dec = columns
+    ids, ra, dec = (read_array(store / shard_id / name) for name in COLUMNS)
     return ids, ra, dec, tile
 
 
 def read_shard_info(store: Path, shard_id: str) -> tuple[int, str]:
     """``(number of objects, tile)`` of one shard, from its metadata only."""
-    group = store / shard_id
-    n = int(_metadata(group / "object_id")["shape"][0])
-    return n, str(_metadata(group).get("attributes", {}).get("tile", ""))
+    n = int(_metadata(store / shard_id / "object_id")["shape"][0])
+    return n, str(shard_attributes(store, shard_id).get("tile", ""))
 
 
-def read_shard_cutouts(store: Path, shard_id: str) -> tuple[np.ndarray, np.ndarray]:
+def read_shard_cutouts(
+    store: Path, shard_id: str, damaged: list[tuple[int, int, str]] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Return ``(object_id, images)`` of one shard, images as float32 counts.
 
     Image arrays in this store's own layout (:mod:`lensfind.engine.shard_file`)
-    are read straight from their shard file; any other zarr v3 layout through zarr.
+    are read straight from their shard file; any other zarr v3 layout through
+    zarr. With ``damaged`` given, a damaged image chunk does not raise: its
+    cutouts are zero and ``(start, stop, message)`` of their rows is appended.
     """
     group = store / shard_id
-    ids = np.asarray(zarr.open_array(str(group / "object_id"), mode="r")[:])
+    ids = read_array(group / "object_id")
     meta = _metadata(group / "images")
     layout = shard_layout(meta)
     if layout is None:
         images = np.asarray(zarr.open_array(str(group / "images"), mode="r")[:])
     else:
-        shape = tuple(meta["shape"])
+        shape, bad = tuple(meta["shape"]), None if damaged is None else {}
         images = read_shard_file(shard_path(group / "images", len(shape)), shape,
-                                 meta["data_type"], *layout)  # fmt: skip
+                                 meta["data_type"], *layout, bad)  # fmt: skip
+        if damaged is not None:
+            m = layout[0][0]
+            damaged += [(k * m, min(k * m + m, len(ids)), why) for k, why in sorted(bad.items())]
     if images.dtype == np.float16:
-        attrs = _metadata(group).get("attributes", {})
+        attrs = shard_attributes(store, shard_id)
         images = decode_float16(images, np.asarray(attrs["encoding"]["scale"], dtype=np.float32))
     return ids, images.astype(np.float32, copy=False)
 
 
 def store_fingerprint(store: Path, shard_ids: list[str]) -> str:
-    """sha256 of every shard's metadata and catalogue arrays (not the image bytes)."""
+    """sha256 of every shard's files, image files by their chunks' crc32c (not their bytes)."""
     h = hashlib.sha256()
     for shard_id in shard_ids:
         group = store / shard_id
-        for path in sorted(group.rglob("*")):
+        for path in sorted(p for p in group.rglob("*") if p.is_file()):
             rel = path.relative_to(group).as_posix()
-            if path.is_file() and not rel.startswith("images/c"):
-                h.update(f"{shard_id}/{rel};".encode())
-                h.update(path.read_bytes())
+            h.update(f"{shard_id}/{rel};".encode())
+            image = rel.startswith("images/c")  # its index and chunks' crc32c
+            meta = _metadata(group / "images") if image else {}
+            h.update(zarr_checks.shard_checksums(path, meta) if image else path.read_bytes())
     return h.hexdigest()

@@ -8,6 +8,7 @@ from astropy.io import fits
 from astropy.wcs import WCS
 
 from lensfind.errors import TileReadError
+from lensfind.fits_checks import band_wcs, checksum_problem
 from lensfind.simulation.datadir import tile_path
 
 #: Header keywords read as the PSF FWHM of a band image, arcsec.
@@ -59,19 +60,17 @@ def _open_band(path: Path) -> tuple[fits.HDUList, np.ndarray, fits.Header]:
         data = hdu.data
         if data is None or data.ndim != 2 or data.dtype.kind != "f":
             raise TileReadError(f"{path.name}: HDU is not a 2-D float image")
+        if (problem := checksum_problem(path, hdu)) is not None:
+            raise TileReadError(f"{path.name}: {problem}")
         return hdul, data, hdu.header
     except FileNotFoundError:
         raise TileReadError(f"{path.name}: file not found in {path.parent}") from None
-    except TileReadError:
+    except Exception as e:  # truncated / corrupt FITS: astropy raises many types
         if hdul is not None:
             hdul.close()
-        raise
-    except Exception as exc:  # truncated / corrupt FITS: astropy raises many types
-        if hdul is not None:
-            hdul.close()
-        raise TileReadError(
-            f"{path.name}: cannot read FITS ({type(exc).__name__}: {exc})"
-        ) from None
+        if isinstance(e, TileReadError):
+            raise
+        raise TileReadError(f"{path.name}: cannot read FITS ({type(e).__name__}: {e})") from None
 
 
 def _header_fwhm(header: fits.Header) -> float | None:
@@ -85,8 +84,8 @@ def _header_fwhm(header: fits.Header) -> float | None:
 def read_tile(data_dir: Path, tile: str, bands: tuple[str, ...]) -> TileImages:
     """Open every band of ``tile`` memory-mapped; the WCS comes from the first band.
 
-    Raises :class:`TileReadError` naming the file for a missing, truncated or
-    inconsistent band.
+    Raises :class:`TileReadError` naming the file for a missing, truncated,
+    damaged (:mod:`lensfind.fits_checks`) or misregistered band.
     """
     tiles = TileImages(tile, [], WCS(naxis=2), [], [])
     try:
@@ -99,13 +98,8 @@ def read_tile(data_dir: Path, tile: str, bands: tuple[str, ...]) -> TileImages:
                     f"{path.name}: shape {data.shape} differs from "
                     f"{tiles.paths[0].name} {tiles.images[0].shape}"
                 )
-            if not tiles.images:
-                try:
-                    tiles.wcs = WCS(header).celestial
-                except Exception as exc:
-                    raise TileReadError(f"{path.name}: bad WCS ({exc})") from None
-                if not tiles.wcs.has_celestial:
-                    raise TileReadError(f"{path.name}: no celestial WCS")
+            reference = (tiles.paths[0].name, tiles.wcs) if tiles.images else None
+            tiles.wcs = band_wcs(path.name, header, data.shape, reference) or tiles.wcs
             tiles.images.append(data)
             tiles.paths.append(path)
             tiles.psf_fwhm_arcsec.append(_header_fwhm(header))

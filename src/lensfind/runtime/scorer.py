@@ -299,7 +299,14 @@ class OnnxScorer:
     def _run(self, x: np.ndarray) -> np.ndarray:
         if not self.io_binding:
             (p,) = self.session.run([self._output], {self._input: x})
-            return np.asarray(p, dtype=np.float32).reshape(-1)
+            p = np.asarray(p, dtype=np.float32)
+            if p.shape not in ((len(x),), (len(x), 1)):
+                raise ModelError(
+                    f"{self.card.onnx_path}: output {self._output!r} has shape {p.shape} for "
+                    f"{len(x)} cutouts; a lens finder returns one probability per cutout, "
+                    "(N,) or (N, 1)"
+                )
+            return p.reshape(-1)
         with self._lock:  # the bound buffers are shared by every call of this size
             host_in, host_out, binding = self._bound(len(x))
             np.copyto(host_in, x, casting="same_kind")
