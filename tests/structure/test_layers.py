@@ -35,7 +35,9 @@ ALLOWED: dict[str, set[str]] = {
     "surveys": set(),
     "simulation": {"surveys"},
     "runtime": {"surveys", "simulation"},
-    "training": {"surveys", "simulation", "runtime"},
+    # fine-tuning reads a scan's cutout store (torch-free readers; the engine never
+    # imports training)
+    "training": {"surveys", "simulation", "runtime", "engine.store"},
     "export": {"surveys", "simulation", "runtime", "training"},
     "catalogue": {"surveys", "runtime"},
     "probes": {"surveys", "simulation", "runtime", "training", "export"},

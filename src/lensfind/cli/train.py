@@ -18,11 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from lensfind.cli.common import add_config_flags
+from lensfind.cli.finetune import add_finetune_arguments, cmd_finetune
 from lensfind.cli.ou_tsne import add_ou_tsne_options, add_ou_tsne_parser
 from lensfind.training.config import CONFIG_FIELDS, JOB_FIELDS, TrainConfig, TrainJob
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    if args.finetune is not None:
+        return cmd_finetune(args)
     from lensfind.training.config import build_train_job
     from lensfind.training.loop import CHECKPOINT_NAME, train
 
@@ -168,6 +171,7 @@ def add_train_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     job_fields = tuple(f for f in JOB_FIELDS if f != "quiet")
     add_config_flags(s, TrainJob, job_fields)
     add_config_flags(s, TrainConfig, CONFIG_FIELDS)
+    add_finetune_arguments(s)
     s.set_defaults(func=_cmd_train)
 
     s = sub.add_parser(
