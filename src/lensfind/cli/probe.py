@@ -162,6 +162,11 @@ def add_probe_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     s.add_argument("--model", help="shipped name or model directory")
     s.add_argument("--survey", default="des_y3")
     s.add_argument("--input", help="a simulated set (.zarr), a .npy of cutouts, or 'simulated'")
+    s.add_argument(
+        "--run", type=Path, help="a scan's run directory: explain its candidates (stored cutouts)"
+    )
+    s.add_argument("--top", type=int, help="--run: the N best-ranked candidates (default 8)")
+    s.add_argument("--ids", help="--run: comma-separated object ids instead of --top")
     s.add_argument("--n", type=int, default=8, help="objects (for --input simulated)")
     s.add_argument("--index", help="comma-separated object indices of the input")
     s.add_argument("--seed", type=int, default=0)

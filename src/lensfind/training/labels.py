@@ -39,7 +39,7 @@ from lensfind.hashing import sha256_of
 from lensfind.parquet_files import read_parquet
 
 __all__ = ["DEFAULT_WEIGHTS", "GRADES", "LabelError", "LabelledSet", "build_labelled_set",
-           "read_grades"]  # fmt: skip
+           "read_grades", "read_store_rows"]  # fmt: skip
 
 #: Grade -> is a lens (C has no label).
 GRADES: Mapping[str, bool | None] = {"A": True, "B": True, "C": None, "X": False}
@@ -112,8 +112,14 @@ def read_grades(path: Path) -> dict[int, str]:
     return grades
 
 
-def _store_rows(store: Path, wanted: set[int]) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
-    """``(object_id, images, bands)`` of the ``wanted`` ids in the store, in store order."""
+def read_store_rows(
+    store: Path, wanted: set[int]
+) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """``(object_id, images, bands)`` of the ``wanted`` ids in a cutout store, in store order.
+
+    ``images`` are float32 counts ``(n, bands, H, W)``; ids not in the store are
+    absent from the result (the caller names them).
+    """
     import json
 
     ids, images, bands = [], [], ()
@@ -177,7 +183,7 @@ def build_labelled_set(
         for i in rng.permutation(pool)[:n_random]:
             chosen[int(i)] = "random"
     try:
-        ids, images, bands = _store_rows(store, set(chosen))
+        ids, images, bands = read_store_rows(store, set(chosen))
     except StoreError as exc:
         raise LabelError(str(exc)) from None
     absent = sorted(set(graded) - set(ids.tolist()))
