@@ -61,7 +61,9 @@ def test_grades_last_row_wins_and_c_is_left_out(graded_run: Path, tmp_path: Path
     assert read_grades(grades)[int(ids[0])] == "A"
     labelled = build_labelled_set(graded_run, grades)
     assert int(ids[1]) not in labelled.object_id.tolist()
-    assert labelled.record["counts"] == {"A": 1, "B": 1, "X": 3, "random": 0, "C_left_out": 1}
+    assert labelled.record["counts"] == {
+        "A": 1, "B": 1, "X": 3, "random": 0, "injection": 0, "C_left_out": 1
+    }  # fmt: skip
     by_id = dict(zip(labelled.object_id.tolist(), labelled.weight.tolist(), strict=True))
     assert by_id[int(ids[2])] == DEFAULT_WEIGHTS["B"] == 0.5
     assert labelled.record["labels_sha256"] == sha256_of(grades)

@@ -13,13 +13,15 @@ from pathlib import Path
 
 from lensfind.errors import ConfigError
 
-#: Flags of ``engine train`` that only a fine-tuning run takes.
-FINETUNE_FLAGS = ("labels", "run", "freeze", "random", "random_weight")
-
 
 def add_finetune_arguments(s: argparse.ArgumentParser) -> None:
     """The fine-tuning flags of ``engine train``."""
-    g = s.add_argument_group("fine-tuning (--finetune MODEL)")
+    g = s.add_argument_group(
+        "fine-tuning (--finetune MODEL)",
+        "--out DIR becomes the model directory; --epochs, --lr, --batch-size, --seed, "
+        "--threads, --device, --schedule, --val-fraction and --select-by apply, with "
+        "fine-tuning defaults: 2 epochs, constant lr 2e-4, batch 32, val fraction 0.2",
+    )
     g.add_argument("--finetune", metavar="MODEL",
                    help="fine-tune this exported model (name or directory, with weights.npz) "
                    "on graded candidates instead of training from a simulated set")  # fmt: skip
@@ -34,6 +36,13 @@ def add_finetune_arguments(s: argparse.ArgumentParser) -> None:
         metavar="N",
         default=None,
         help="add N random ungraded non-candidates as non-lenses (default 0)",
+    )
+    g.add_argument(
+        "--injections",
+        type=int,
+        metavar="N",
+        default=None,
+        help="add N of the run's injected lenses as lenses (re-rendered; weight 0.5)",
     )
     g.add_argument(
         "--random-weight",
@@ -65,7 +74,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
             raise ConfigError(f"--random-weight must be > 0, got {args.random_weight}")
         weights["random"] = args.random_weight
     seed = 0 if args.seed is None else args.seed
-    labelled = build_labelled_set(args.run, args.labels, args.random or 0, seed, weights)
+    labelled = build_labelled_set(args.run, args.labels, args.random or 0, seed, weights,
+                                  args.injections or 0)  # fmt: skip
     config = finetune_config(
         parent, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seed=args.seed,
         threads=args.threads, device=args.device, schedule=args.schedule,
@@ -79,7 +89,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     counts = report["finetune"]["counts"]
     print(
         f"fine-tuned {parent.name} on {counts['A']} A, {counts['B']} B, {counts['X']} X, "
-        f"{counts['random']} random ({counts['C_left_out']} C left out); kept epoch "
+        f"{counts['random']} random, {counts['injection']} injected "
+        f"({counts['C_left_out']} C left out); kept epoch "
         f"{report['best_epoch']} of {report['epochs_run']}, validation AUROC "
         f"{report['best_val_auroc']:.4f}"
     )

@@ -13,6 +13,8 @@ grade C (possible lens)    --     --      left out: neither label is safe
 grade X (not a lens)       other  1.0     a confident grade
 random ungraded objects    other  0.5     not candidates of the scan (score below its
 (``n_random``)                            threshold); a few are missed lenses
+the run's injected lenses  lens   0.5     simulated sources on real hosts, the
+(``n_injections``)                        population the model was trained on
 =========================  =====  ======  ============================================
 
 An object graded more than once (a regrade, several graders) takes its last row
@@ -20,10 +22,10 @@ in the file. The weight is a sampling weight: per epoch, an object of weight
 ``w`` is drawn ``w`` times as often, in expectation, as one of weight 1
 (:class:`~lensfind.training.finetune.LabelledData`).
 
-The run's injected lenses are not used: their images are not in the cutout store,
-and re-rendering them would repeat the scan's injection step outside the engine.
-The cutouts are read with the store's own readers (:mod:`lensfind.engine.store`,
-torch-free; the engine never imports training).
+The injected lenses' images are not in the cutout store: they are re-rendered
+with the scan's own injection code and seeds on the stored hosts
+(:mod:`lensfind.training.injected`). The cutouts are read with the store's own
+readers (:mod:`lensfind.engine.store`, torch-free; the engine never imports training).
 """
 
 import csv
@@ -44,7 +46,8 @@ __all__ = ["DEFAULT_WEIGHTS", "GRADES", "LabelError", "LabelledSet", "build_labe
 #: Grade -> is a lens (C has no label).
 GRADES: Mapping[str, bool | None] = {"A": True, "B": True, "C": None, "X": False}
 #: Sampling weight of each origin (see the module's table).
-DEFAULT_WEIGHTS: Mapping[str, float] = {"A": 1.0, "B": 0.5, "X": 1.0, "random": 0.5}
+DEFAULT_WEIGHTS: Mapping[str, float] = {"A": 1.0, "B": 0.5, "X": 1.0, "random": 0.5,
+                                        "injection": 0.5}  # fmt: skip
 
 
 class LabelError(LensfindError):
@@ -68,7 +71,8 @@ class LabelledSet:
     weight : ndarray of float32, shape (N,)
         Sampling weights (dimensionless).
     origin : ndarray of str, shape (N,)
-        ``A``, ``B``, ``X`` or ``random``.
+        ``A``, ``B``, ``X``, ``random`` or ``injection`` (an injected copy of the host
+        ``object_id``).
     record : dict
         What the model card records: labels file and sha256, run, counts, weights.
     """
@@ -122,17 +126,18 @@ def read_store_rows(
     """
     import json
 
-    ids, images, bands = [], [], ()
+    ids, images, bands, item = [], [], (), (0, 0, 0)
     for shard in list_shards(store):
         shard_ids, shard_images = read_shard_cutouts(store, shard)
+        attrs = json.loads((store / shard / "zarr.json").read_text()).get("attributes", {})
+        bands = tuple(attrs.get("bands", ())) or bands
+        item = shard_images.shape[1:] if shard_images.ndim == 4 else item
         keep = np.isin(shard_ids, np.fromiter(wanted, dtype=np.int64, count=len(wanted)))
         if keep.any():
             ids.append(shard_ids[keep])
             images.append(shard_images[keep])
-            attrs = json.loads((store / shard / "zarr.json").read_text()).get("attributes", {})
-            bands = tuple(attrs.get("bands", ())) or bands
     if not ids:
-        return np.empty(0, np.int64), np.empty((0, 0, 0, 0), np.float32), bands
+        return np.empty(0, np.int64), np.empty((0, *item), np.float32), bands
     return np.concatenate(ids), np.concatenate(images), bands
 
 
@@ -142,6 +147,7 @@ def build_labelled_set(
     n_random: int = 0,
     seed: int = 0,
     weights: Mapping[str, float] = DEFAULT_WEIGHTS,
+    n_injections: int = 0,
 ) -> LabelledSet:
     """The labelled set of a scan's grades (plus ``n_random`` ungraded non-candidates).
 
@@ -157,7 +163,10 @@ def build_labelled_set(
     seed : int
         Seed of the random draw.
     weights : mapping
-        Sampling weight per origin (``A``, ``B``, ``X``, ``random``).
+        Sampling weight per origin (``A``, ``B``, ``X``, ``random``, ``injection``).
+    n_injections : int
+        The run's injected lenses (scored, in its selection function) to add as
+        lenses, drawn with ``seed`` (all of them if fewer); re-rendered.
 
     Raises
     ------
@@ -168,8 +177,9 @@ def build_labelled_set(
     store = run_dir / STORE_NAME
     if not (store / "zarr.json").is_file():
         raise LabelError(f"{run_dir}: no cutout store {STORE_NAME} (is it a scan's run directory?)")
-    if n_random < 0:
-        raise ConfigError(f"random objects must be >= 0, got {n_random}")
+    if n_random < 0 or n_injections < 0:
+        raise ConfigError(f"random objects and injections must be >= 0, got {n_random}, "
+                          f"{n_injections}")  # fmt: skip
     grades = read_grades(labels)
     graded = {i: g for i, g in grades.items() if GRADES[g] is not None}
     chosen: dict[int, str] = dict(graded)
@@ -194,9 +204,13 @@ def build_labelled_set(
             f"skipped by the scan): {shown}"
         )
     origin = np.array([chosen[int(i)] for i in ids])
-    is_lens = np.isin(origin, ["A", "B"])
+    if n_injections:
+        inj_ids, inj_images = _injections(run_dir, n_injections, seed)
+        ids, images = np.concatenate([ids, inj_ids]), np.concatenate([images, inj_images])
+        origin = np.concatenate([origin, np.full(len(inj_ids), "injection")])
+    is_lens = np.isin(origin, ["A", "B", "injection"])
     weight = np.array([weights[o] for o in origin], dtype=np.float32)
-    counts = {o: int((origin == o).sum()) for o in ("A", "B", "X", "random")}
+    counts = {o: int((origin == o).sum()) for o in ("A", "B", "X", "random", "injection")}
     counts["C_left_out"] = sum(g == "C" for g in grades.values())
     record = {
         "labels": str(labels), "labels_sha256": sha256_of(labels), "run": str(run_dir),
@@ -204,6 +218,20 @@ def build_labelled_set(
         "weights": dict(weights), "random_seed": seed,
     }  # fmt: skip
     return LabelledSet(ids, images, bands, is_lens, weight, origin, record)
+
+
+def _injections(run_dir: Path, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` of the run's injected lenses (host ids, re-rendered images), drawn with ``seed``."""
+    from lensfind.training.injected import rerender_injections, usable_injections
+
+    usable = usable_injections(run_dir)
+    if not usable:
+        raise LabelError(f"{run_dir}: no scored injections (scan with --inject-rate > 0)")
+    rng = np.random.default_rng([seed, 1])
+    picked = {usable[i] for i in rng.permutation(len(usable))[:n]}
+    inj = rerender_injections(run_dir, sorted({shard for shard, _ in picked}))
+    keep = np.array([k in picked for k in inj.key])
+    return inj.object_id[keep], inj.images[keep]
 
 
 def read_parquet_dir(directory: Path, columns: tuple[str, ...]) -> list[np.ndarray]:
