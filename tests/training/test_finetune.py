@@ -106,8 +106,9 @@ def test_bad_labels_are_one_line_errors(graded_run: Path, tmp_path: Path, capsys
     elif case == "no_store":
         run = tmp_path / "run"
         run.mkdir()
-    elif case == "one_class":
-        grades = _write_grades(tmp_path / "g.csv", [(int(i), "A") for i in ids[:8]])
+    elif case == "one_class":  # one lens: none left for training beside validation
+        rows = [(int(ids[0]), "A")] + [(int(i), "X") for i in ids[1:8]]
+        grades = _write_grades(tmp_path / "g.csv", rows)
     elif case == "bad_grade":
         grades = _write_grades(tmp_path / "g.csv", [(int(ids[0]), "maybe")])
     code, _ = run_cli("train", "--finetune", "des_y3", "--labels", str(grades), "--run", str(run),
@@ -148,6 +149,23 @@ def test_finetune_writes_a_model_a_scan_runs(graded_run: Path, region: Path, tmp
     summary = json.loads((result.run_dir / "summary.json").read_text())
     assert summary["model_sha256"] == load_card(out).sha256 == card["sha256"]
     assert summary["n_scored"] == n
+
+
+def test_three_grades_as_in_an_inspection_session(graded_run: Path, tmp_path: Path):
+    """a, a, x in engine inspect: three rows; the default random non-candidates do the rest."""
+    stored = _stored_ids(graded_run)
+    cands = pq.read_table(graded_run / "candidates.parquet")["object_id"].to_pylist()
+    other = next(int(i) for i in stored[::-1] if int(i) not in cands[:2])
+    rows = [(int(cands[0]), "A"), (int(cands[1]), "A"), (other, "X")]
+    grades = _write_grades(tmp_path / "grades.csv", rows)
+    out = tmp_path / "ft"
+    code, text = run_cli("train", "--finetune", "des_y3", "--labels", str(grades),
+                         "--run", str(graded_run), "--out", str(out), "--epochs", "1",
+                         "--quiet")  # fmt: skip
+    assert code == 0, text
+    counts = json.loads((out / "model_card.json").read_text())["training"]["finetune"]["counts"]
+    assert counts["A"] == 2 and counts["X"] == 1 and counts["random"] > 0
+    assert load_card(out).sha256 == sha256_of(out / "model.onnx")
 
 
 def test_too_few_labels_raise(graded_run: Path, tmp_path: Path):

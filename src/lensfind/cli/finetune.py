@@ -13,6 +13,10 @@ from pathlib import Path
 
 from lensfind.errors import ConfigError
 
+#: Random ungraded non-candidates added as non-lenses unless ``--random`` says otherwise:
+#: a handful of X grades is then enough (non-lenses are what a survey has most of).
+DEFAULT_RANDOM = 100
+
 
 def add_finetune_arguments(s: argparse.ArgumentParser) -> None:
     """The fine-tuning flags of ``engine train``."""
@@ -35,7 +39,7 @@ def add_finetune_arguments(s: argparse.ArgumentParser) -> None:
         type=int,
         metavar="N",
         default=None,
-        help="add N random ungraded non-candidates as non-lenses (default 0)",
+        help="add N random ungraded non-candidates as non-lenses (default 100; 0: none)",
     )
     g.add_argument(
         "--injections",
@@ -74,7 +78,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
             raise ConfigError(f"--random-weight must be > 0, got {args.random_weight}")
         weights["random"] = args.random_weight
     seed = 0 if args.seed is None else args.seed
-    labelled = build_labelled_set(args.run, args.labels, args.random or 0, seed, weights,
+    n_random = DEFAULT_RANDOM if args.random is None else args.random
+    labelled = build_labelled_set(args.run, args.labels, n_random, seed, weights,
                                   args.injections or 0)  # fmt: skip
     config = finetune_config(
         parent, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seed=args.seed,

@@ -45,8 +45,8 @@ __all__ = ["FINETUNE_DEFAULTS", "LabelledData", "finetune", "finetune_config"]
 #: Settings of a fine-tuning run that differ from the parent's training.
 FINETUNE_DEFAULTS = {"epochs": 2, "lr": 2e-4, "schedule": "constant", "batch_size": 32,
                      "val_fraction": 0.2, "patience": 0, "keep_checkpoints": False}  # fmt: skip
-#: Fewest labels of each class (two go to validation, model selection needs both).
-MIN_PER_CLASS = 4
+#: Fewest labels of each class (one goes to validation: model selection needs both).
+MIN_PER_CLASS = 2
 
 
 class LabelledData:
@@ -78,8 +78,8 @@ class LabelledData:
         n_lens, n_other = int(labelled.is_lens.sum()), int((~labelled.is_lens).sum())
         if min(n_lens, n_other) < MIN_PER_CLASS:
             raise TrainingError(
-                f"{self.path}: {n_lens} lens(es) (A/B) and {n_other} non-lens(es) (X, random); "
-                f"fine-tuning needs at least {MIN_PER_CLASS} of each (grade more, or add --random)"
+                f"{self.path}: {n_lens} lens(es) and {n_other} non-lens(es); fine-tuning "
+                f"needs at least {MIN_PER_CLASS} of each (grade more; --random adds non-lenses)"
             )
         self._x = card.normalised_input(labelled.images, input_bands=labelled.bands)
         self._y = labelled.is_lens.astype(np.float32)
