@@ -104,3 +104,24 @@ def test_gradcam_on_candidates_with_the_shipped_model(full_run, tmp_path):
     assert code == 0, text
     maps = np.load(tmp_path / "g" / "gradcam.npy")
     assert maps.shape == (2, 100, 100) and np.isfinite(maps).all() and (maps >= 0).all()
+
+
+def test_the_runs_model_is_the_default(full_run, tmp_path, capsys):
+    # the test scan's model is a directory, not a shipped name: say so in one line
+    code, _ = run_cli("explain", "occlusion", "--run", str(full_run.run_dir), "--top", "1",
+                      "--out", str(tmp_path / "o"), "--quiet")  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "pass --model" in err and "\n" not in err
+
+
+def test_a_run_of_the_shipped_model_needs_no_model_flag(region, tmp_path):
+    import lensfind
+
+    run = lensfind.scan("des_y3", data=region, out=tmp_path / "run", workers=0,
+                        inject_rate=0.0, quiet=True)  # fmt: skip
+    first = sorted(_stored(run.run_dir))[0]
+    code, text = run_cli("explain", "occlusion", "--run", str(run.run_dir), "--ids", str(first),
+                         "--out", str(tmp_path / "o"), "--quiet")  # fmt: skip
+    assert code == 0, text
+    record = json.loads((tmp_path / "o" / "occlusion.json").read_text())
+    assert record["model"] == "des_y3" and record["object_ids"] == [first]

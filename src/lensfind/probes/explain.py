@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from lensfind.errors import ConfigError
+from lensfind.errors import ConfigError, ModelError
 from lensfind.probes.report import write_json
 from lensfind.runtime.card import ModelCard
 
@@ -154,7 +154,16 @@ def explain_cli(args: argparse.Namespace) -> int:
 
         if args.top is not None and args.ids is not None:
             raise ConfigError("give --top or --ids, not both")
-        card = resolve_model(args.model or run_model_name(run), args.survey)
+        if args.model is None and not (run / "summary.json").is_file():
+            raise ConfigError(f"{run}: not a scan's run directory (no summary.json)")
+        try:
+            card = resolve_model(args.model or run_model_name(run), args.survey)
+        except ModelError as exc:
+            if args.model is not None:
+                raise
+            raise ConfigError(
+                f"{run}: the run's model is not shipped ({exc}); pass --model"
+            ) from None
         ids = None if args.ids is None else _ids(args.ids)
         inputs = run_inputs(run, card, 8 if args.top is None else args.top, ids)
         raw, description, names = inputs.images, str(run), inputs.titles
