@@ -94,6 +94,7 @@ def test_random_objects_are_ungraded_non_candidates(graded_run: Path, tmp_path: 
         ("no_store", "no cutout store"),
         ("one_class", "needs at least"),
         ("bad_grade", "is not A, B, C or X"),
+        ("resume", "does not resume"),
     ],
 )
 def test_bad_labels_are_one_line_errors(graded_run: Path, tmp_path: Path, capsys, case, message):
@@ -111,23 +112,28 @@ def test_bad_labels_are_one_line_errors(graded_run: Path, tmp_path: Path, capsys
         grades = _write_grades(tmp_path / "g.csv", rows)
     elif case == "bad_grade":
         grades = _write_grades(tmp_path / "g.csv", [(int(ids[0]), "maybe")])
+    extra = ["--resume"] if case == "resume" else []
     code, _ = run_cli("train", "--finetune", "des_y3", "--labels", str(grades), "--run", str(run),
-                      "--out", str(tmp_path / "out"), "--epochs", "1", "--quiet")  # fmt: skip
+                      "--out", str(tmp_path / "out"), "--epochs", "1", "--quiet",
+                      *extra)  # fmt: skip
     err = capsys.readouterr().err.strip()
     assert code == 2
     assert message in err and "\n" not in err
     assert not (tmp_path / "out" / "model_card.json").exists()
 
 
-def test_finetune_writes_a_model_a_scan_runs(graded_run: Path, region: Path, tmp_path: Path):
+def test_finetune_writes_a_model_a_scan_runs(
+    graded_run: Path, region: Path, tmp_path: Path, tiny_set: Path
+):
     out = tmp_path / "ft"
     code, text = run_cli(
         "train", "--finetune", "des_y3", "--labels", str(graded_run / "grades.csv"),
         "--run", str(graded_run), "--out", str(out), "--epochs", "1", "--random", "0",
-        "--freeze", "features", "--threads", "1", "--quiet",
+        "--freeze", "features", "--threads", "1", "--test-set", str(tiny_set), "--quiet",
     )  # fmt: skip
     assert code == 0, text
     card = json.loads((out / "model_card.json").read_text())
+    assert card["test_set"]["n"] == 96 and 0 <= card["test_metrics"]["auroc"] <= 1
     parent = resolve_model("des_y3", "")
     ft = card["training"]["finetune"]
     weights_sha = parent.raw["torch_weights"]["sha256"]

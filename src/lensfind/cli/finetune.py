@@ -9,6 +9,7 @@ and the parent model; the run's checkpoint, metrics and plots go to ``DIR/traini
 """
 
 import argparse
+import json
 from pathlib import Path
 
 from lensfind.errors import ConfigError
@@ -22,7 +23,8 @@ def add_finetune_arguments(s: argparse.ArgumentParser) -> None:
     """The fine-tuning flags of ``engine train``."""
     g = s.add_argument_group(
         "fine-tuning (--finetune MODEL)",
-        "--out DIR becomes the model directory; --epochs, --lr, --batch-size, --seed, "
+        "--out DIR becomes the model directory (--test-set: its held-out metrics); --epochs, "
+        "--lr, --batch-size, --seed, "
         "--threads, --device, --schedule, --val-fraction and --select-by apply, with "
         "fine-tuning defaults: 2 epochs, constant lr 2e-4, batch 32, val fraction 0.2",
     )
@@ -68,6 +70,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
     if args.train_set is not None or args.config is not None:
         raise ConfigError("--finetune takes --labels and --run, not --train-set or --config")
+    if args.resume:
+        raise ConfigError("--finetune runs a few epochs and does not resume; rerun it")
     for flag in ("labels", "run", "out"):
         if getattr(args, flag) is None:
             raise ConfigError(f"engine train --finetune needs --{flag}")
@@ -102,9 +106,12 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     out = args.export_dir or args.out
     name = args.name or f"{parent.name}-finetuned"
     threshold = parent.threshold if args.threshold is None else args.threshold
-    card = export_checkpoint(work / CHECKPOINT_NAME, out, name=name, threshold=threshold)
+    card = export_checkpoint(work / CHECKPOINT_NAME, out, name=name, test_set=args.test_set,
+                             threshold=threshold)  # fmt: skip
     print(
         f"wrote {out / 'model.onnx'} (sha256 {card['sha256'][:12]}); parity max |diff| "
         f"{card['parity']['max_abs_diff']:.2e}; card {out / 'model_card.json'}"
     )
+    if "test_metrics" in card:  # --test-set: a simulated set, scored with ONNX Runtime
+        print("held-out (ONNX Runtime):", json.dumps(card["test_metrics"]))
     return 0
