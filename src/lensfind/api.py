@@ -103,8 +103,13 @@ class Run:
 
     @cached_property
     def selection_function(self) -> "Table | None":
-        """Completeness of injected lenses per bin of Einstein radius (arcsec), source and
-        lens magnitude and seeing (arcsec), with its interval; None when nothing was injected."""
+        """Completeness of the injected lenses per bin, None when nothing was injected.
+
+        One row per ``parameter`` (``theta_e_arcsec``, ``mag_g_source``, ``mag_r_lens``,
+        ``psf_fwhm_arcsec``) and bin: ``lo``/``hi``/``centre`` in that parameter's unit
+        (arcsec or AB mag, as its name says), ``n`` injections, ``completeness`` with its
+        95% Wilson interval ``ci_lo``/``ci_hi``, ``ok`` (enough injections), mean and std score.
+        """
         from lensfind.parquet_files import read_parquet
 
         path = self.run_dir / "selection_function.parquet"
