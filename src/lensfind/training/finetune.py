@@ -15,6 +15,7 @@ The parent's augmentation (rotations, flips, occlusion) is kept.
 """
 
 import dataclasses
+import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -185,11 +186,11 @@ def finetune(
     frozen = _freeze(model, freeze)
     opt = _optimizer(model, config)
     steps = -(-data.n_train // config.batch_size)
-    train_seed = parent.raw.get("training", {}).get("train_set", {})
+    parent_set = parent.raw.get("training", {}).get("train_set", {})
     set_info = {
         "path": str(data.path), "n": len(labelled.object_id), "seed": config.seed,
         # the parent's simulated population: what a scan injects for this model
-        "population": train_seed.get("population"),
+        "population": parent_set.get("population"),
         "pixel_scale_arcsec": parent.pixel_scale_arcsec,
         "n_train": data.n_train_split, "n_val": data.n_val_split, "positives": "graded",
     }  # fmt: skip
@@ -211,7 +212,5 @@ def finetune(
     }  # fmt: skip
     assert run.best_state is not None
     save_checkpoint(out_dir / CHECKPOINT_NAME, run.best_state, report)
-    import json
-
     (out_dir / "train_report.json").write_text(json.dumps(report, indent=2))
     return report

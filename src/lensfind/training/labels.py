@@ -35,7 +35,13 @@ from pathlib import Path
 
 import numpy as np
 
-from lensfind.engine.store import STORE_NAME, StoreError, list_shards, read_shard_cutouts
+from lensfind.engine.store import (
+    STORE_NAME,
+    StoreError,
+    list_shards,
+    read_shard_catalog,
+    read_shard_cutouts,
+)
 from lensfind.errors import ConfigError, LensfindError
 from lensfind.hashing import sha256_of
 from lensfind.parquet_files import read_parquet
@@ -126,16 +132,23 @@ def read_store_rows(
     """
     import json
 
+    want = np.fromiter(wanted, dtype=np.int64, count=len(wanted))
     ids, images, bands, item = [], [], (), (0, 0, 0)
     for shard in list_shards(store):
-        shard_ids, shard_images = read_shard_cutouts(store, shard)
         attrs = json.loads((store / shard / "zarr.json").read_text()).get("attributes", {})
         bands = tuple(attrs.get("bands", ())) or bands
-        item = shard_images.shape[1:] if shard_images.ndim == 4 else item
-        keep = np.isin(shard_ids, np.fromiter(wanted, dtype=np.int64, count=len(wanted)))
-        if keep.any():
-            ids.append(shard_ids[keep])
-            images.append(shard_images[keep])
+        meta = json.loads((store / shard / "images" / "zarr.json").read_text())
+        item = tuple(meta["shape"][1:]) or item
+        # the images of a shard are read only when it holds a wanted id
+        try:
+            if not np.isin(read_shard_catalog(store, shard)[0], want).any():
+                continue
+        except StoreError:  # a store without ra/dec: look at the images' ids instead
+            pass
+        shard_ids, shard_images = read_shard_cutouts(store, shard)
+        keep = np.isin(shard_ids, want)
+        ids.append(shard_ids[keep])
+        images.append(shard_images[keep])
     if not ids:
         return np.empty(0, np.int64), np.empty((0, *item), np.float32), bands
     return np.concatenate(ids), np.concatenate(images), bands
