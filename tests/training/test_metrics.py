@@ -362,3 +362,21 @@ def test_tpr_before_false_positives_errors():
         tpr_before_false_positives(np.array([0, 1]), np.array([0.1, 0.2]), 0)
     with pytest.raises(ValueError, match="NaN or inf"):
         tpr10(np.array([0, 1]), np.array([np.nan, 0.2]))
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("completeness", [0.5, 0.8, 0.9, 1.0])
+def test_purity_at_completeness_matches_sklearn(seed, completeness):
+    from lensfind.training.metrics import purity_at_completeness
+
+    sk = _sk()
+    labels, scores = _random_set(seed)
+    scores = np.round(scores, 2)  # ties
+    prec, rec, thr = sk.precision_recall_curve(labels, scores)
+    # the highest threshold whose recall reaches the completeness
+    i = max(j for j in range(len(thr)) if rec[j] >= completeness)
+    purity, t = purity_at_completeness(labels, scores, completeness)
+    assert t == pytest.approx(thr[i]) and purity == pytest.approx(prec[i], abs=1e-12)
+    assert recall(labels, scores, t) >= completeness
+    with pytest.raises(ValueError, match="needs lenses"):
+        purity_at_completeness(np.zeros(4), scores[:4], 0.5)

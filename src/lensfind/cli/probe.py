@@ -200,6 +200,7 @@ def add_probe_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
             "engine explain occlusion --n 8                 # ONNX model, no torch needed",
             "engine explain gradcam --input set.zarr --index 0,5,9   # needs lensfind[train]",
             "engine explain class_dream --model des_y3      # what the model thinks a lens is",
+            "engine explain occlusion --run RUN --top 12    # a scan's best candidates",
         ],
     )  # fmt: skip
     s.add_argument("method", help=f"saliency method: {', '.join(METHODS)}")
@@ -207,7 +208,12 @@ def add_probe_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     s.add_argument("--survey", default="des_y3", type=survey_name,
                    help="survey of the default model and of simulated inputs")  # fmt: skip
     s.add_argument("--input", help="a simulated set (.zarr), a .npy of cutouts (N, bands, H, W) "
-                   "in counts, or 'simulated' (default)")  # fmt: skip
+                   "in counts, a run's cutouts.zarr, or 'simulated' (default)")  # fmt: skip
+    s.add_argument("--run", type=Path,
+                   help="a run directory: explain its candidates (its stored cutouts)")  # fmt: skip
+    s.add_argument("--top", type=count,
+                   help="with --run: the N best-ranked candidates (default 8)")  # fmt: skip
+    s.add_argument("--ids", help="with --run: comma-separated object ids instead of --top")
     s.add_argument("--n", type=count, default=8, help="objects (for --input simulated)")
     s.add_argument("--index", help="comma-separated object indices of the input")
     s.add_argument("--seed", type=natural, default=0, help="seed of the simulated inputs")

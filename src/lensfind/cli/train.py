@@ -18,12 +18,15 @@ from pathlib import Path
 from typing import Any
 
 from lensfind.cli.common import add_config_flags
+from lensfind.cli.finetune import add_finetune_arguments, cmd_finetune
 from lensfind.cli.flags import add_command, count, existing, fraction, natural, positive
 from lensfind.cli.ou_tsne import add_ou_tsne_options, add_ou_tsne_parser
 from lensfind.training.config import CONFIG_FIELDS, JOB_FIELDS, TrainConfig, TrainJob
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    if args.finetune is not None:
+        return cmd_finetune(args)
     from lensfind.training.config import build_train_job
 
     flags = {k: getattr(args, k, None) for k in (*JOB_FIELDS, *CONFIG_FIELDS)}
@@ -178,6 +181,7 @@ def add_train_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     job_fields = tuple(f for f in JOB_FIELDS if f != "quiet")
     add_config_flags(s, TrainJob, job_fields)
     add_config_flags(s, TrainConfig, CONFIG_FIELDS)
+    add_finetune_arguments(s)
     s.set_defaults(func=_cmd_train)
 
     s = add_command(

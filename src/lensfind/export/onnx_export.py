@@ -86,6 +86,8 @@ _TRAINING_KEYS = (
     "stopped_early",
     "val_metrics",
     "test_set",
+    # fine-tuned models (engine train --finetune): labels, counts, parent
+    "finetune",
 )
 
 

@@ -49,6 +49,25 @@ def tpr_at_fpr(labels: np.ndarray, scores: np.ndarray, max_fpr: float) -> float:
     return float(tpr[fpr <= max_fpr].max())
 
 
+def purity_at_completeness(
+    labels: np.ndarray, scores: np.ndarray, completeness: float
+) -> tuple[float, float]:
+    """Purity (precision) and threshold of ``score >= t`` at the highest ``t`` whose
+    completeness (recall of the lenses) reaches ``completeness``.
+
+    Returns ``(purity, t)``; both fractions, dimensionless.
+    """
+    labels, scores = _check(labels, scores)
+    if not labels.any():
+        raise ValueError("purity at fixed completeness needs lenses")
+    if not 0 < completeness <= 1:
+        raise ValueError(f"completeness must be in (0, 1], got {completeness}")
+    k = int(np.ceil(completeness * labels.sum() - 1e-9))  # lenses that must pass
+    t = float(np.sort(scores[labels])[::-1][k - 1])
+    pred = scores >= t
+    return float((pred & labels).sum() / pred.sum()), t
+
+
 def confusion_at(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, float]:
     """Counts and rates of the classifier ``score >= threshold``."""
     labels, scores = _check(labels, scores)

@@ -66,6 +66,7 @@ def save_saliency_png(
     titles: Sequence[str] | None = None,
     *,
     rgb_bands: Sequence[int] | None = None,
+    bar_labels: Mapping[str, str] | None = None,
     dpi: int = 100,
 ) -> Path:
     """Save a PNG with one row per object: the input, then each saliency map.
@@ -87,6 +88,8 @@ def save_saliency_png(
         One title per object, shown above its input (e.g. its ID and score).
     rgb_bands : sequence of int, optional
         Bands shown as red, green, blue (see :func:`asinh_display`).
+    bar_labels : mapping of name to str, optional
+        Colour-bar label per map column: its quantity and what its sign means.
     dpi : int
         Resolution of the PNG.
 
@@ -118,6 +121,8 @@ def save_saliency_png(
             axes[i][j].set_title(name, fontsize=8)
             bar = fig.colorbar(im, ax=axes[i][j], shrink=0.8)
             bar.ax.tick_params(labelsize=6)
+            if bar_labels and name in bar_labels:
+                bar.set_label(bar_labels[name], fontsize=6)
             bar.ax.yaxis.get_offset_text().set_fontsize(6)
         for ax in axes[i]:
             ax.set_xticks([])
