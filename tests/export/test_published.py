@@ -129,7 +129,10 @@ def test_a_mismatched_state_dict_is_a_one_line_error_naming_the_keys(tmp_path, c
     assert not (tmp_path / "o").exists()
 
 
-def test_export_flags_are_checked(tmp_path, capsys):
+def test_export_flags_are_checked(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the weight and checkpoint files exist: the flags are at fault
+    for name in ("w.pt", "c.pt"):
+        (tmp_path / name).write_bytes(b"")
     out = ("--out", str(tmp_path / "o"))
     assert "--weights needs --arch and --survey" in _error(
         capsys, "export", "--weights", "w.pt", "--arch", "ou66", *out
