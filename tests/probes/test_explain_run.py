@@ -77,7 +77,7 @@ def test_ids_and_the_store_path_and_labelled_colour_bars(
     ("extra", "message"),
     [
         (["--ids", "987654321"], "not in"),
-        (["--top", "0"], "--top must be >= 1"),
+        (["--top", "0"], "--top: must be an integer >= 1"),
         (["--top", "2", "--ids", "1"], "not both"),
         (["--ids", "x"], "comma-separated object ids"),
     ],

@@ -23,7 +23,8 @@ def add_finetune_arguments(s: argparse.ArgumentParser) -> None:
     """The fine-tuning flags of ``engine train``."""
     g = s.add_argument_group(
         "fine-tuning (--finetune MODEL)",
-        "--out DIR becomes the model directory (--test-set: its held-out metrics); --epochs, "
+        "With --finetune, --out DIR becomes the model directory (--test-set: its held-out "
+        "metrics); --epochs, "
         "--lr, --batch-size, --seed, "
         "--threads, --device, --schedule, --val-fraction and --select-by apply, with "
         "fine-tuning defaults: 2 epochs, constant lr 2e-4, batch 32, val fraction 0.2",
