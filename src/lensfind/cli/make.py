@@ -4,7 +4,15 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from lensfind.cli.flags import add_command, count, fraction, natural, positive, survey_name
+from lensfind.cli.flags import (
+    add_command,
+    count,
+    existing,
+    fraction,
+    natural,
+    positive,
+    survey_name,
+)
 
 
 def _cmd_surveys(args: argparse.Namespace) -> int:
@@ -51,6 +59,10 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     if args.bands:
         spec = spec.select(tuple(args.bands.split(",")))
     config = PopulationConfig(lens_fraction=args.lens_fraction, lens_mix=_lens_mix(args.lens_kinds))
+    if args.population is not None:  # e.g. a wider seeing range: seeing_sigma_ln: 0.3
+        from lensfind.simulation.population_file import load_population
+
+        config = load_population(args.population, config)
     if (args.pixel_scale is None) != (args.cutout_px is None):
         from lensfind.errors import ConfigError
 
@@ -113,6 +125,9 @@ def add_make_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
                    help="fraction of the objects that are lenses, 0..1")  # fmt: skip
     s.add_argument("--lens-kinds", help="split the lenses: lens=0.5,compound_arc=0.2,"
                    "double_ring=0.2,red_source=0.1 (default: all 'lens')")  # fmt: skip
+    s.add_argument("--population", type=existing, metavar="POP.yaml",
+                   help="YAML of population settings over the defaults (and over --lens-*), "
+                   "e.g. 'seeing_sigma_ln: 0.3' for a wider seeing range")  # fmt: skip
     s.add_argument(
         "--pixel-scale",
         type=positive,
