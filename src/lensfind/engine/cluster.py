@@ -1,9 +1,7 @@
 """Executors for shard tasks: a Dask cluster (local or remote), threads, or this process.
 
-A scan that does not say how (``workers`` None) and is small
-(:data:`THREADS_MAX_OBJECTS`) runs its shards on threads of this process:
-the shards' work (cutting, rendering, ONNX Runtime) releases the GIL, and a
-cluster's start-up and warm-up (seconds) would cost more than it saves.
+Small runs that do not name ``workers`` use threads (:func:`executor_kind`): the shards'
+work releases the GIL, and a cluster's start-up would cost more than it saves.
 
 On GPUs, Dask's resources keep one task per GPU: local GPU clusters start one
 single-threaded worker per visible GPU, pinned to it with
@@ -205,14 +203,9 @@ def executor_kind(workers: int | None, scheduler: str | None, n_objects: int, gp
 def executor(
     workers: int | None, scheduler: str | None = None, gpus: int = 0, n_objects: int = 0
 ) -> Iterator[Executor]:
-    """Yield the :class:`Executor` of a run of ``n_objects`` objects (:func:`executor_kind`).
-
-    ``scheduler`` connects to an existing Dask scheduler; otherwise ``gpus > 0``
-    starts one local worker per GPU (:func:`gpu_worker_specs`; ``workers`` is
-    then ignored), else ``workers`` (default :data:`DEFAULT_WORKERS`) local
-    worker processes (one thread each) or, for a small run that does not name
-    ``workers``, as many threads here; ``workers = 0`` runs in this process.
-    """
+    """Yield the :class:`Executor` :func:`executor_kind` names for a run of ``n_objects``:
+    an existing cluster (``scheduler``), one local worker per GPU (:func:`gpu_worker_specs`),
+    ``workers`` (unset: :data:`DEFAULT_WORKERS`) local processes or threads, or this process."""
     kind = executor_kind(workers, scheduler, n_objects, gpus)
     if kind == "in-process":
         yield InProcessExecutor()

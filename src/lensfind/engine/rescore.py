@@ -15,7 +15,7 @@ import pyarrow as pa
 from lensfind.engine.config import ScoreConfig
 from lensfind.engine.plan import Plan, Shard
 from lensfind.engine.run import ScanResult, default_run_dir, execute, with_prior
-from lensfind.engine.scoring import check_provider, score_batches
+from lensfind.engine.scoring import check_model_session, check_provider, score_batches
 from lensfind.engine.shard import ShardResult, release_memory, write_scores
 from lensfind.engine.store import (
     COLUMNS,
@@ -27,7 +27,6 @@ from lensfind.engine.store import (
 )
 from lensfind.errors import ConfigError, ModelError
 from lensfind.runtime.card import ModelCard
-from lensfind.runtime.model_check import check_model
 from lensfind.runtime.scorer import DEFAULT_BATCH_SIZE
 from lensfind.runtime.shipped import resolve_model
 from lensfind.zarr_checks import read_columns
@@ -117,7 +116,7 @@ def run_score(config: ScoreConfig) -> ScanResult:
     threshold = card.threshold if config.threshold is None else config.threshold
     plan = plan_store(store, card.survey)
     bands = _store_bands(store, card)
-    check_model(card, bands, "cpu" if config.scheduler else config.provider)  # exit 2
+    check_model_session(config, card, bands)  # exit 2
     run_dir = config.out or default_run_dir(f"score-{card.name}")
 
     def make_task(shard: Shard) -> RescoreTask:

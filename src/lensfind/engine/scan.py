@@ -21,12 +21,11 @@ from lensfind.engine.run import (
     execute,
     with_prior,
 )
-from lensfind.engine.scoring import check_provider
+from lensfind.engine.scoring import check_model_session, check_provider
 from lensfind.engine.shard import ShardTask, process_shard
 from lensfind.errors import ConfigError
 from lensfind.parquet_files import read_parquet
 from lensfind.probes.selection import run_truth_check, write_selection
-from lensfind.runtime.model_check import check_model
 from lensfind.runtime.shipped import resolve_model
 from lensfind.simulation.datadir import catalog_path, default_region
 from lensfind.simulation.region import TRUTH_NAME, region_lens_fraction
@@ -50,7 +49,7 @@ def run_scan(config: ScanConfig) -> ScanResult:
             f"model {card.name} expects bands {card.bands} at {card.input_shape[1]} px; "
             f"survey {spec.name} gives {spec.band_names} at {spec.cutout_px} px"
         )
-    check_model(card, spec.band_names, "cpu" if config.scheduler else config.provider)  # exit 2
+    check_model_session(config, card, spec.band_names)  # exit 2
     threshold = card.threshold if config.threshold is None else config.threshold
     data_dir = config.data_dir or default_region(spec, quiet=config.quiet)
     config, prior_source = with_prior(config, region_lens_fraction(data_dir))

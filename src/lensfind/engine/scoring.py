@@ -6,6 +6,7 @@
 """
 
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -17,7 +18,8 @@ from lensfind.engine.buffers import scratch
 from lensfind.engine.config import RunConfig, build_config
 from lensfind.engine.cutouts import cut_stamps
 from lensfind.engine.store import image_file
-from lensfind.runtime.card import load_card
+from lensfind.runtime.card import ModelCard, load_card
+from lensfind.runtime.model_check import check_scorer
 from lensfind.runtime.scorer import (
     DEFAULT_BATCH_SIZE,
     OnnxScorer,
@@ -61,6 +63,13 @@ def scorer_for(
             card = load_card(Path(model_dir))
             _SCORERS[key] = OnnxScorer(card, provider=provider, settings=settings)
         return _SCORERS[key]
+
+
+def check_model_session(config: RunConfig, card: ModelCard, bands: Sequence[str]) -> None:
+    """``check_scorer`` (exit 2) on the session this process's shards will score with."""
+    provider = "cpu" if config.scheduler else config.provider
+    scorer = scorer_for(str(card.directory), card.sha256, provider, config.batch_size)
+    check_scorer(scorer.with_input_bands(bands))
 
 
 def warm_up(

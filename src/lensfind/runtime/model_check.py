@@ -7,13 +7,10 @@ cheap (one session, which the run then reuses, and one batch of
 the inputs every lens finder has to score.
 """
 
-from collections.abc import Sequence
-
 import numpy as np
 
 from lensfind.errors import ModelError
-from lensfind.runtime.card import ModelCard
-from lensfind.runtime.scorer import OnnxScorer, SessionSettings
+from lensfind.runtime.scorer import OnnxScorer
 
 #: Cutouts of the check's batch (half blank, half noise).
 DRY_BATCH = 4
@@ -73,15 +70,3 @@ def check_scorer(scorer: OnnxScorer) -> None:
             f"{card.onnx_path}: returns scores in [{p.min():.3g}, {p.max():.3g}] for test "
             "cutouts; a lens finder's output must be a probability in [0, 1]"
         )
-
-
-def check_model(
-    card: ModelCard, bands: Sequence[str], provider: str = "cpu", batch_size: int = DRY_BATCH
-) -> None:
-    """:func:`check_scorer` of a session of ``card`` for cutouts of ``bands`` on ``provider``.
-
-    Raises :class:`ModelError` (or its :class:`~lensfind.runtime.scorer.ProviderError`)
-    naming the model file.
-    """
-    settings = SessionSettings(batch_size=batch_size)
-    check_scorer(OnnxScorer(card, provider=provider, settings=settings, input_bands=bands))
