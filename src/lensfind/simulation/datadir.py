@@ -21,8 +21,9 @@ from lensfind.simulation.region import CATALOG_NAME, RegionConfig, make_region
 from lensfind.surveys.spec import SurveySpec
 
 #: Bumped when the region's content changes (v2: catalogue star class and blend flags;
-#: v3: converged ("auto") supersampling of every profile).
-DEFAULT_REGION_VERSION = "v3"
+#: v3: converged ("auto") supersampling of every profile; v4: objects rendered at
+#: their sub-pixel positions, float32 tile noise).
+DEFAULT_REGION_VERSION = "v4"
 HATS_CATALOG_NAME = "catalog.hats"
 
 

@@ -141,14 +141,15 @@ def make_region(
                 seeing_factor=np.full(n, seeing),
                 noise=False,
                 progress=progress,
+                center_offset_px=(x - xi, y - yi),
             )
-            # Stamps are rendered centred, shifted to their sub-pixel offsets, and
-            # added into the tile at their nearest pixel.
-            stamps = _subpixel_shift(sim.images, x - xi, y - yi)
-            image = np.zeros((len(spec.bands), config.tile_px, config.tile_px))
+            # Stamps are rendered at their sub-pixel offsets from their nearest pixel,
+            # where they are added into the tile.
+            stamps = sim.images
+            image = np.zeros((len(spec.bands), config.tile_px, config.tile_px), np.float32)
             for k in range(n):
                 _paste(image, stamps[k], xi[k] - half, yi[k] - half)
-            noisy = add_noise(image, spec, rng, band_axis=0)
+            noisy = add_noise(image, spec, rng, band_axis=0, dtype=np.float32)
             if config.masked_trail and ti == 0 and tj == 0:
                 _mask_trail(noisy[-1], rng)
             for b, band in enumerate(spec.bands):
@@ -229,15 +230,6 @@ def region_lens_fraction(data_dir: Path) -> float | None:
 def _write_parquet(path: Path, cols: dict[str, list]) -> None:
     table = pa.table({k: np.concatenate(v) for k, v in cols.items()})
     pq.write_table(table, path)
-
-
-def _subpixel_shift(stamps: np.ndarray, dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
-    """Shift stamps ``(N, B, H, W)`` by ``(dx, dy)`` pixels with a Fourier phase ramp."""
-    size = stamps.shape[-1]
-    fy = np.fft.fftfreq(size)[:, None]
-    fx = np.fft.fftfreq(size)[None, :]
-    ramp = np.exp(-2j * np.pi * (fx * dx[:, None, None] + fy * dy[:, None, None]))
-    return np.fft.ifft2(np.fft.fft2(stamps) * ramp[:, None]).real
 
 
 def _paste(image: np.ndarray, stamp: np.ndarray, x0: int, y0: int) -> None:

@@ -1,7 +1,7 @@
 """Simulate batches of labelled stamps with their truth parameters."""
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -58,8 +58,13 @@ def _simulate_chunk(
     dtype: np.dtype | type = np.float64,
     deflector_shape: tuple[np.ndarray, np.ndarray] | None = None,
     supersample: int | str = "auto",
+    center_offset_px: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> SimulatedSet:
     scene, partial = sample_scene(spec, kinds, rng, config, seeing_factor, deflector_shape)
+    if center_offset_px is not None:
+        pix = spec.pixel_scale_arcsec
+        dx, dy = (np.asarray(a, dtype=scene.center_x_arcsec.dtype) for a in center_offset_px)
+        scene = replace(scene, center_x_arcsec=dx * pix, center_y_arcsec=dy * pix)
     rend = render(scene, spec, size_px=size_px, supersample=supersample, psf=config.psf,
                   source_only=source_only, dtype=dtype)  # fmt: skip
     lens = np.isin(kinds, LENS_KINDS)
@@ -120,6 +125,7 @@ def simulate(
     dtype: np.dtype | type = np.float64,
     deflector_shape: tuple[np.ndarray, np.ndarray] | None = None,
     supersample: int | str = "auto",
+    center_offset_px: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> SimulatedSet:
     """Simulate ``n`` labelled stamps, reproducibly from ``seed``.
 
@@ -159,6 +165,11 @@ def simulate(
     supersample : int or "auto"
         Sub-pixels per pixel side (:func:`lensfind.simulation.render.render`): "auto"
         refines each pixel as far as its light needs (within 0.5% of converged).
+    center_offset_px : (ndarray (n,), ndarray (n,)), optional
+        Each object's centre in pixels from the stamp's centre pixel (``size // 2``),
+        along columns and rows, in place of the population's random jitter
+        (``config.center_jitter_px`` should then be 0): objects rendered where a
+        region's tile has them, with no resampling afterwards.
 
     Sets with rare kinds (``kinds`` or ``config.lens_mix``) also get the
     compound-lens truth columns (``z_lens``, ``z_source1``, ``z_source2``,
@@ -193,6 +204,7 @@ def simulate(
             dtype,
             None if deflector_shape is None else tuple(np.asarray(a)[sl] for a in deflector_shape),
             supersample,
+            None if center_offset_px is None else tuple(np.asarray(a)[sl] for a in center_offset_px),
         )
         images[sl] = part.images
         for key, value in part.truth.items():
