@@ -204,7 +204,9 @@ def simulate(
             dtype,
             None if deflector_shape is None else tuple(np.asarray(a)[sl] for a in deflector_shape),
             supersample,
-            None if center_offset_px is None else tuple(np.asarray(a)[sl] for a in center_offset_px),
+            None
+            if center_offset_px is None
+            else tuple(np.asarray(a)[sl] for a in center_offset_px),
         )
         images[sl] = part.images
         for key, value in part.truth.items():
