@@ -23,7 +23,8 @@ def test_the_plain_loop_reproduces_the_scans_scores(full_run, region, model_dir,
     """An independent check of cutting, band order, normalisation and scoring: astropy's
     Cutout2D and a bare ONNX Runtime session give the scan's scores, up to the float16
     store's rounding (the scan scores what its store holds)."""
-    n = plain_loop.main(region, model_dir, tmp_path / "loop.parquet")
+    n, inference_s = plain_loop.main(region, model_dir, tmp_path / "loop.parquet")
+    assert inference_s > 0
     loop = pq.read_table(tmp_path / "loop.parquet").to_pydict()
     raw = dict(zip(loop["object_id"], loop["score"], strict=True))
     scan = _scan_scores(full_run.run_dir)
@@ -48,4 +49,10 @@ def test_bench_startup_alternates_the_scan_and_the_loop(region, model_dir, tmp_p
     assert r["goal"]["met"] == (r["scan_over_plain_loop"] <= r["goal"]["ratio_at_most"])
     assert r["n_scored"]["scan"] == r["n_scored"]["plain_loop"] > 0
     assert len(r["load_average"]["before"]) == 3
+    floor = r["model_floor"]  # the loop's model seconds per cutout x the scan's cutouts
+    assert 0 < floor["plain_loop_inference_s"] < loop[0]
+    assert floor["scan_cutouts_scored"] > r["n_scored"]["scan"]  # the injected copies too
+    per_cutout = floor["plain_loop_inference_s"] / r["n_scored"]["plain_loop"]
+    assert floor["scan_inference_floor_s"] == per_cutout * floor["scan_cutouts_scored"]
+    assert floor["ratio_floor"] == floor["scan_inference_floor_s"] / loop[0]
     assert "scan_over_plain_loop" in capsys.readouterr().out

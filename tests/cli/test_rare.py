@@ -56,3 +56,22 @@ def test_probe_rare_writes_a_consistent_table(tmp_path, test_model):
     assert main(again) == 0
     t0 = pq.read_table(tmp_path / "t0" / "rare.parquet").to_pylist()
     assert all(r["frac_above"] == 1.0 for r in t0)
+
+
+def test_probe_rare_simulates_on_the_models_input_grid(tmp_path):
+    """OU-66 takes Euclid on the NISP grid (0.3"/px, 66 px): the probe simulates there,
+    not on the survey's mixed VIS/NISP grids (which no one grid can hold)."""
+    out = tmp_path / "rare"
+    args = ["probe", "rare", "--model", "ou66", "--survey", "euclid_wide", "--n", "6",
+            "--seed", "1", "--out", str(out), "--quiet"]  # fmt: skip
+    assert main(args) == 0
+    summary = pq.read_table(out / "rare.parquet").to_pylist()
+    assert [r["n"] for r in summary] == [6] * len(RARE_CLASSES)
+
+
+def test_probe_of_models_on_different_grids_is_a_usage_error(tmp_path, test_model, capsys):
+    args = ["probe", "blur", "--model", "ou66", "--model", str(test_model), "--survey",
+            "euclid_wide", "--n", "4", "--out", str(tmp_path / "p"), "--quiet"]  # fmt: skip
+    assert main(args) == 2
+    assert "probe them separately" in capsys.readouterr().err
+    assert not (tmp_path / "p").exists()

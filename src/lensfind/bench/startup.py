@@ -62,7 +62,8 @@ def bench_startup(
     load_before = os.getloadavg()
     scans: list[float] = []
     loops: list[float] = []
-    n_scan = n_loop = 0
+    inference: list[float] = []
+    n_scan = n_loop = n_injected = 0
     with tempfile.TemporaryDirectory(prefix="lensfind-startup-") as tmp:
         scan = [sys.executable, "-m", "lensfind", "scan", "--survey", spec.name, "--quiet"]
         if model is not None:
@@ -74,12 +75,15 @@ def bench_startup(
             out_dir = Path(tmp) / f"scan{k}"
             s, _ = _timed([*scan, "--out", str(out_dir)])
             p, stdout = _timed([*loop, str(Path(tmp) / f"loop{k}.parquet")])
+            loop_record = json.loads(stdout.strip().splitlines()[-1])
             if k == 0:  # the untimed pair: file cache, kernel caches
-                n_scan = json.loads((out_dir / "summary.json").read_text())["n_scored"]
-                n_loop = json.loads(stdout.strip().splitlines()[-1])["n_scored"]
+                summary = json.loads((out_dir / "summary.json").read_text())
+                n_scan, n_loop = summary["n_scored"], loop_record["n_scored"]
+                n_injected = (summary.get("selection_function") or {}).get("n_injected", 0)
                 continue
             scans.append(s)
             loops.append(p)
+            inference.append(loop_record["inference_seconds"])
     ratios = [s / p for s, p in zip(scans, loops, strict=True)]
     median = statistics.median(ratios)
     return {
@@ -104,6 +108,7 @@ def bench_startup(
             "Parquet file (lensfind.bench.plain_loop), a fresh process",
         },
         "n_scored": {"scan": n_scan, "plain_loop": n_loop},
+        "model_floor": _model_floor(inference, loops, n_loop, n_scan + n_injected),
         "scan_over_plain_loop": median,
         "scan_over_plain_loop_per_repeat": ratios,
         "spread": [min(ratios), max(ratios)],
@@ -114,6 +119,25 @@ def bench_startup(
             "how": "1, 5 and 15 min load averages; above the core count, "
             "something else was running",
         },
+    }
+
+
+def _model_floor(
+    inference: list[float], loops: list[float], n_loop: int, n_scan_inputs: int
+) -> dict[str, Any]:
+    """The least the scan's own model work can take, as a ratio to the plain loop's wall
+    time: the loop's seconds in ONNX Runtime per cutout times the cutouts the scan scores
+    (its objects and its injected copies), with the same model, batch and threads."""
+    per_cutout = statistics.median(inference) / max(n_loop, 1)
+    floor = per_cutout * n_scan_inputs
+    return {
+        "plain_loop_inference_s": statistics.median(inference),
+        "scan_cutouts_scored": n_scan_inputs,
+        "scan_inference_floor_s": floor,
+        "ratio_floor": floor / statistics.median(loops),
+        "how": "plain loop's median seconds in ONNX Runtime per cutout x the scan's "
+        "scored objects plus injected copies, over the plain loop's median wall time: "
+        "a scan ratio below this needs a faster model, not a faster engine",
     }
 
 

@@ -33,15 +33,12 @@ def _cmd_probe(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from lensfind.probes.suite import SUITE, ProbeOptions, run_probes
-    from lensfind.runtime.shipped import resolve_model
-    from lensfind.surveys import get_survey
 
     if args.name == "selection":
         return _probe_selection(args)
     if args.name == "rare":
         return _probe_rare(args)
-    spec = get_survey(args.survey)
-    cards = [resolve_model(m, spec.name) for m in (args.model or [None])]
+    spec, cards = _survey_and_models(args)
     scorers = {c.name: _scorer(c, args.runtime, args.threads, spec.band_names) for c in cards}
     shas = {c.name: c.sha256 for c in cards}
     names = list(SUITE) if args.name == "suite" else [args.name]
@@ -77,6 +74,24 @@ def _cmd_probe(args: argparse.Namespace) -> int:
     return 0
 
 
+def _survey_and_models(args: argparse.Namespace) -> tuple[Any, list[Any]]:
+    """The probed survey on its models' input grid, and the models' cards (exit 2 when the
+    models take different grids: one probe set is simulated for all of them)."""
+    from lensfind.errors import ConfigError
+    from lensfind.runtime.shipped import resolve_model
+    from lensfind.surveys import get_survey
+
+    survey = get_survey(args.survey)
+    cards = [resolve_model(m, survey.name) for m in (args.model or [None])]
+    grids = {c.name: c.on_input_grid(survey) for c in cards}
+    first = next(iter(grids.values()))
+    odd = [name for name, g in grids.items() if g != first]
+    if odd:
+        raise ConfigError(f"models {', '.join(odd)} take another pixel grid or cutout size than "
+                          f"{cards[0].name}: probe them separately")  # fmt: skip
+    return first, cards
+
+
 def _scorer(card: Any, runtime: str, threads: int, input_bands: tuple[str, ...]) -> Any:
     """The card's model as a scorer on the chosen runtime, for cutouts with ``input_bands``
     (the probed survey's bands, reordered to the card's)."""
@@ -94,11 +109,8 @@ def _probe_rare(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from lensfind.probes.rare import RARE_CLASSES, rare_probe, write_rare
-    from lensfind.runtime.shipped import resolve_model
-    from lensfind.surveys import get_survey
 
-    spec = get_survey(args.survey)
-    cards = [resolve_model(m, spec.name) for m in (args.model or [None])]
+    spec, cards = _survey_and_models(args)
     scorers = {c.name: _scorer(c, args.runtime, args.threads, spec.band_names) for c in cards}
     thresholds = {c.name: c.threshold if args.threshold is None else args.threshold
                   for c in cards}  # fmt: skip

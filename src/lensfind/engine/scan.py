@@ -41,8 +41,7 @@ def run_scan(config: ScanConfig) -> ScanResult:
     check_provider(config)
     spec = get_survey(config.survey)
     card = resolve_model(config.model, spec.name)
-    if card.input_shape[1] != spec.cutout_px and card.pixel_scale_arcsec:  # e.g. Euclid NISP
-        spec = spec.on_grid(card.pixel_scale_arcsec, card.input_shape[1])
+    spec = card.on_input_grid(spec)  # e.g. Euclid's NISP grid for OU-66
     # the model's bands in any order: the scorer reorders the survey's to the card's
     if sorted(card.bands) != sorted(spec.band_names) or card.input_shape[1] != spec.cutout_px:
         raise ConfigError(

@@ -198,6 +198,7 @@ def record_test_metrics(
     to the card's); the parity inputs returned are in the card's order.
     """
     from lensfind.simulation.dataset import read_dataset, survey_of
+    from lensfind.simulation.population_file import population_changes
 
     test, tattrs = read_dataset(test_set)
     bands = survey_of(tattrs).band_names
@@ -208,6 +209,7 @@ def record_test_metrics(
         "n": int(tattrs["n"]),
         "seed": tattrs["seed"],
         "population": tattrs["population"],
+        "population_changes": population_changes(tattrs["population"]),
         "pixel_scale_arcsec": tattrs.get("pixel_scale_arcsec"),
     }
     card["test_metrics"] = evaluate_all(test.truth["is_lens"], scores, threshold, beta)

@@ -8,7 +8,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -17,6 +17,9 @@ from lensfind.hashing import sha256_of
 from lensfind.runtime.bands import band_order, take_bands
 from lensfind.runtime.calibration import Calibration
 from lensfind.runtime.normalisation import Normalisation, normalisation_from_dict
+
+if TYPE_CHECKING:
+    from lensfind.surveys.spec import SurveySpec
 
 CARD_NAME = "model_card.json"
 ONNX_NAME = "model.onnx"
@@ -53,6 +56,14 @@ class ModelCard:
             if isinstance(entry, dict) and entry.get("pixel_scale_arcsec"):
                 return float(entry["pixel_scale_arcsec"])
         return None
+
+    def on_input_grid(self, spec: "SurveySpec") -> "SurveySpec":
+        """``spec`` on the pixel grid of this model's input (e.g. Euclid's NISP grid for
+        OU-66), or ``spec`` itself when the model takes the survey's own cutouts."""
+        scale = self.pixel_scale_arcsec
+        if self.input_shape[1] != spec.cutout_px and scale:
+            return spec.on_grid(scale, self.input_shape[1])
+        return spec
 
     @property
     def calibration(self) -> "Calibration | None":

@@ -6,6 +6,7 @@ with, its configuration, its held-out metrics and the checksums. The JSON card
 stays the source of truth; this file is derived from it.
 """
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,11 @@ _CONFIG_KEYS = ("arch", "loss", "beta", "select_by", "epochs", "batch_size", "op
 def _set_line(kind: str, info: dict[str, Any]) -> str:
     name = Path(str(info.get("path", "?"))).name
     extra = f", positives {info['positives']}" if "positives" in info else ""
+    changes = info.get("population_changes")
+    if changes:
+        extra += "; population as the default but " + ", ".join(
+            f"`{k}: {json.dumps(v)}`" for k, v in sorted(changes.items())
+        )
     seed, n = info.get("seed"), info.get("n")
     return f"- {kind}: `{name}` (simulated, seed {seed}, {n} objects{extra})"
 

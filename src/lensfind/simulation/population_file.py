@@ -27,6 +27,12 @@ def population_to_dict(config: PopulationConfig) -> dict[str, Any]:
     return json.loads(json.dumps(dataclasses.asdict(config), default=dict))
 
 
+def population_changes(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings of a population's dict form that differ from the defaults'."""
+    default = population_to_dict(PopulationConfig())
+    return {k: v for k, v in data.items() if default.get(k, object()) != v}
+
+
 def _value(name: str, value: Any) -> Any:
     default = _FIELDS[name].default
     if name == "compound":

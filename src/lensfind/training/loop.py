@@ -19,6 +19,7 @@ from lensfind import __version__
 from lensfind.errors import ConfigError, ResumeError
 from lensfind.runtime.scorer import DEFAULT_BATCH_SIZE
 from lensfind.simulation.dataset import read_dataset, survey_of
+from lensfind.simulation.population_file import population_changes
 from lensfind.training._torch import torch
 from lensfind.training.architectures import build_model
 from lensfind.training.augment import Augmentation, augment
@@ -256,6 +257,7 @@ def _prepare(train_set: Path, out_dir: Path, config: TrainConfig) -> _Run:
         "n": int(data.attrs["n"]),
         "seed": data.attrs["seed"],
         "population": data.attrs["population"],
+        "population_changes": population_changes(data.attrs["population"]),
         "pixel_scale_arcsec": data.attrs.get("pixel_scale_arcsec"),
         "n_train": data.n_train_split,
         "n_val": data.n_val_split,
