@@ -11,7 +11,8 @@ from numpy.testing import assert_allclose
 from scipy.ndimage import gaussian_filter
 from scipy.special import gammaincinv
 
-from lensfind.simulation.render import add_noise, render, source_snr
+from lensfind.simulation.noise import add_noise
+from lensfind.simulation.render import render, source_snr
 from lensfind.simulation.scene import Scene, SersicComponents
 from lensfind.surveys import get_survey
 

@@ -22,8 +22,8 @@ from astropy.wcs import WCS
 
 from lensfind import __version__
 from lensfind.parquet_files import read_parquet
+from lensfind.simulation.noise import add_noise
 from lensfind.simulation.population import PopulationConfig
-from lensfind.simulation.render import add_noise
 from lensfind.simulation.simulate import simulate
 from lensfind.surveys.spec import SurveySpec
 

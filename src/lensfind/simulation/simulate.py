@@ -5,6 +5,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from lensfind.simulation.noise import add_noise
 from lensfind.simulation.population import (
     COMPOUND_TRUTH,
     LENS_KINDS,
@@ -12,7 +13,7 @@ from lensfind.simulation.population import (
     PopulationConfig,
     sample_scene,
 )
-from lensfind.simulation.render import add_noise, render, source_snr
+from lensfind.simulation.render import render, source_snr
 from lensfind.surveys.spec import SurveySpec
 
 TRUTH_COLUMNS = (

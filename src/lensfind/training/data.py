@@ -21,6 +21,7 @@ may override it), and both are recorded in the report and the model card.
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -28,6 +29,7 @@ from lensfind.errors import LensfindError
 from lensfind.runtime.bands import band_order, take_bands
 from lensfind.runtime.normalisation import Normalisation, normalisation_of_kind
 from lensfind.simulation.dataset import read_dataset, survey_of
+from lensfind.simulation.population_file import population_changes
 from lensfind.surveys.spec import SurveySpec
 from lensfind.training.config import TrainConfig
 from lensfind.training.mock import draw_alpha, mock_lenses, source_stamps
@@ -167,6 +169,21 @@ class TrainingData:
     def model_input(self, images: np.ndarray, bands: tuple[str, ...]) -> np.ndarray:
         """Raw cutouts of a set with bands ``bands`` -> the network's normalised input."""
         return self.norm(self.in_model_order(images, bands))
+
+    def set_info(self) -> dict[str, Any]:
+        """What the model card records of the training set and its split."""
+        population = self.attrs["population"]
+        return {
+            "path": str(self.path),
+            "n": int(self.attrs["n"]),
+            "seed": self.attrs["seed"],
+            "population": population,
+            "population_changes": population_changes(population),
+            "pixel_scale_arcsec": self.attrs.get("pixel_scale_arcsec"),
+            "n_train": self.n_train_split,
+            "n_val": self.n_val_split,
+            "positives": self.config.positives,
+        }
 
     @property
     def n_train(self) -> int:

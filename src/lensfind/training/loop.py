@@ -19,7 +19,6 @@ from lensfind import __version__
 from lensfind.errors import ConfigError, ResumeError
 from lensfind.runtime.scorer import DEFAULT_BATCH_SIZE
 from lensfind.simulation.dataset import read_dataset, survey_of
-from lensfind.simulation.population_file import population_changes
 from lensfind.training._torch import torch
 from lensfind.training.architectures import build_model
 from lensfind.training.augment import Augmentation, augment
@@ -252,17 +251,7 @@ def _prepare(train_set: Path, out_dir: Path, config: TrainConfig) -> _Run:
     model = build_model(config.arch, len(spec.bands), spec.cutout_px).to(device)
     opt = _optimizer(model, config)
     steps_per_epoch = -(-data.n_train // config.batch_size)
-    set_info = {
-        "path": str(train_set),
-        "n": int(data.attrs["n"]),
-        "seed": data.attrs["seed"],
-        "population": data.attrs["population"],
-        "population_changes": population_changes(data.attrs["population"]),
-        "pixel_scale_arcsec": data.attrs.get("pixel_scale_arcsec"),
-        "n_train": data.n_train_split,
-        "n_val": data.n_val_split,
-        "positives": config.positives,
-    }
+    set_info = data.set_info()
     identity = {**dataclasses.asdict(config), "train_set_seed": set_info["seed"],
                 "train_set_n": set_info["n"]}  # fmt: skip
     return _Run(config=config, out_dir=out_dir, device=device, rng=rng, data=data, model=model,
