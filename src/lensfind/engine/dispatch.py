@@ -119,13 +119,16 @@ class Dispatcher:
                 if total is not None:
                     self.metrics.queued.set(max(total - n_committed - len(in_flight), 0))
                 self.metrics.in_flight.set(len(in_flight))
-                for fut in ex.wait_any(list(in_flight)):
+                done = set(ex.wait_any(list(in_flight)))
+                storage_error: Exception | None = None
+                for fut in [f for f in in_flight if f in done]:  # in submission order
                     t = in_flight.pop(fut)
                     try:
                         result: ShardResult = fut.result()
                     except Exception as exc:
-                        if is_storage_error(exc):  # disk full: stop, never quarantine
-                            raise
+                        if is_storage_error(exc):  # disk full: stop, never quarantine,
+                            storage_error = storage_error or exc  # after the others commit
+                            continue
                         self.metrics.shard_failures.inc()
                         attempts[t.shard_id] = attempts.get(t.shard_id, 0) + 1
                         if attempts[t.shard_id] < self.shard_attempts:
@@ -139,6 +142,8 @@ class Dispatcher:
                     if n_committed == 1:
                         _status(progress, "")
                     progress.update(t.objects.num_rows)
+                if storage_error is not None:
+                    raise storage_error
             self.dispatch_seconds = time.perf_counter() - t0
             self.driver_cpu_seconds = time.process_time() - cpu0
             self.metrics.queued.set(0)
