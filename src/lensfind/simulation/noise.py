@@ -33,11 +33,24 @@ def add_noise(
     ndarray
         float32 noisy images (a new array).
     """
+    return apply_noise(images, spec, rng.standard_normal(images.shape, dtype=dtype), band_axis)
+
+
+def apply_noise(
+    images: np.ndarray, spec: SurveySpec, draws: np.ndarray, band_axis: int = 1
+) -> np.ndarray:
+    """:func:`add_noise` with its standard-normal ``draws`` (shape of ``images``) given.
+
+    The draws do not depend on the image, so a caller may make them early, in the
+    order of its other random draws, and render the image later (or elsewhere).
+    The arithmetic is in the draws' dtype; returns float32 noisy images (a new array).
+    """
+    dtype = draws.dtype
     shape = [1] * images.ndim
     shape[band_axis] = len(spec.bands)
     sky = np.array([bs.sky_sigma_counts for bs in spec.bands]).reshape(shape)
     gain = np.array([bs.gain_e_per_count for bs in spec.bands]).reshape(shape)
     images = images.astype(dtype, copy=False)
     sigma = np.sqrt((sky**2).astype(dtype) + np.maximum(images, 0.0) / gain.astype(dtype))
-    noisy = images + sigma * rng.standard_normal(images.shape, dtype=dtype)
+    noisy = images + sigma * draws
     return noisy.astype(np.float32, copy=False)

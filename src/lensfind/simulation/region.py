@@ -10,9 +10,12 @@ deblending flags) and ``truth.parquet``.
 
 import json
 import shutil
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -22,7 +25,7 @@ from astropy.wcs import WCS
 
 from lensfind import __version__
 from lensfind.parquet_files import read_parquet
-from lensfind.simulation.noise import add_noise
+from lensfind.simulation.noise import apply_noise
 from lensfind.simulation.population import PopulationConfig
 from lensfind.simulation.simulate import simulate
 from lensfind.surveys.spec import SurveySpec
@@ -84,6 +87,106 @@ def tile_wcs(ra_deg: float, dec_deg: float, size_px: int, pixel_scale_arcsec: fl
     return w
 
 
+#: Tiles rendered at once (threads: the rendering's FFTs release the GIL).
+RENDER_THREADS = 2
+
+
+@dataclass
+class _TilePlan:
+    """One tile's centre, objects and random draws, made before it is rendered."""
+
+    name: str
+    wcs: WCS
+    #: object centres, 0-based tile pixels
+    x: np.ndarray
+    y: np.ndarray
+    #: the tile's PSF FWHM over the survey's
+    seeing: float
+    #: seed of the objects' simulation
+    seed: int
+    #: standard-normal noise draws, (bands, tile_px, tile_px) float32
+    noise: np.ndarray
+    #: ``(angle, x0, y0)`` of a masked satellite trail in the last band, or None
+    trail: tuple[float, float, float] | None
+
+
+def _tile_centres(config: RegionConfig, spec: SurveySpec) -> list[tuple[str, float, float]]:
+    """``(name, ra, dec)`` of the region's tiles (degrees), row by row from the south."""
+    tile_deg = config.tile_px * spec.pixel_scale_arcsec / 3600.0
+    seen: dict[str, int] = {}
+    out = []
+    for ti in range(config.tiles_dec):
+        for tj in range(config.tiles_ra):
+            dec_c = config.dec_deg + (ti - (config.tiles_dec - 1) / 2) * tile_deg
+            ra_c = config.ra_deg + (tj - (config.tiles_ra - 1) / 2) * tile_deg / np.cos(
+                np.deg2rad(dec_c)
+            )
+            base = tile_name(spec.tile_prefix, ra_c, dec_c)
+            # Real tiles are >= 0.7 deg apart; small synthetic ones may share a name.
+            repeat = seen.get(base, 0)
+            seen[base] = repeat + 1
+            out.append((base + ("" if repeat == 0 else chr(ord("a") + repeat - 1)), ra_c, dec_c))
+    return out
+
+
+def _plan_tile(
+    name: str,
+    ra_c: float,
+    dec_c: float,
+    trail: bool,
+    spec: SurveySpec,
+    config: RegionConfig,
+    population: PopulationConfig,
+    rng: np.random.Generator,
+) -> _TilePlan:
+    """Draw one tile's object positions, seeing, simulation seed, noise and trail."""
+    # Jittered grid of object centres (0-based pixel coordinates).
+    g = np.arange(config.spacing_px / 2, config.tile_px, config.spacing_px)
+    gx, gy = np.meshgrid(g, g)
+    jit = 0.15 * config.spacing_px
+    x = gx.ravel() + rng.uniform(-jit, jit, gx.size)
+    y = gy.ravel() + rng.uniform(-jit, jit, gy.size)
+    seeing = float(np.clip(np.exp(population.seeing_sigma_ln * rng.standard_normal()), 0.7, 1.5))
+    seed = int(rng.integers(2**31))
+    shape = (len(spec.bands), config.tile_px, config.tile_px)
+    noise = rng.standard_normal(shape, dtype=np.float32)
+    side = config.tile_px
+    trail_at = None
+    if trail:
+        angle = rng.uniform(0.2, 1.2)
+        trail_at = (angle, rng.uniform(0.3, 0.7) * side, rng.uniform(0.3, 0.7) * side)
+    wcs = tile_wcs(ra_c, dec_c, config.tile_px, spec.pixel_scale_arcsec)
+    return _TilePlan(name, wcs, x, y, seeing, seed, noise, trail_at)
+
+
+def _render_tile(
+    tile: _TilePlan,
+    spec: SurveySpec,
+    population: PopulationConfig,
+    progress: Callable[[int], None] | None,
+) -> tuple[np.ndarray, Any]:
+    """``(noisy tile (bands, H, W) float32, the objects' simulation)`` of a planned tile."""
+    n = tile.x.size
+    xi, yi = np.round(tile.x).astype(int), np.round(tile.y).astype(int)
+    sim = simulate(
+        spec,
+        n,
+        seed=tile.seed,
+        config=population,
+        seeing_factor=np.full(n, tile.seeing),
+        noise=False,
+        progress=progress,
+        center_offset_px=(tile.x - xi, tile.y - yi),
+    )
+    # Stamps are rendered at their sub-pixel offsets from their nearest pixel,
+    # where they are added into the tile.
+    half = spec.cutout_px // 2
+    image = np.zeros(tile.noise.shape, np.float32)
+    for k in range(n):
+        _paste(image, sim.images[k], xi[k] - half, yi[k] - half)
+    return apply_noise(image, spec, tile.noise, band_axis=0), sim
+
+
 def make_region(
     out_dir: Path,
     spec: SurveySpec,
@@ -97,95 +200,65 @@ def make_region(
     """
     config = config or RegionConfig()
     population = population or PopulationConfig(lens_fraction=config.lens_fraction)
-    pix = spec.pixel_scale_arcsec
     tmp = out_dir.with_name(out_dir.name + ".partial")
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
     rng = np.random.default_rng(config.seed)
-    tile_deg = config.tile_px * pix / 3600.0
     cat_cols: dict[str, list] = {}
     truth_cols: dict[str, list] = {}
     next_id = 1_000_001
-    half = spec.cutout_px // 2
-    seen: dict[str, int] = {}
-    for ti in range(config.tiles_dec):
-        for tj in range(config.tiles_ra):
-            dec_c = config.dec_deg + (ti - (config.tiles_dec - 1) / 2) * tile_deg
-            ra_c = config.ra_deg + (tj - (config.tiles_ra - 1) / 2) * tile_deg / np.cos(
-                np.deg2rad(dec_c)
-            )
-            base = tile_name(spec.tile_prefix, ra_c, dec_c)
-            # Real tiles are >= 0.7 deg apart; small synthetic ones may share a name.
-            repeat = seen.get(base, 0)
-            seen[base] = repeat + 1
-            name = base + ("" if repeat == 0 else chr(ord("a") + repeat - 1))
-            wcs = tile_wcs(ra_c, dec_c, config.tile_px, pix)
-            # Jittered grid of object centres (0-based pixel coordinates).
-            g = np.arange(config.spacing_px / 2, config.tile_px, config.spacing_px)
-            gx, gy = np.meshgrid(g, g)
-            jit = 0.15 * config.spacing_px
-            x = gx.ravel() + rng.uniform(-jit, jit, gx.size)
-            y = gy.ravel() + rng.uniform(-jit, jit, gy.size)
-            n = x.size
-            seeing = float(
-                np.clip(np.exp(population.seeing_sigma_ln * rng.standard_normal()), 0.7, 1.5)
-            )
-            xi, yi = np.round(x).astype(int), np.round(y).astype(int)
-            pop = replace(population, center_jitter_px=0.0)
-            sim = simulate(
-                spec,
-                n,
-                seed=int(rng.integers(2**31)),
-                config=pop,
-                seeing_factor=np.full(n, seeing),
-                noise=False,
-                progress=progress,
-                center_offset_px=(x - xi, y - yi),
-            )
-            # Stamps are rendered at their sub-pixel offsets from their nearest pixel,
-            # where they are added into the tile.
-            stamps = sim.images
-            image = np.zeros((len(spec.bands), config.tile_px, config.tile_px), np.float32)
-            for k in range(n):
-                _paste(image, stamps[k], xi[k] - half, yi[k] - half)
-            noisy = add_noise(image, spec, rng, band_axis=0, dtype=np.float32)
-            if config.masked_trail and ti == 0 and tj == 0:
-                _mask_trail(noisy[-1], rng)
-            for b, band in enumerate(spec.bands):
-                hdr = wcs.to_header()
-                hdr["TILENAME"] = name
-                hdr["BAND"] = band.name
-                hdr["MAGZERO"] = (band.zero_point_mag, "AB zero point of the counts")
-                hdr["FWHM"] = (band.psf_fwhm_arcsec * seeing, "PSF FWHM, arcsec")
-                hdr["BUNIT"] = "counts"
-                fits.PrimaryHDU(noisy[b], header=hdr).writeto(tmp / f"{name}_{band.name}.fits")
-            ra, dec = wcs.wcs_pix2world(x, y, 0)
-            ids = np.arange(next_id, next_id + n)
-            next_id += n
-            mags = {
-                f"mag_{band.name}": band.zero_point_mag
-                - 2.5 * np.log10(np.maximum(sim.images[:, b].sum(axis=(1, 2)), 1e-3))
-                for b, band in enumerate(spec.bands)
-            }
-            for key, value in {
-                "object_id": ids,
-                "ra": ra,
-                "dec": dec,
-                "tile": np.full(n, name),
-                **mags,
-                **catalogue_flags(sim.truth["kind"]),
-            }.items():
-                cat_cols.setdefault(key, []).append(value)
-            truth = {
-                "object_id": ids,
-                **sim.truth,
-                "tile": np.full(n, name),
-                "x_pix": x,
-                "y_pix": y,
-            }
-            for key, value in truth.items():
-                truth_cols.setdefault(key, []).append(value)
+    pop = replace(population, center_jitter_px=0.0)
+
+    def finish(tile: _TilePlan, rendered: Future) -> None:
+        nonlocal next_id
+        noisy, sim = rendered.result()
+        if tile.trail is not None:
+            _mask_trail(noisy[-1], *tile.trail)
+        for b, band in enumerate(spec.bands):
+            hdr = tile.wcs.to_header()
+            hdr["TILENAME"] = tile.name
+            hdr["BAND"] = band.name
+            hdr["MAGZERO"] = (band.zero_point_mag, "AB zero point of the counts")
+            hdr["FWHM"] = (band.psf_fwhm_arcsec * tile.seeing, "PSF FWHM, arcsec")
+            hdr["BUNIT"] = "counts"
+            fits.PrimaryHDU(noisy[b], header=hdr).writeto(tmp / f"{tile.name}_{band.name}.fits")
+        ra, dec = tile.wcs.wcs_pix2world(tile.x, tile.y, 0)
+        n = tile.x.size
+        ids = np.arange(next_id, next_id + n)
+        next_id += n
+        mags = {
+            f"mag_{band.name}": band.zero_point_mag
+            - 2.5 * np.log10(np.maximum(sim.images[:, b].sum(axis=(1, 2)), 1e-3))
+            for b, band in enumerate(spec.bands)
+        }
+        names = np.full(n, tile.name)
+        for key, value in {
+            "object_id": ids,
+            "ra": ra,
+            "dec": dec,
+            "tile": names,
+            **mags,
+            **catalogue_flags(sim.truth["kind"]),
+        }.items():
+            cat_cols.setdefault(key, []).append(value)
+        truth = {"object_id": ids, **sim.truth, "tile": names, "x_pix": tile.x, "y_pix": tile.y}
+        for key, value in truth.items():
+            truth_cols.setdefault(key, []).append(value)
+
+    # Tiles are planned in order (every draw of ``rng``, the noise's included, in the
+    # order of a one-tile-at-a-time loop: the region does not depend on the threads) and
+    # rendered RENDER_THREADS at a time; they are written in order.
+    in_flight: deque[tuple[_TilePlan, Future]] = deque()
+    with ThreadPoolExecutor(RENDER_THREADS) as pool:
+        for k, (name, ra_c, dec_c) in enumerate(_tile_centres(config, spec)):
+            tile = _plan_tile(name, ra_c, dec_c, k == 0 and config.masked_trail, spec, config,
+                              population, rng)  # fmt: skip
+            in_flight.append((tile, pool.submit(_render_tile, tile, spec, pop, progress)))
+            if len(in_flight) >= RENDER_THREADS:
+                finish(*in_flight.popleft())
+        while in_flight:
+            finish(*in_flight.popleft())
     _write_parquet(tmp / CATALOG_NAME, cat_cols)
     _write_parquet(tmp / TRUTH_NAME, truth_cols)
     meta = {
@@ -243,11 +316,12 @@ def _paste(image: np.ndarray, stamp: np.ndarray, x0: int, y0: int) -> None:
     image[:, ya:yb, xa:xb] += stamp[:, ya - y0 : yb - y0, xa - x0 : xb - x0]
 
 
-def _mask_trail(band_image: np.ndarray, rng: np.random.Generator, width_px: int = 3) -> None:
-    """Set a straight trail of pixels to NaN (a masked satellite trail), in place."""
+def _mask_trail(
+    band_image: np.ndarray, angle: float, x0: float, y0: float, width_px: int = 3
+) -> None:
+    """Set a straight trail of pixels through ``(x0, y0)`` at ``angle`` (radians) to NaN
+    (a masked satellite trail), in place."""
     h, w = band_image.shape
     yy, xx = np.mgrid[0:h, 0:w]
-    angle = rng.uniform(0.2, 1.2)
-    x0, y0 = rng.uniform(0.3, 0.7) * w, rng.uniform(0.3, 0.7) * h
     dist = np.abs((xx - x0) * np.sin(angle) - (yy - y0) * np.cos(angle))
     band_image[dist < width_px / 2] = np.nan
