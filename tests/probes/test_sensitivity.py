@@ -132,3 +132,20 @@ def test_psf_probe_resimulates_the_same_objects():
     mix = [row for row in r.table.to_pylist() if row["test_set"] == "mix"]
     s, _ = _s_k(wide.images, wide.is_lens)
     assert mix[1]["mean"] == pytest.approx(s.mean())
+
+
+def test_probe_sets_on_another_grid_are_centred_as_training_sets_there():
+    """OU-66 is trained on Euclid's NISP grid with offsets of one VIS pixel; its probes too."""
+    from lensfind.probes.sensitivity import make_probe_set, mixed_kinds
+    from lensfind.simulation.dataset import on_common_grid, population_on_grid
+    from lensfind.simulation.simulate import simulate
+    from lensfind.surveys import get_survey
+
+    grid, trained = on_common_grid(get_survey("euclid_wide"), 0.3, 66)
+    assert trained.center_jitter_px == pytest.approx(1 / 3)  # 0.1" on a 0.3"/px grid
+    assert population_on_grid(grid).center_jitter_px == pytest.approx(1 / 3)
+    des = get_survey("des_y3")
+    assert population_on_grid(des).center_jitter_px == 1.0  # its own grid
+    probe = make_probe_set(grid, 6, 5)
+    training = simulate(grid, 6, 5, config=trained, kinds=mixed_kinds(6, 5, trained))
+    np.testing.assert_array_equal(probe.images, training.images)

@@ -154,13 +154,8 @@ class Dispatcher:
         result = write_scores(
             task, reason=f"quarantined: task crashed {attempts} time(s); last: {error}"
         )
-        line = {
-            "shard_id": task.shard_id,
-            "tile": task.tile,
-            "attempts": attempts,
-            "error": error,
-            "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        }
+        line = {"shard_id": task.shard_id, "tile": task.tile, "attempts": attempts, "error": error,
+                "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}  # fmt: skip
         with open(self.run_dir / QUARANTINE_NAME, "a") as f:
             f.write(json.dumps(line, sort_keys=True) + "\n")
         self.metrics.shards_quarantined.inc()

@@ -19,6 +19,7 @@ from lensfind.intervals import wilson_interval
 from lensfind.probes.report import write_json
 from lensfind.probes.sensitivity import score_all
 from lensfind.runtime.scorer import Scorer
+from lensfind.simulation.dataset import population_on_grid
 from lensfind.simulation.population import PopulationConfig
 from lensfind.simulation.simulate import simulate
 from lensfind.surveys.spec import SurveySpec
@@ -87,11 +88,13 @@ def rare_probe(
     scores : pyarrow.Table
         One row per (model, object): class, score and the truth columns.
     """
+    config = population_on_grid(spec)  # centred as the models' training sets on this grid
     rows: list[dict[str, Any]] = []
     per_object: dict[str, list[Any]] = {}
     for name in RARE_CLASSES:
         cseed = seed + _SEED_OFFSET[name]
-        sim = simulate(spec, n, cseed, kinds=class_kinds(name, n, cseed), progress=progress)
+        kinds = class_kinds(name, n, cseed)
+        sim = simulate(spec, n, cseed, config=config, kinds=kinds, progress=progress)
         for model, scorer in scorers.items():
             s = score_all(scorer, sim.images)
             row = recall_row(s, thresholds[model])

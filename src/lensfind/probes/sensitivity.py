@@ -20,6 +20,7 @@ from lensfind.probes.stats import (
     wilson_interval,
 )
 from lensfind.runtime.scorer import DEFAULT_BATCH_SIZE, Scorer
+from lensfind.simulation.dataset import population_on_grid
 from lensfind.simulation.population import PopulationConfig
 from lensfind.simulation.simulate import simulate
 from lensfind.surveys.spec import SurveySpec
@@ -76,11 +77,13 @@ def make_probe_set(
     seed : int
         Seed; with ``seeing_factor`` changed only the PSF changes (paired sets).
     config : PopulationConfig, optional
-        Population (default: the training population).
+        Population (default: the training population); its centre offsets are in
+        pixels of the survey's own grid, as in training sets on ``spec``'s grid
+        (:func:`~lensfind.simulation.dataset.population_on_grid`).
     seeing_factor : float, optional
         Fixed PSF FWHM of every object relative to the survey median.
     """
-    config = config or PopulationConfig()
+    config = population_on_grid(spec, config)
     kinds = mixed_kinds(n, seed, config)
     sf = None if seeing_factor is None else np.full(n, float(seeing_factor))
     sim = simulate(spec, n, seed, config=config, kinds=kinds, seeing_factor=sf, progress=progress)

@@ -119,13 +119,31 @@ def on_common_grid(
     one seed then hold the same scenes (Wilde+22's OU-66 and OU-200 inputs). Only
     noise, and the S/N floor ``min_source_snr`` (measured on each grid), differ.
     """
+    grid = spec.on_grid(pixel_scale_arcsec, cutout_px)
+    return grid, population_on_grid(grid, config, reference=spec)
+
+
+def population_on_grid(
+    spec: SurveySpec, config: PopulationConfig | None = None, reference: SurveySpec | None = None
+) -> PopulationConfig:
+    """``config`` (default: the default population) for simulating on ``spec``'s grid with
+    centre offsets of ``center_jitter_px`` pixels of the survey's own reference grid.
+
+    The simulator draws offsets in pixels of the grid it renders on; a survey moved to
+    another grid (:meth:`SurveySpec.on_grid`, e.g. Euclid on the NISP grid for OU-66)
+    would otherwise get offsets of another size in arcsec than on its own grid, and a
+    probe another centring than its model's training set. ``reference`` is the survey
+    on its own grid (default: its registry entry; ``spec`` itself if it has none); its
+    first band's pixel scale is the unit.
+    """
     config = config or PopulationConfig()
-    ref = spec.bands[0].pixel_scale_arcsec
-    jitter = config.center_jitter_px * ref / pixel_scale_arcsec
-    return (
-        spec.on_grid(pixel_scale_arcsec, cutout_px),
-        dataclasses.replace(config, center_jitter_px=jitter),
-    )
+    if reference is None:
+        try:
+            reference = get_survey(spec.name)
+        except LensfindError:  # a spec of its own: its grid is the reference
+            reference = spec
+    scale = reference.bands[0].pixel_scale_arcsec / spec.bands[0].pixel_scale_arcsec
+    return dataclasses.replace(config, center_jitter_px=config.center_jitter_px * scale)
 
 
 def read_dataset(path: str | Path, limit: int | None = None) -> tuple[SimulatedSet, dict]:
