@@ -149,3 +149,12 @@ def test_probe_sets_on_another_grid_are_centred_as_training_sets_there():
     probe = make_probe_set(grid, 6, 5)
     training = simulate(grid, 6, 5, config=trained, kinds=mixed_kinds(6, 5, trained))
     np.testing.assert_array_equal(probe.images, training.images)
+
+
+def test_band_subsets_keep_the_survey_offsets():
+    """NISP-only sets (OU-66's single-band members) are centred as the four-band ones."""
+    from lensfind.simulation.dataset import on_common_grid
+
+    nisp = get_survey("euclid_wide").select(("J", "Y", "H"))
+    _, config = on_common_grid(nisp, 0.3, 66)
+    assert config.center_jitter_px == pytest.approx(1 / 3)  # one VIS pixel, not one NISP pixel

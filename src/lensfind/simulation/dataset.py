@@ -120,7 +120,7 @@ def on_common_grid(
     noise, and the S/N floor ``min_source_snr`` (measured on each grid), differ.
     """
     grid = spec.on_grid(pixel_scale_arcsec, cutout_px)
-    return grid, population_on_grid(grid, config, reference=spec)
+    return grid, population_on_grid(grid, config, reference=_reference_grid(spec))
 
 
 def population_on_grid(
@@ -132,18 +132,22 @@ def population_on_grid(
     The simulator draws offsets in pixels of the grid it renders on; a survey moved to
     another grid (:meth:`SurveySpec.on_grid`, e.g. Euclid on the NISP grid for OU-66)
     would otherwise get offsets of another size in arcsec than on its own grid, and a
-    probe another centring than its model's training set. ``reference`` is the survey
-    on its own grid (default: its registry entry; ``spec`` itself if it has none); its
-    first band's pixel scale is the unit.
+    probe another centring than its model's training set. The unit is the first band of
+    the survey's registry entry whatever bands ``spec`` keeps (Euclid: VIS, 0.1"), or of
+    ``reference`` (the survey before it moved grids) for a survey not in the registry.
     """
     config = config or PopulationConfig()
-    if reference is None:
-        try:
-            reference = get_survey(spec.name)
-        except LensfindError:  # a spec of its own: its grid is the reference
-            reference = spec
+    reference = _reference_grid(reference or spec)
     scale = reference.bands[0].pixel_scale_arcsec / spec.bands[0].pixel_scale_arcsec
     return dataclasses.replace(config, center_jitter_px=config.center_jitter_px * scale)
+
+
+def _reference_grid(spec: SurveySpec) -> SurveySpec:
+    """The registry entry of ``spec``'s survey, or ``spec`` itself if it has none."""
+    try:
+        return get_survey(spec.name)
+    except LensfindError:  # a spec of its own: its grid is the reference
+        return spec
 
 
 def read_dataset(path: str | Path, limit: int | None = None) -> tuple[SimulatedSet, dict]:

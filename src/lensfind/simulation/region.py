@@ -15,7 +15,6 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -27,7 +26,7 @@ from lensfind import __version__
 from lensfind.parquet_files import read_parquet
 from lensfind.simulation.noise import apply_noise
 from lensfind.simulation.population import PopulationConfig
-from lensfind.simulation.simulate import simulate
+from lensfind.simulation.simulate import SimulatedSet, simulate
 from lensfind.surveys.spec import SurveySpec
 
 CATALOG_NAME = "catalog.parquet"
@@ -164,7 +163,7 @@ def _render_tile(
     spec: SurveySpec,
     population: PopulationConfig,
     progress: Callable[[int], None] | None,
-) -> tuple[np.ndarray, Any]:
+) -> tuple[np.ndarray, SimulatedSet]:
     """``(noisy tile (bands, H, W) float32, the objects' simulation)`` of a planned tile."""
     n = tile.x.size
     xi, yi = np.round(tile.x).astype(int), np.round(tile.y).astype(int)
